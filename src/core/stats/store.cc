@@ -615,4 +615,17 @@ void Store::plainText(std::string* out, std::string_view filter_substring, bool 
   });
 }
 
+FamilyId registerFamily(Store& store, std::string name, MetricType type, std::string help,
+                        std::vector<std::string> label_names, std::vector<double> bucket_bounds) {
+  FamilySpec spec;
+  spec.name = std::move(name);
+  spec.help = std::move(help);
+  spec.type = type;
+  spec.label_names = std::move(label_names);
+  spec.bucket_bounds = std::move(bucket_bounds);
+  StatusOr<FamilyId> id = store.addFamily(std::move(spec));
+  MESH_RELEASE_ASSERT(id.ok(), id.status().message().c_str());
+  return *id;
+}
+
 }  // namespace mesh::stats

@@ -314,4 +314,10 @@ class Store {
   uint32_t allocated_chunks_ = 0;  // chunks present in every ThreadStats
 };
 
+// Registers a family that a binary defines at startup, where failure is a programming error:
+// crashes with the reason instead of returning it.
+FamilyId registerFamily(Store& store, std::string name, MetricType type, std::string help,
+                        std::vector<std::string> label_names,
+                        std::vector<double> bucket_bounds = {});
+
 }  // namespace mesh::stats

@@ -1,0 +1,88 @@
+// One immutable, validated view of the proxy's whole configuration. Built on the main thread
+// from a Bootstrap (a file or, later, pilot's push), then published to every worker; a request
+// finishes on the snapshot it started with.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/http/http1_parser.h"
+#include "core/stats/store.h"
+#include "proxy/router/route_table.h"
+#include "proxy/upstream/cluster_info.h"
+
+namespace mesh::proxy {
+
+namespace v1 {
+class Bootstrap;
+}
+
+enum class Direction : uint8_t { kOutbound, kInbound };
+
+struct ListenerStats {
+  stats::SeriesId cx_total;
+  stats::SeriesId cx_active;  // gauge
+  stats::SeriesId rq_total;
+  stats::SeriesId rq_2xx, rq_3xx, rq_4xx, rq_5xx;
+  stats::SeriesId protocol_error;
+};
+
+struct ListenerInfo {
+  std::string name;
+  std::string address;  // as configured, "127.0.0.1:0"
+  uint32_t slot = 0;    // stable across snapshots for the same name
+  Direction direction = Direction::kOutbound;
+  const RouteTable* routes = nullptr;  // owned by the snapshot
+  http::Limits limits;
+  Millis idle_timeout{3600 * 1000};
+  bool generate_request_id = true;
+  bool access_log = false;
+  std::string access_log_path;
+  double trace_sampling = 1.0;
+  // Telemetry: the inbound cluster's service for reporter=destination.
+  ListenerStats stats;
+};
+
+struct NodeInfo {
+  std::string id;
+  std::string workload_name;
+  std::string namespace_;
+  std::map<std::string, std::string> labels;
+  std::string service_account;
+  std::string trust_domain = "cluster.local";
+  std::string cluster_id = "Kubernetes";
+  uint32_t workload_id = 0;  // telemetry id of this proxy's own workload
+};
+
+struct Snapshot {
+  uint64_t version = 0;
+  std::string source;  // the file it came from
+  std::chrono::system_clock::time_point loaded_at;
+  std::shared_ptr<const v1::Bootstrap> config;  // as loaded, for /config_dump
+  NodeInfo node;
+  std::vector<ListenerInfo> listeners;
+  std::vector<uint32_t> listener_by_slot;  // slot -> index into listeners, or UINT32_MAX
+  std::vector<std::shared_ptr<const RouteTable>> route_tables;
+  std::vector<std::shared_ptr<const ClusterInfo>> clusters;
+  std::unordered_map<std::string, uint32_t> cluster_index;
+  bool metrics_enabled = true;
+  std::string admin_address = "127.0.0.1:15000";
+  std::string prometheus_address = "0.0.0.0:15090";
+  std::string health_address = "0.0.0.0:15021";
+
+  const ListenerInfo* listenerBySlot(uint32_t slot) const {
+    if (slot >= listener_by_slot.size() || listener_by_slot[slot] == UINT32_MAX) return nullptr;
+    return &listeners[listener_by_slot[slot]];
+  }
+  const ClusterInfo* findCluster(const std::string& name) const {
+    auto it = cluster_index.find(name);
+    return it == cluster_index.end() ? nullptr : clusters[it->second].get();
+  }
+};
+
+}  // namespace mesh::proxy

@@ -1,0 +1,833 @@
+#include "proxy/config/snapshot_builder.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <re2/re2.h>
+
+#include <cstring>
+#include <set>
+
+#include "core/config/yaml_proto.h"
+#include "core/net/address.h"
+#include "proxy/v1/config.pb.h"
+
+namespace mesh::proxy {
+namespace {
+
+class Builder {
+ public:
+  Builder(const BuildInput& in, SnapshotContext& ctx) : in_(in), ctx_(ctx) {}
+
+  StatusOr<std::shared_ptr<const Snapshot>> build();
+
+ private:
+  void error(const std::string& path, std::string message) {
+    int line = in_.source_map ? in_.source_map->lineOf(path) : 0;
+    errors_.add(in_.file, line, path, std::move(message));
+  }
+  Millis duration(const google::protobuf::Duration& d, const std::string& path) {
+    if (d.seconds() < 0 || d.nanos() < 0) {
+      error(path, "must not be negative");
+      return Millis(0);
+    }
+    return Millis(d.seconds() * 1000 + d.nanos() / 1000000);
+  }
+  std::optional<StringMatch> stringMatch(const v1::StringMatcher& m, const std::string& path);
+  HeaderOps headerOps(const v1::HeaderOperations& ops, const std::string& path);
+  void buildNode();
+  void buildClusters();
+  void buildRouteTables();
+  std::unique_ptr<RouteTable> buildRouteTable(const v1::RouteConfiguration& rc,
+                                              const std::string& path);
+  void buildRoute(const v1::Route& r, const std::string& path, Route* out);
+  void buildListeners();
+
+  const BuildInput& in_;
+  SnapshotContext& ctx_;
+  ValidationErrors errors_;
+  std::shared_ptr<Snapshot> snap_ = std::make_shared<Snapshot>();
+  std::map<std::string, const RouteTable*> tables_by_name_;
+};
+
+bool validHeaderName(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool validHeaderValue(std::string_view v) {
+  for (char c : v) {
+    unsigned char u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t') || u == 0x7f) return false;
+  }
+  return true;
+}
+
+std::string lower(std::string s) {
+  for (char& c : s) c = http::toLowerAscii(c);
+  return s;
+}
+
+std::map<std::string, std::string> toStdMap(const google::protobuf::Map<std::string, std::string>& m) {
+  return std::map<std::string, std::string>(m.begin(), m.end());
+}
+
+std::optional<StringMatch> Builder::stringMatch(const v1::StringMatcher& m,
+                                                const std::string& path) {
+  StringMatch::Kind kind;
+  std::string value;
+  switch (m.match_case()) {
+    case v1::StringMatcher::kExact:
+      kind = StringMatch::Kind::kExact;
+      value = m.exact();
+      break;
+    case v1::StringMatcher::kPrefix:
+      kind = StringMatch::Kind::kPrefix;
+      value = m.prefix();
+      break;
+    case v1::StringMatcher::kSuffix:
+      kind = StringMatch::Kind::kSuffix;
+      value = m.suffix();
+      break;
+    case v1::StringMatcher::kRegex:
+      kind = StringMatch::Kind::kRegex;
+      value = m.regex();
+      break;
+    default:
+      error(path, "one of exact, prefix, suffix or regex is required");
+      return std::nullopt;
+  }
+  std::string err;
+  auto sm = StringMatch::create(kind, std::move(value), m.ignore_case(), &err);
+  if (!sm) error(path + (kind == StringMatch::Kind::kRegex ? ".regex" : ""), err);
+  return sm;
+}
+
+HeaderOps Builder::headerOps(const v1::HeaderOperations& ops, const std::string& path) {
+  HeaderOps out;
+  auto pairs = [&](const auto& list, const char* what, auto& dest) {
+    for (int i = 0; i < list.size(); ++i) {
+      std::string p = path + "." + what + "[" + std::to_string(i) + "]";
+      const auto& hv = list[i];
+      if (!validHeaderName(hv.name())) {
+        error(p + ".name", "invalid header name '" + hv.name() + "'");
+      } else if (!validHeaderValue(hv.value())) {
+        error(p + ".value", "header value must not contain control characters");
+      } else {
+        dest.emplace_back(lower(hv.name()), hv.value());
+      }
+    }
+  };
+  pairs(ops.set(), "set", out.set);
+  pairs(ops.add(), "add", out.add);
+  for (int i = 0; i < ops.remove_size(); ++i) {
+    if (!validHeaderName(ops.remove(i))) {
+      error(path + ".remove[" + std::to_string(i) + "]",
+            "invalid header name '" + ops.remove(i) + "'");
+    } else {
+      out.remove.push_back(lower(ops.remove(i)));
+    }
+  }
+  return out;
+}
+
+void Builder::buildNode() {
+  const v1::Node& n = in_.config->node();
+  NodeInfo& node = snap_->node;
+  node.id = n.id();
+  node.workload_name = n.workload_name();
+  node.namespace_ = n.namespace_();
+  node.labels = toStdMap(n.labels());
+  node.service_account = n.service_account();
+  if (!n.trust_domain().empty()) node.trust_domain = n.trust_domain();
+  if (!n.cluster_id().empty()) node.cluster_id = n.cluster_id();
+  WorkloadLabels w = workloadFromLabels(node.workload_name, node.namespace_, node.labels,
+                                        node.service_account, node.trust_domain, node.cluster_id);
+  node.workload_id = ctx_.telemetry().internWorkload(w);
+
+  const v1::Admin& a = in_.config->admin();
+  auto check = [&](const std::string& value, const char* field, std::string* dest) {
+    if (value.empty()) return;
+    auto hp = net::parseHostPort(value);
+    if (!hp.ok()) {
+      error(std::string("admin.") + field, hp.status().message());
+    } else if (!net::isIpLiteral(hp->host)) {
+      error(std::string("admin.") + field, "must be an IP address, got '" + hp->host + "'");
+    } else {
+      *dest = value;
+    }
+  };
+  check(a.address(), "address", &snap_->admin_address);
+  check(a.prometheus_address(), "prometheusAddress", &snap_->prometheus_address);
+  check(a.health_address(), "healthAddress", &snap_->health_address);
+  snap_->metrics_enabled =
+      !in_.config->telemetry().has_metrics() || in_.config->telemetry().metrics().value();
+}
+
+void Builder::buildClusters() {
+  const auto& clusters = in_.config->clusters();
+  for (int i = 0; i < clusters.size(); ++i) {
+    const v1::Cluster& c = clusters[i];
+    std::string path = "clusters[" + std::to_string(i) + "]";
+    auto info = std::make_shared<ClusterInfo>();
+    info->name = c.name();
+    if (c.name().empty()) {
+      error(path + ".name", "required");
+      continue;
+    }
+    if (snap_->cluster_index.count(c.name())) {
+      error(path + ".name", "duplicate cluster name '" + c.name() + "'");
+      continue;
+    }
+    switch (c.lb_policy()) {
+      case v1::Cluster::ROUND_ROBIN: info->lb = LbPolicy::kRoundRobin; break;
+      case v1::Cluster::LEAST_REQUEST: info->lb = LbPolicy::kLeastRequest; break;
+      case v1::Cluster::RANDOM: info->lb = LbPolicy::kRandom; break;
+      case v1::Cluster::RING_HASH: info->lb = LbPolicy::kRingHash; break;
+      case v1::Cluster::MAGLEV: info->lb = LbPolicy::kMaglev; break;
+      default: error(path + ".lbPolicy", "unsupported load balancing policy");
+    }
+    if (c.has_connect_timeout()) {
+      info->connect_timeout = duration(c.connect_timeout(), path + ".connectTimeout");
+      if (info->connect_timeout.count() == 0) error(path + ".connectTimeout", "must be > 0");
+    }
+    if (c.has_idle_timeout()) info->idle_timeout = duration(c.idle_timeout(), path + ".idleTimeout");
+    if (c.ring_hash_minimum_ring_size() != 0) {
+      if (c.ring_hash_minimum_ring_size() > (1u << 23)) {
+        error(path + ".ringHashMinimumRingSize", "must be <= 8388608");
+      } else {
+        info->ring_min_size = c.ring_hash_minimum_ring_size();
+      }
+    }
+    if (c.maglev_table_size() != 0) {
+      uint64_t m = c.maglev_table_size();
+      bool prime = m >= 2;
+      for (uint64_t d = 2; d * d <= m && prime; ++d) prime = m % d != 0;
+      if (!prime || m > 5000011) {
+        error(path + ".maglevTableSize", "must be a prime <= 5000011");
+      } else {
+        info->maglev_size = m;
+      }
+    }
+    if (c.has_service()) {
+      ServiceLabels s{c.service().host(), c.service().name(), c.service().namespace_()};
+      if (s.name.empty() && !s.host.empty()) s.name = s.host.substr(0, s.host.find('.'));
+      info->service_id = ctx_.telemetry().internService(s);
+    }
+    std::string_view labels_one[] = {info->name};
+    auto series = [&](stats::FamilyId f) { return ctx_.store().series(f, labels_one); };
+    info->stats.rq_total = series(ctx_.upstream_rq_total);
+    info->stats.rq_retry = series(ctx_.upstream_rq_retry);
+    info->stats.rq_timeout = series(ctx_.upstream_rq_timeout);
+    info->stats.cx_total = series(ctx_.upstream_cx_total);
+    info->stats.cx_connect_fail = series(ctx_.upstream_cx_connect_fail);
+    info->stats.rq_no_host = series(ctx_.upstream_no_host);
+
+    info->dns = c.type() == v1::Cluster::STRICT_DNS;
+    if (c.has_dns_refresh_rate()) {
+      info->dns_refresh = duration(c.dns_refresh_rate(), path + ".dnsRefreshRate");
+      if (info->dns_refresh.count() < 100) error(path + ".dnsRefreshRate", "must be >= 100ms");
+    }
+    std::vector<std::vector<std::string>> resolved;
+    for (int j = 0; j < c.endpoints_size(); ++j) {
+      const v1::Endpoint& e = c.endpoints(j);
+      std::string ep = path + ".endpoints[" + std::to_string(j) + "]";
+      if (e.port() == 0 || e.port() > 65535) {
+        error(ep + ".port", "must be 1..65535");
+        continue;
+      }
+      uint32_t workload = 0;
+      if (e.has_workload()) {
+        const v1::WorkloadInfo& w = e.workload();
+        workload = ctx_.telemetry().internWorkload(
+            workloadFromLabels(w.name(), w.namespace_(), toStdMap(w.labels()),
+                               w.service_account(), snap_->node.trust_domain,
+                               snap_->node.cluster_id));
+      }
+      uint32_t weight = e.weight() == 0 ? 1 : e.weight();
+      if (info->dns) {
+        if (e.address().empty()) {
+          error(ep + ".address", "required");
+          continue;
+        }
+        info->dns_targets.push_back(
+            {e.address(), static_cast<uint16_t>(e.port()), weight, workload});
+        continue;
+      }
+      Host h;
+      h.address = e.address();
+      h.port = static_cast<uint16_t>(e.port());
+      h.weight = weight;
+      h.workload_id = workload;
+      if (!fillHostAddress(h)) {
+        error(ep + ".address", "must be an IP address for a STATIC cluster, got '" +
+                                   e.address() + "' (use type: STRICT_DNS for names)");
+        continue;
+      }
+      info->hosts.push_back(std::move(h));
+    }
+    if (info->dns) {
+      // Reuse the previous snapshot's answers when the names did not change; else resolve now.
+      const ClusterInfo* prev = in_.previous ? in_.previous->findCluster(info->name) : nullptr;
+      bool same = prev && prev->dns && prev->dns_targets.size() == info->dns_targets.size();
+      for (size_t k = 0; same && k < info->dns_targets.size(); ++k) {
+        same = prev->dns_targets[k].hostname == info->dns_targets[k].hostname &&
+               prev->dns_targets[k].port == info->dns_targets[k].port &&
+               prev->dns_targets[k].weight == info->dns_targets[k].weight &&
+               prev->dns_targets[k].workload_id == info->dns_targets[k].workload_id;
+      }
+      if (same) {
+        info->hosts = prev->hosts;
+      } else {
+        std::vector<std::vector<std::string>> addrs;
+        for (const auto& t : info->dns_targets) {
+          auto r = ctx_.resolver()(t.hostname);
+          addrs.push_back(r.ok() ? *r : std::vector<std::string>{});
+        }
+        info->hosts = dnsHosts(*info, addrs, ctx_);
+      }
+    }
+    for (Host& h : info->hosts) {
+      std::string_view labels_two[] = {info->name, h.key};
+      h.stats.rq_total = ctx_.store().series(ctx_.host_rq_total, labels_two);
+      h.stats.rq_error = ctx_.store().series(ctx_.host_rq_error, labels_two);
+      h.stats.cx_total = ctx_.store().series(ctx_.host_cx_total, labels_two);
+      h.stats.cx_connect_fail = ctx_.store().series(ctx_.host_cx_connect_fail, labels_two);
+    }
+    buildLoadBalancerTables(*info);
+    snap_->cluster_index.emplace(info->name, static_cast<uint32_t>(snap_->clusters.size()));
+    snap_->clusters.push_back(std::move(info));
+  }
+}
+
+void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out) {
+  out->name = r.name();
+  const v1::RouteMatch& m = r.match();
+  std::string mp = path + ".match";
+  out->ignore_case = m.ignore_case();
+  switch (m.path_specifier_case()) {
+    case v1::RouteMatch::kPrefix:
+      out->path_kind = Route::PathKind::kPrefix;
+      out->path = out->ignore_case ? lower(m.prefix()) : m.prefix();
+      break;
+    case v1::RouteMatch::kPath:
+      out->path_kind = Route::PathKind::kExact;
+      out->path = out->ignore_case ? lower(m.path()) : m.path();
+      break;
+    case v1::RouteMatch::kRegex: {
+      out->path_kind = Route::PathKind::kRegex;
+      RE2::Options opts;
+      opts.set_log_errors(false);
+      out->path_regex = std::make_unique<RE2>(m.regex(), opts);
+      if (!out->path_regex->ok()) {
+        error(mp + ".regex", "invalid regex '" + m.regex() + "': " + out->path_regex->error());
+      }
+      break;
+    }
+    default:
+      out->path_kind = Route::PathKind::kAny;
+  }
+  for (int i = 0; i < m.headers_size(); ++i) {
+    const v1::HeaderMatcher& h = m.headers(i);
+    std::string hp = mp + ".headers[" + std::to_string(i) + "]";
+    HeaderMatch hm;
+    hm.name = lower(h.name());
+    if (hm.name.empty()) {
+      error(hp + ".name", "required");
+      continue;
+    }
+    hm.invert = h.invert();
+    if (h.match_case() == v1::HeaderMatcher::kStringMatch) {
+      auto sm = stringMatch(h.string_match(), hp + ".stringMatch");
+      if (!sm) continue;
+      hm.value = std::move(*sm);
+    } else {
+      hm.presence_only = true;
+      // present: false means "absent", like invert with present: true.
+      if (h.match_case() == v1::HeaderMatcher::kPresent && !h.present()) hm.invert = !hm.invert;
+    }
+    out->headers.push_back(std::move(hm));
+  }
+  for (int i = 0; i < m.query_parameters_size(); ++i) {
+    const v1::QueryParameterMatcher& q = m.query_parameters(i);
+    std::string qp = mp + ".queryParameters[" + std::to_string(i) + "]";
+    QueryMatch qm;
+    qm.name = q.name();
+    if (qm.name.empty()) {
+      error(qp + ".name", "required");
+      continue;
+    }
+    if (q.match_case() == v1::QueryParameterMatcher::kStringMatch) {
+      auto sm = stringMatch(q.string_match(), qp + ".stringMatch");
+      if (!sm) continue;
+      qm.value = std::move(*sm);
+    } else {
+      qm.presence_only = true;
+    }
+    out->query.push_back(std::move(qm));
+  }
+  if (m.has_method()) out->method = stringMatch(m.method(), mp + ".method");
+
+  out->request_ops = headerOps(r.request_headers(), path + ".requestHeaders");
+  out->response_ops = headerOps(r.response_headers(), path + ".responseHeaders");
+
+  switch (r.action_case()) {
+    case v1::Route::kRoute: {
+      const v1::RouteAction& a = r.route();
+      std::string ap = path + ".route";
+      out->action = Route::Action::kCluster;
+      auto target = [&](const std::string& name, uint32_t weight, const std::string& p) {
+        auto it = snap_->cluster_index.find(name);
+        if (name.empty()) {
+          error(p, "cluster name required");
+          return;
+        }
+        if (it == snap_->cluster_index.end()) {
+          error(p, "unknown cluster '" + name + "'");
+          return;
+        }
+        WeightedTarget t;
+        t.cluster = it->second;
+        t.cluster_name = name;
+        t.weight = weight;
+        out->targets.push_back(std::move(t));
+        out->total_weight += weight;
+      };
+      if (a.cluster_specifier_case() == v1::RouteAction::kCluster) {
+        target(a.cluster(), 1, ap + ".cluster");
+      } else if (a.cluster_specifier_case() == v1::RouteAction::kWeightedClusters) {
+        const auto& wc = a.weighted_clusters().clusters();
+        if (wc.empty()) error(ap + ".weightedClusters.clusters", "at least one cluster required");
+        for (int i = 0; i < wc.size(); ++i) {
+          std::string wp = ap + ".weightedClusters.clusters[" + std::to_string(i) + "]";
+          size_t before = out->targets.size();
+          target(wc[i].name(), wc[i].weight(), wp + ".name");
+          if (out->targets.size() > before) {
+            out->targets.back().request_ops = headerOps(wc[i].request_headers(),
+                                                        wp + ".requestHeaders");
+            out->targets.back().response_ops = headerOps(wc[i].response_headers(),
+                                                         wp + ".responseHeaders");
+          }
+        }
+        if (!wc.empty() && out->total_weight == 0) {
+          error(ap + ".weightedClusters", "weights must not all be 0");
+        }
+      } else {
+        error(ap, "cluster or weightedClusters is required");
+      }
+      if (!a.prefix_rewrite().empty()) {
+        if (out->path_kind != Route::PathKind::kPrefix) {
+          error(ap + ".prefixRewrite", "only allowed with a prefix match");
+        }
+        out->prefix_rewrite = a.prefix_rewrite();
+      }
+      if (a.has_regex_rewrite()) {
+        RE2::Options opts;
+        opts.set_log_errors(false);
+        out->regex_rewrite = std::make_unique<RE2>(a.regex_rewrite().pattern(), opts);
+        out->regex_substitution = a.regex_rewrite().substitution();
+        std::string why;
+        if (!out->regex_rewrite->ok()) {
+          error(ap + ".regexRewrite.pattern", "invalid regex: " + out->regex_rewrite->error());
+        } else if (!out->regex_rewrite->CheckRewriteString(out->regex_substitution, &why)) {
+          error(ap + ".regexRewrite.substitution", why);
+        }
+      }
+      if (!a.host_rewrite().empty()) {
+        if (!validHeaderValue(a.host_rewrite())) {
+          error(ap + ".hostRewrite", "must not contain control characters");
+        }
+        out->host_rewrite = a.host_rewrite();
+      }
+      if (a.has_timeout()) out->timeout = duration(a.timeout(), ap + ".timeout");
+      if (a.has_retry_policy()) {
+        const v1::RetryPolicy& rp = a.retry_policy();
+        std::string rpp = ap + ".retryPolicy";
+        RetryPolicy policy;
+        policy.num_retries = rp.num_retries();
+        std::vector<std::string> unknown;
+        parseRetryOn(rp.retry_on(), &policy, &unknown);
+        for (const auto& u : unknown) error(rpp + ".retryOn", "unknown retry condition '" + u + "'");
+        for (uint32_t code : rp.retriable_status_codes()) {
+          if (code < 100 || code > 599) {
+            error(rpp + ".retriableStatusCodes", "invalid status " + std::to_string(code));
+          } else {
+            policy.status_codes.push_back(static_cast<uint16_t>(code));
+          }
+        }
+        if (rp.has_per_try_timeout()) {
+          policy.per_try_timeout = duration(rp.per_try_timeout(), rpp + ".perTryTimeout");
+        }
+        if (rp.has_backoff_base_interval()) {
+          policy.base_interval = duration(rp.backoff_base_interval(), rpp + ".backoffBaseInterval");
+          if (policy.base_interval.count() < 1) error(rpp + ".backoffBaseInterval", "must be >= 1ms");
+          policy.max_interval = policy.base_interval * 10;
+        }
+        if (rp.has_backoff_max_interval()) {
+          policy.max_interval = duration(rp.backoff_max_interval(), rpp + ".backoffMaxInterval");
+          if (policy.max_interval < policy.base_interval) {
+            error(rpp + ".backoffMaxInterval", "must be >= backoffBaseInterval");
+          }
+        }
+        if (rp.max_replay_body_bytes() != 0) policy.max_replay_body_bytes = rp.max_replay_body_bytes();
+        if (policy.num_retries > 0) out->retry = std::move(policy);
+      }
+      for (int i = 0; i < a.hash_policy_size(); ++i) {
+        const v1::HashPolicy& hp = a.hash_policy(i);
+        std::string hpp = ap + ".hashPolicy[" + std::to_string(i) + "]";
+        HashPolicy p;
+        switch (hp.policy_case()) {
+          case v1::HashPolicy::kHeader:
+            p.kind = HashPolicy::Kind::kHeader;
+            p.name = lower(hp.header().name());
+            if (p.name.empty()) error(hpp + ".header.name", "required");
+            break;
+          case v1::HashPolicy::kCookie:
+            p.kind = HashPolicy::Kind::kCookie;
+            p.name = hp.cookie().name();
+            if (p.name.empty()) error(hpp + ".cookie.name", "required");
+            if (hp.cookie().has_ttl()) {
+              p.cookie_ttl = duration(hp.cookie().ttl(), hpp + ".cookie.ttl");
+              p.generate_cookie = true;
+            }
+            p.cookie_path = hp.cookie().path();
+            break;
+          case v1::HashPolicy::kSourceIp:
+            p.kind = HashPolicy::Kind::kSourceIp;
+            break;
+          default:
+            error(hpp, "one of header, cookie or sourceIp is required");
+            continue;
+        }
+        out->hash_policies.push_back(std::move(p));
+      }
+      break;
+    }
+    case v1::Route::kRedirect: {
+      const v1::RedirectAction& rd = r.redirect();
+      std::string rp = path + ".redirect";
+      out->action = Route::Action::kRedirect;
+      out->redirect_scheme = rd.scheme();
+      out->redirect_host = rd.host();
+      out->redirect_port = rd.port();
+      out->redirect_path = rd.path();
+      out->redirect_prefix = rd.prefix_rewrite();
+      out->strip_query = rd.strip_query();
+      if (!rd.path().empty() && !rd.prefix_rewrite().empty()) {
+        error(rp + ".path", "path and prefixRewrite are exclusive");
+      }
+      uint32_t code = rd.response_code() == 0 ? 301 : rd.response_code();
+      if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
+        error(rp + ".responseCode", "must be 301, 302, 303, 307 or 308");
+      }
+      out->redirect_code = static_cast<uint16_t>(code);
+      if (rd.port() > 65535) error(rp + ".port", "must be <= 65535");
+      for (const std::string* s : {&rd.scheme(), &rd.host(), &rd.path(), &rd.prefix_rewrite()}) {
+        if (!validHeaderValue(*s)) error(rp, "redirect fields must not contain control characters");
+      }
+      break;
+    }
+    case v1::Route::kDirectResponse: {
+      const v1::DirectResponseAction& dr = r.direct_response();
+      out->action = Route::Action::kDirectResponse;
+      if (dr.status() < 200 || dr.status() > 599) {
+        error(path + ".directResponse.status", "must be 200..599");
+      }
+      out->direct_status = static_cast<uint16_t>(dr.status());
+      out->direct_body = dr.body();
+      break;
+    }
+    default:
+      error(path, "a route needs one of route, redirect or directResponse");
+  }
+}
+
+std::unique_ptr<RouteTable> Builder::buildRouteTable(const v1::RouteConfiguration& rc,
+                                                     const std::string& path) {
+  auto table = std::make_unique<RouteTable>(rc.name());
+  for (int j = 0; j < rc.virtual_hosts_size(); ++j) {
+    const v1::VirtualHost& v = rc.virtual_hosts(j);
+    std::string vp = path + ".virtualHosts[" + std::to_string(j) + "]";
+    VirtualHost vh;
+    vh.name = v.name();
+    if (v.domains_size() == 0) error(vp + ".domains", "at least one domain is required");
+    for (const auto& d : v.domains()) {
+      if (d.empty() || (d.find('*') != std::string::npos && d != "*" && !d.starts_with("*") &&
+                        !d.ends_with("*"))) {
+        error(vp + ".domains", "invalid domain '" + d + "'");
+      }
+      vh.domains.push_back(d);
+    }
+    for (int k = 0; k < v.routes_size(); ++k) {
+      Route r;
+      buildRoute(v.routes(k), vp + ".routes[" + std::to_string(k) + "]", &r);
+      vh.routes.push_back(std::move(r));
+    }
+    if (auto dup = table->addVirtualHost(std::move(vh))) {
+      error(vp + ".domains", "domain '" + *dup + "' is already used by another virtual host");
+    }
+  }
+  return table;
+}
+
+void Builder::buildRouteTables() {
+  const auto& rcs = in_.config->route_configs();
+  for (int i = 0; i < rcs.size(); ++i) {
+    std::string path = "routeConfigs[" + std::to_string(i) + "]";
+    if (rcs[i].name().empty()) {
+      error(path + ".name", "required");
+      continue;
+    }
+    if (tables_by_name_.count(rcs[i].name())) {
+      error(path + ".name", "duplicate route configuration '" + rcs[i].name() + "'");
+      continue;
+    }
+    auto table = buildRouteTable(rcs[i], path);
+    tables_by_name_[rcs[i].name()] = table.get();
+    snap_->route_tables.push_back(std::move(table));
+  }
+}
+
+void Builder::buildListeners() {
+  const auto& ls = in_.config->listeners();
+  std::set<std::string> names, addresses;
+  for (int i = 0; i < ls.size(); ++i) {
+    const v1::Listener& l = ls[i];
+    std::string path = "listeners[" + std::to_string(i) + "]";
+    ListenerInfo info;
+    info.name = l.name();
+    if (l.name().empty()) {
+      error(path + ".name", "required");
+      continue;
+    }
+    if (!names.insert(l.name()).second) {
+      error(path + ".name", "duplicate listener name '" + l.name() + "'");
+      continue;
+    }
+    auto hp = net::parseHostPort(l.address());
+    if (!hp.ok()) {
+      error(path + ".address", hp.status().message());
+    } else if (!net::isIpLiteral(hp->host)) {
+      error(path + ".address", "must be an IP address, got '" + hp->host + "'");
+    } else if (hp->port != 0 && !addresses.insert(l.address()).second) {
+      error(path + ".address", "address '" + l.address() + "' is used by another listener");
+    }
+    info.address = l.address();
+    info.direction = l.direction() == v1::INBOUND ? Direction::kInbound : Direction::kOutbound;
+    if (!l.has_http()) {
+      error(path + ".http", "required");
+      continue;
+    }
+    const v1::HttpConnectionManager& h = l.http();
+    std::string hp_path = path + ".http";
+    if (h.has_route_config()) {
+      if (!h.route_config_name().empty()) {
+        error(hp_path + ".routeConfigName", "set either routeConfigName or routeConfig, not both");
+      }
+      auto table = buildRouteTable(h.route_config(), hp_path + ".routeConfig");
+      info.routes = table.get();
+      snap_->route_tables.push_back(std::move(table));
+    } else {
+      auto it = tables_by_name_.find(h.route_config_name());
+      if (h.route_config_name().empty()) {
+        error(hp_path + ".routeConfigName", "routeConfigName or routeConfig is required");
+      } else if (it == tables_by_name_.end()) {
+        error(hp_path + ".routeConfigName",
+              "unknown route configuration '" + h.route_config_name() + "'");
+      } else {
+        info.routes = it->second;
+      }
+    }
+    const v1::HttpLimits& lim = h.limits();
+    if (lim.max_request_headers_kb() != 0) {
+      if (lim.max_request_headers_kb() > 8192) {
+        error(hp_path + ".limits.maxRequestHeadersKb", "must be <= 8192");
+      }
+      info.limits.max_head_bytes = size_t{lim.max_request_headers_kb()} * 1024;
+    }
+    if (lim.max_headers_count() != 0) info.limits.max_headers = lim.max_headers_count();
+    if (lim.max_uri_kb() != 0) {
+      info.limits.max_uri_bytes = size_t{lim.max_uri_kb()} * 1024;
+      if (info.limits.max_uri_bytes > info.limits.max_head_bytes) {
+        error(hp_path + ".limits.maxUriKb", "must not exceed maxRequestHeadersKb");
+      }
+    }
+    if (h.has_idle_timeout()) info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
+    if (h.has_generate_request_id()) info.generate_request_id = h.generate_request_id().value();
+    info.access_log = h.access_log().enabled();
+    info.access_log_path = h.access_log().path();
+    if (h.tracing().has_random_sampling()) {
+      double s = h.tracing().random_sampling().value();
+      if (s < 0 || s > 100) error(hp_path + ".tracing.randomSampling", "must be 0..100");
+      info.trace_sampling = s;
+    }
+    info.slot = ctx_.listenerSlot(info.name);
+    std::string_view label[] = {info.name};
+    info.stats.cx_total = ctx_.store().series(ctx_.cx_total, label);
+    info.stats.cx_active = ctx_.store().series(ctx_.cx_active, label);
+    info.stats.rq_total = ctx_.store().series(ctx_.rq_total, label);
+    info.stats.protocol_error = ctx_.store().series(ctx_.protocol_error, label);
+    const char* classes[] = {"2", "3", "4", "5"};
+    stats::SeriesId* xx[] = {&info.stats.rq_2xx, &info.stats.rq_3xx, &info.stats.rq_4xx,
+                             &info.stats.rq_5xx};
+    for (int k = 0; k < 4; ++k) {
+      std::string_view labels2[] = {info.name, classes[k]};
+      *xx[k] = ctx_.store().series(ctx_.rq_xx, labels2);
+    }
+    snap_->listeners.push_back(std::move(info));
+  }
+  for (size_t i = 0; i < snap_->listeners.size(); ++i) {
+    uint32_t slot = snap_->listeners[i].slot;
+    if (snap_->listener_by_slot.size() <= slot) snap_->listener_by_slot.resize(slot + 1, UINT32_MAX);
+    snap_->listener_by_slot[slot] = static_cast<uint32_t>(i);
+  }
+}
+
+StatusOr<std::shared_ptr<const Snapshot>> Builder::build() {
+  snap_->version = in_.version;
+  snap_->source = in_.file;
+  snap_->loaded_at = std::chrono::system_clock::now();
+  snap_->config = in_.config;
+  buildNode();
+  buildClusters();
+  buildRouteTables();
+  buildListeners();
+  if (!errors_.empty()) return errors_.toStatus();
+  return std::shared_ptr<const Snapshot>(std::move(snap_));
+}
+
+}  // namespace
+
+SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
+                                 Resolver resolver)
+    : store_(store), telemetry_(telemetry), resolver_(std::move(resolver)) {
+  using stats::MetricType;
+  const std::vector<std::string> listener = {"listener"};
+  const std::vector<std::string> cluster = {"cluster_name"};
+  const std::vector<std::string> host = {"cluster_name", "host"};
+  cx_total = stats::registerFamily(store, "envoy_http_downstream_cx_total", MetricType::kCounter,
+                             "Downstream connections accepted.", listener);
+  cx_active = stats::registerFamily(store, "envoy_http_downstream_cx_active", MetricType::kGauge,
+                              "Downstream connections open.", listener);
+  rq_total = stats::registerFamily(store, "envoy_http_downstream_rq_total", MetricType::kCounter,
+                             "Downstream requests.", listener);
+  rq_xx = stats::registerFamily(store, "envoy_http_downstream_rq_xx", MetricType::kCounter,
+                          "Downstream responses by class.", {"listener", "response_code_class"});
+  protocol_error = stats::registerFamily(store, "envoy_http_downstream_cx_protocol_error",
+                                   MetricType::kCounter,
+                                   "Downstream connections closed for a protocol error.",
+                                   listener);
+  upstream_rq_total = stats::registerFamily(store, "envoy_cluster_upstream_rq_total", MetricType::kCounter,
+                                      "Upstream requests (attempts).", cluster);
+  upstream_rq_retry = stats::registerFamily(store, "envoy_cluster_upstream_rq_retry", MetricType::kCounter,
+                                      "Upstream retries.", cluster);
+  upstream_rq_timeout = stats::registerFamily(store, "envoy_cluster_upstream_rq_timeout",
+                                        MetricType::kCounter, "Upstream request timeouts.",
+                                        cluster);
+  upstream_cx_total = stats::registerFamily(store, "envoy_cluster_upstream_cx_total", MetricType::kCounter,
+                                      "Upstream connections opened.", cluster);
+  upstream_cx_connect_fail = stats::registerFamily(store, "envoy_cluster_upstream_cx_connect_fail",
+                                             MetricType::kCounter,
+                                             "Upstream connection failures.", cluster);
+  upstream_no_host = stats::registerFamily(store, "envoy_cluster_upstream_cx_none_healthy",
+                                     MetricType::kCounter,
+                                     "Requests that found no upstream host.", cluster);
+  host_rq_total = stats::registerFamily(store, "mesh_host_rq_total", MetricType::kCounter,
+                                  "Requests per upstream host.", host);
+  host_rq_error = stats::registerFamily(store, "mesh_host_rq_error", MetricType::kCounter,
+                                  "Failed requests (5xx or no response) per upstream host.", host);
+  host_cx_total = stats::registerFamily(store, "mesh_host_cx_total", MetricType::kCounter,
+                                  "Connections per upstream host.", host);
+  host_cx_connect_fail = stats::registerFamily(store, "mesh_host_cx_connect_fail", MetricType::kCounter,
+                                         "Connection failures per upstream host.", host);
+}
+
+uint32_t SnapshotContext::listenerSlot(const std::string& name) {
+  auto [it, inserted] = slots_.emplace(name, static_cast<uint32_t>(slots_.size()));
+  return it->second;
+}
+
+StatusOr<std::shared_ptr<const Snapshot>> buildSnapshot(const BuildInput& in,
+                                                        SnapshotContext& ctx) {
+  Builder b(in, ctx);
+  return b.build();
+}
+
+bool fillHostAddress(Host& h) {
+  std::memset(&h.sockaddr, 0, sizeof(h.sockaddr));
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&h.sockaddr);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&h.sockaddr);
+  if (inet_pton(AF_INET, h.address.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(h.port);
+    h.sockaddr_len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, h.address.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(h.port);
+    h.sockaddr_len = sizeof(sockaddr_in6);
+  } else {
+    return false;
+  }
+  h.key = net::formatHostPort(h.address, h.port);
+  return true;
+}
+
+std::vector<Host> dnsHosts(const ClusterInfo& c,
+                           const std::vector<std::vector<std::string>>& addresses,
+                           SnapshotContext& ctx) {
+  std::vector<Host> hosts;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < c.dns_targets.size() && i < addresses.size(); ++i) {
+    for (const std::string& a : addresses[i]) {
+      Host h;
+      h.address = a;
+      h.port = c.dns_targets[i].port;
+      h.weight = c.dns_targets[i].weight;
+      h.workload_id = c.dns_targets[i].workload_id;
+      h.hostname = c.dns_targets[i].hostname;
+      if (!fillHostAddress(h) || !seen.insert(h.key).second) continue;
+      std::string_view labels_two[] = {c.name, h.key};
+      h.stats.rq_total = ctx.store().series(ctx.host_rq_total, labels_two);
+      h.stats.rq_error = ctx.store().series(ctx.host_rq_error, labels_two);
+      h.stats.cx_total = ctx.store().series(ctx.host_cx_total, labels_two);
+      h.stats.cx_connect_fail = ctx.store().series(ctx.host_cx_connect_fail, labels_two);
+      hosts.push_back(std::move(h));
+    }
+  }
+  return hosts;
+}
+
+std::shared_ptr<const ClusterInfo> withHosts(const ClusterInfo& c, std::vector<Host> hosts) {
+  auto copy = std::make_shared<ClusterInfo>(c);
+  copy->hosts = std::move(hosts);
+  buildLoadBalancerTables(*copy);
+  return copy;
+}
+
+StatusOr<std::vector<std::string>> systemResolve(const std::string& host) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+  if (rc != 0) return unavailable("cannot resolve '" + host + "': " + gai_strerror(rc));
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (addrinfo* p = res; p != nullptr; p = p->ai_next) {
+    char buf[INET6_ADDRSTRLEN];
+    const void* src = p->ai_family == AF_INET
+                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
+                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
+    if (inet_ntop(p->ai_family, src, buf, sizeof(buf)) && seen.insert(buf).second) {
+      out.emplace_back(buf);
+    }
+  }
+  freeaddrinfo(res);
+  return out;
+}
+
+}  // namespace mesh::proxy

@@ -1,0 +1,73 @@
+// Turns a Bootstrap into a Snapshot, checking everything a proto schema cannot (references,
+// regexes, addresses, weights) and reporting every problem with its field path and line.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/stats/store.h"
+#include "core/status.h"
+#include "core/validation_errors.h"
+#include "proxy/config/snapshot.h"
+#include "proxy/telemetry/istio_stats.h"
+
+namespace mesh::config {
+class SourceMap;
+}
+
+namespace mesh::proxy {
+
+// Resolves a host name to addresses (IPv4 and IPv6 literals). Injected so tests need no DNS.
+using Resolver = std::function<StatusOr<std::vector<std::string>>(const std::string& host)>;
+// getaddrinfo(3).
+StatusOr<std::vector<std::string>> systemResolve(const std::string& host);
+
+// State that outlives snapshots: stat families, telemetry ids, listener slots.
+class SnapshotContext {
+ public:
+  SnapshotContext(stats::Store& store, IstioTelemetry& telemetry, Resolver resolver);
+
+  stats::Store& store() { return store_; }
+  IstioTelemetry& telemetry() { return telemetry_; }
+  const Resolver& resolver() const { return resolver_; }
+  uint32_t listenerSlot(const std::string& name);
+
+  // Stat families for listeners, clusters and hosts.
+  stats::FamilyId cx_total, cx_active, rq_total, rq_xx, protocol_error;
+  stats::FamilyId upstream_rq_total, upstream_rq_retry, upstream_rq_timeout, upstream_cx_total,
+      upstream_cx_connect_fail, upstream_no_host;
+  stats::FamilyId host_rq_total, host_rq_error, host_cx_total, host_cx_connect_fail;
+
+ private:
+  stats::Store& store_;
+  IstioTelemetry& telemetry_;
+  Resolver resolver_;
+  std::map<std::string, uint32_t> slots_;
+};
+
+struct BuildInput {
+  std::shared_ptr<const v1::Bootstrap> config;
+  const config::SourceMap* source_map = nullptr;  // lines for errors; may be null
+  std::string file;                                // for errors; may be empty
+  uint64_t version = 0;
+  const Snapshot* previous = nullptr;  // DNS results are reused for unchanged names
+};
+
+// Builds a snapshot or returns every error found.
+StatusOr<std::shared_ptr<const Snapshot>> buildSnapshot(const BuildInput& in,
+                                                        SnapshotContext& ctx);
+
+// Fills a host's socket address from its IP literal and port; false if not an IP literal.
+bool fillHostAddress(Host& h);
+
+// A copy of `c` with new resolved hosts (used by DNS refresh).
+std::shared_ptr<const ClusterInfo> withHosts(const ClusterInfo& c, std::vector<Host> hosts);
+
+// Hosts for a STRICT_DNS cluster from resolved addresses per target.
+std::vector<Host> dnsHosts(const ClusterInfo& c,
+                           const std::vector<std::vector<std::string>>& addresses,
+                           SnapshotContext& ctx);
+
+}  // namespace mesh::proxy

@@ -1,0 +1,1095 @@
+#include "proxy/http/http_connection.h"
+
+#include <boost/asio/write.hpp>
+
+#include <cstdio>
+
+#include "core/hash.h"
+#include "core/http/status_codes.h"
+#include "core/log.h"
+#include "proxy/http/tracing.h"
+#include "proxy/server/worker.h"
+#include "proxy/telemetry/response_flags.h"
+
+namespace mesh::proxy {
+namespace {
+
+constexpr size_t kReadChunk = 16 * 1024;
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+
+using Clock = std::chrono::steady_clock;
+
+void appendHeader(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name);
+  out.append(": ");
+  out.append(value);
+  out.append(kCrlf);
+}
+
+// Hop-by-hop fields that never cross the proxy (RFC 9110 7.6.1), plus framing we redo.
+bool isHopByHop(std::string_view name) {
+  switch (name.size()) {
+    case 2:
+      return http::equalsIgnoreCase(name, "te");
+    case 7:
+      return http::equalsIgnoreCase(name, "upgrade");
+    case 10:
+      return http::equalsIgnoreCase(name, "connection") ||
+             http::equalsIgnoreCase(name, "keep-alive");
+    case 16:
+      return http::equalsIgnoreCase(name, "proxy-connection");
+    case 17:
+      return http::equalsIgnoreCase(name, "transfer-encoding");
+    default:
+      return false;
+  }
+}
+
+// Fields named in Connection (other than the well-known tokens) are hop-by-hop too.
+bool namedInConnection(const http::HeaderList& headers, std::string_view name) {
+  for (const auto& h : headers) {
+    if (h.name.size() != 10 || !http::equalsIgnoreCase(h.name, "connection")) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view tok = list.substr(0, comma);
+      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+      if (http::equalsIgnoreCase(tok, name)) return true;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+bool hasExtraConnectionTokens(const http::HeaderList& headers) {
+  for (const auto& h : headers) {
+    if (h.name.size() != 10 || !http::equalsIgnoreCase(h.name, "connection")) continue;
+    std::string_view list = h.value;
+    while (!list.empty()) {
+      size_t comma = list.find(',');
+      std::string_view tok = list.substr(0, comma);
+      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+      if (!tok.empty() && !http::equalsIgnoreCase(tok, "close") &&
+          !http::equalsIgnoreCase(tok, "keep-alive") && !http::equalsIgnoreCase(tok, "upgrade")) {
+        return true;
+      }
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+  }
+  return false;
+}
+
+std::string_view cookieValue(const http::HeaderList& headers, std::string_view name) {
+  for (const auto& h : headers) {
+    if (!http::equalsIgnoreCase(h.name, "cookie")) continue;
+    std::string_view rest = h.value;
+    while (!rest.empty()) {
+      size_t semi = rest.find(';');
+      std::string_view pair = rest.substr(0, semi);
+      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+      size_t eq = pair.find('=');
+      if (eq != std::string_view::npos && pair.substr(0, eq) == name) return pair.substr(eq + 1);
+      if (semi == std::string_view::npos) break;
+      rest.remove_prefix(semi + 1);
+    }
+  }
+  return {};
+}
+
+size_t formatChunkHeader(char* out, size_t size) {
+  int n = std::snprintf(out, 24, "%zx\r\n", size);
+  return static_cast<size_t>(n);
+}
+
+void appendOps(std::string& out, const HeaderOps& ops) {
+  for (const auto& [n, v] : ops.set) appendHeader(out, n, v);
+  for (const auto& [n, v] : ops.add) appendHeader(out, n, v);
+}
+
+}  // namespace
+
+struct HttpConnection::Guard {
+  explicit Guard(HttpConnection* c) : c_(c) { ++c_->depth_; }
+  ~Guard() {
+    if (--c_->depth_ == 0 && c_->closed_ && c_->pending_ == 0) delete c_;
+  }
+  HttpConnection* c_;
+};
+
+HttpConnection::HttpConnection(Worker& worker, boost::asio::ip::tcp::socket socket,
+                               uint32_t listener_slot)
+    : worker_(worker),
+      socket_(std::move(socket)),
+      slot_(listener_slot),
+      in_(kReadChunk),
+      parser_(http::Http1Parser::Type::kRequest,
+              worker.snapshot().listenerBySlot(listener_slot)
+                  ? worker.snapshot().listenerBySlot(listener_slot)->limits
+                  : http::Limits{}),
+      route_timer_(worker.io()),
+      attempt_timer_(worker.io()) {}
+
+HttpConnection::~HttpConnection() = default;
+
+void HttpConnection::start() {
+  Guard g(this);
+  boost::system::error_code ec;
+  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  auto remote = socket_.remote_endpoint(ec);
+  if (!ec) {
+    if (remote.address().is_v4()) {
+      auto b = remote.address().to_v4().to_bytes();
+      remote_hash_ = hash64(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+    } else {
+      auto b = remote.address().to_v6().to_bytes();
+      remote_hash_ = hash64(std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+    }
+  }
+  if (const ListenerInfo* l = worker_.snapshot().listenerBySlot(slot_)) {
+    cx_active_ = l->stats.cx_active;
+    worker_.stats().inc(l->stats.cx_total);
+    worker_.stats().add(cx_active_, 1);
+  }
+  last_activity_ = Clock::now();
+  worker_.addConnection(this);
+  startRead();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downstream I/O
+
+void HttpConnection::startRead() {
+  // Never read while a write still points into the buffer (prepare() may move bytes).
+  if (reading_ || closed_ || peer_eof_ || upstream_write_inflight_) return;
+  auto [p, n] = in_.prepare(2048, parser_.limits().max_head_bytes + kReadChunk);
+  if (n == 0) return;  // full: the parser has (or will have) rejected an oversized head
+  reading_ = true;
+  ++pending_;
+  socket_.async_read_some(boost::asio::buffer(p, n),
+                          [this](const boost::system::error_code& ec, size_t len) {
+                            Guard g(this);
+                            --pending_;
+                            reading_ = false;
+                            onRead(ec, len);
+                          });
+}
+
+void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
+  if (closed_) return;
+  if (ec) {
+    peer_eof_ = true;
+    if (rq_.active) {
+      if (write_kind_ == WriteKind::kLocalReply) {
+        // Let the reply that is on its way finish; the connection closes after it.
+        close_after_ = true;
+        stop_parsing_ = true;
+        return;
+      }
+      // The client went away mid-request.
+      rq_.flags |= kDownstreamConnectionTermination;
+      abortUpstream(true);
+      if (!rq_.response_started) rq_.response_code = 0;
+      recordRequest();
+    }
+    close();
+    return;
+  }
+  in_.commit(n);
+  last_activity_ = Clock::now();
+  processInput();
+}
+
+void HttpConnection::processInput() {
+  using Event = http::Http1Parser::Event;
+  if (in_process_) return;
+  in_process_ = true;
+  while (!closed_ && !stop_parsing_ && !wait_upstream_ && !upstream_write_inflight_ &&
+         !(rq_.active && rq_.request_complete)) {
+    auto r = parser_.parse(in_.view());
+    if (r.event == Event::kNeedMore) {
+      in_.consume(r.consumed);
+      // The request continues later: let the upstream start on the head now.
+      if (rq_.forwarding && rq_.upstream_head_pending && upstream_ != nullptr) flushUpstreamHead();
+      break;
+    }
+    if (r.event == Event::kError) {
+      onParseError();
+      break;
+    }
+    in_.consume(r.consumed);
+    switch (r.event) {
+      case Event::kHead:
+        onRequestHead();
+        break;
+      case Event::kBody:
+        onRequestBody(r.data);
+        break;
+      case Event::kMessageComplete:
+        onRequestComplete();
+        break;
+      default:
+        break;
+    }
+  }
+  in_process_ = false;
+  startRead();
+}
+
+void HttpConnection::writeDownstream(const BufferList& b, WriteKind kind) {
+  if (closed_) return;
+  if (writing_) {
+    queued_write_.emplace(b, kind);  // only behind a "100 Continue"
+    return;
+  }
+  writing_ = true;
+  write_kind_ = kind;
+  ++pending_;
+  boost::asio::async_write(socket_, b, [this](const boost::system::error_code& ec, size_t) {
+    Guard g(this);
+    --pending_;
+    writing_ = false;
+    onDownstreamWrite(ec);
+  });
+}
+
+void HttpConnection::onDownstreamWrite(const boost::system::error_code& ec) {
+  if (closed_) return;
+  if (ec) {
+    if (rq_.active) {
+      rq_.flags |= kDownstreamConnectionTermination;
+      abortUpstream(false);
+      recordRequest();
+    }
+    close();
+    return;
+  }
+  last_activity_ = Clock::now();
+  WriteKind kind = write_kind_;
+  write_kind_ = WriteKind::kNone;
+  switch (kind) {
+    case WriteKind::kResponseBody:
+      if (upstream_ != nullptr) upstream_->continueReading();
+      break;
+    case WriteKind::kResponseEnd:
+    case WriteKind::kLocalReply:
+      finishRequest();
+      break;
+    default:
+      break;
+  }
+  if (!closed_ && queued_write_ && !writing_) {
+    auto q = std::move(*queued_write_);
+    queued_write_.reset();
+    writeDownstream(q.first, q.second);
+  }
+}
+
+void HttpConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  abortUpstream(false);
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+  route_timer_.cancel();
+  attempt_timer_.cancel();
+  if (rq_.holder != nullptr) {
+    worker_.release(rq_.holder);
+    rq_.holder = nullptr;
+  }
+  rq_.active = false;
+  if (cx_active_.valid()) worker_.stats().add(cx_active_, -1);
+  worker_.removeConnection(this);
+}
+
+void HttpConnection::drain() {
+  Guard g(this);
+  if (!rq_.active) {
+    close();
+  } else {
+    close_after_ = true;
+  }
+}
+
+void HttpConnection::closeIfIdle(Clock::time_point now) {
+  Guard g(this);
+  if (rq_.active || closed_ || writing_) return;
+  const ListenerInfo* l = worker_.snapshot().listenerBySlot(slot_);
+  Millis timeout = l ? l->idle_timeout : Millis(3600 * 1000);
+  if (timeout.count() > 0 && now - last_activity_ > timeout) close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request flow
+
+void HttpConnection::resetRequest() {
+  uint32_t gen = rq_.generation + 1;
+  rq_ = Request();
+  rq_.generation = gen;
+  replay_.clear();
+  set_cookie_.clear();
+}
+
+void HttpConnection::onRequestHead() {
+  const http::RequestHead& req = parser_.request();
+  resetRequest();
+  rq_.active = true;
+  rq_.start = Clock::now();
+  rq_.start_wall = std::chrono::system_clock::now();
+  rq_.holder = worker_.retainCurrent();
+  rq_.listener = rq_.holder->snapshot->listenerBySlot(slot_);
+  rq_.version = req.version;
+  rq_.keep_alive = req.keep_alive;
+  rq_.head_request = req.method == "HEAD";
+  rq_.chunked = req.framing == http::BodyFraming::kChunked;
+  rq_.body_expected = rq_.chunked || (req.framing == http::BodyFraming::kContentLength &&
+                                      req.content_length > 0);
+  if (rq_.listener == nullptr) {
+    sendLocalReply(503, "listener removed\n", kNoRouteFound, "listener_removed");
+    return;
+  }
+  worker_.stats().inc(rq_.listener->stats.rq_total);
+  if (rq_.listener->access_log) copyForAccessLog(req);
+
+  const Route* route = rq_.listener->routes ? rq_.listener->routes->findRoute(req) : nullptr;
+  rq_.route = route;
+  if (route == nullptr) {
+    sendLocalReply(404, "", kNoRouteFound, "route_not_found");
+    return;
+  }
+  switch (route->action) {
+    case Route::Action::kDirectResponse:
+      sendLocalReply(route->direct_status, route->direct_body, 0, "direct_response");
+      return;
+    case Route::Action::kRedirect: {
+      std::string location = route->redirectLocation(req, false);
+      sendLocalReply(route->redirect_code, "", 0, "redirect", location);
+      return;
+    }
+    case Route::Action::kCluster:
+      startRoute(req);
+      return;
+  }
+}
+
+void HttpConnection::startRoute(const http::RequestHead& req) {
+  const Route& route = *rq_.route;
+  size_t pick = 0;
+  if (route.targets.size() > 1) {
+    uint64_t r = worker_.random().uniform(route.total_weight);
+    while (pick + 1 < route.targets.size() && r >= route.targets[pick].weight) {
+      r -= route.targets[pick].weight;
+      ++pick;
+    }
+  }
+  rq_.target = &route.targets[pick];
+  rq_.cluster = rq_.holder->clusters[rq_.target->cluster];
+
+  for (const HashPolicy& hp : route.hash_policies) {
+    if (rq_.hash) break;
+    switch (hp.kind) {
+      case HashPolicy::Kind::kHeader: {
+        const http::Header* h = req.headers.find(hp.name);
+        if (h != nullptr) rq_.hash = hash64(h->value);
+        break;
+      }
+      case HashPolicy::Kind::kCookie: {
+        std::string_view v = cookieValue(req.headers, hp.name);
+        if (!v.empty()) {
+          rq_.hash = hash64(v);
+        } else if (hp.generate_cookie) {
+          char value[17];
+          std::snprintf(value, sizeof(value), "%016llx",
+                        static_cast<unsigned long long>(worker_.random().next()));
+          rq_.hash = hash64(std::string_view(value, 16));
+          set_cookie_ = hp.name + "=" + std::string(value, 16);
+          if (!hp.cookie_path.empty()) set_cookie_ += "; Path=" + hp.cookie_path;
+          if (hp.cookie_ttl.count() > 0) {
+            set_cookie_ += "; Max-Age=" + std::to_string(hp.cookie_ttl.count() / 1000);
+          }
+          set_cookie_ += "; HttpOnly";
+        }
+        break;
+      }
+      case HashPolicy::Kind::kSourceIp:
+        rq_.hash = remote_hash_;
+        break;
+    }
+  }
+
+  buildUpstreamHead(req);
+  rq_.retry = route.retry ? &*route.retry : nullptr;
+  // A body is kept for replay when a retry policy might need it and it fits.
+  rq_.replayable = rq_.retry != nullptr &&
+                   (!rq_.body_expected || rq_.chunked ||
+                    req.content_length <= rq_.retry->max_replay_body_bytes);
+  rq_.forwarding = true;
+  if (req.expect_continue && rq_.body_expected) {
+    BufferList b;
+    b.add(kContinue);
+    writeDownstream(b, WriteKind::kContinue);
+  }
+  startAttempt();
+}
+
+void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
+  const Route& route = *rq_.route;
+  const HeaderOps& ops = route.request_ops;
+  const HeaderOps& tops = rq_.target->request_ops;
+  std::string& out = upstream_head_;
+  out.clear();
+  out.append(req.method);
+  out.push_back(' ');
+  if (!route.rewritePath(req, &scratch_)) {
+    if (req.absolute_form) {
+      scratch_.assign(req.path);
+      if (!req.query.empty()) {
+        scratch_.push_back('?');
+        scratch_.append(req.query);
+      }
+    } else {
+      scratch_.assign(req.target);
+    }
+  }
+  out.append(scratch_);
+  out.append(" HTTP/1.1\r\n");
+  const std::string_view host = route.host_rewrite.empty() ? req.host : route.host_rewrite;
+  appendHeader(out, "host", host);
+
+  const bool extra_tokens = hasExtraConnectionTokens(req.headers);
+  bool has_request_id = false;
+  bool has_forwarded_proto = false;
+  for (const auto& h : req.headers) {
+    std::string_view n = h.name;
+    if (n.size() == 4 && http::equalsIgnoreCase(n, "host")) continue;
+    if (isHopByHop(n) || isTraceHeader(n)) continue;
+    if (n.size() == 6 && http::equalsIgnoreCase(n, "expect")) continue;
+    if (n.size() == 12 && http::equalsIgnoreCase(n, "x-request-id")) has_request_id = true;
+    if (n.size() == 17 && http::equalsIgnoreCase(n, "x-forwarded-proto")) has_forwarded_proto = true;
+    if (!ops.empty() && ops.drops(n)) continue;
+    if (!tops.empty() && tops.drops(n)) continue;
+    if (extra_tokens && namedInConnection(req.headers, n)) continue;
+    appendHeader(out, n, h.value);
+  }
+  if (rq_.chunked) out.append("transfer-encoding: chunked\r\n");
+  if (!has_request_id && rq_.listener->generate_request_id) {
+    RequestId id = makeRequestId(worker_.random());
+    appendHeader(out, "x-request-id", id.view());
+    if (rq_.listener->access_log) log_request_id_.assign(id.view());
+  }
+  if (!has_forwarded_proto) out.append("x-forwarded-proto: http\r\n");
+  TraceHeaders trace;
+  continueTrace(req.headers, worker_.random(), rq_.listener->trace_sampling, &trace);
+  appendHeader(out, "traceparent", trace.traceparentView());
+  appendHeader(out, "x-b3-traceid", trace.traceIdView());
+  appendHeader(out, "x-b3-spanid", trace.spanIdView());
+  if (trace.has_parent) appendHeader(out, "x-b3-parentspanid", trace.parentView());
+  appendHeader(out, "x-b3-sampled", trace.sampledView());
+  if (rq_.listener->access_log) log_traceparent_.assign(trace.traceparentView());
+  appendOps(out, ops);
+  appendOps(out, tops);
+  out.append(kCrlf);
+}
+
+void HttpConnection::startAttempt() {
+  if (closed_) return;
+  ClusterRuntime& cluster = *rq_.cluster;
+  LbContext ctx;
+  ctx.hash = rq_.hash;
+  ctx.avoid_host = rq_.retries > 0 ? rq_.last_host : -1;
+  int host = chooseHost(*cluster.info, cluster.lb, cluster.active, worker_.random(), ctx);
+  if (host < 0) {
+    worker_.stats().inc(cluster.info->stats.rq_no_host);
+    failRequest(503, "no healthy upstream", kNoHealthyUpstream, "no_healthy_upstream");
+    return;
+  }
+  rq_.host_index = host;
+  rq_.attempt_active = true;
+  ++cluster.hosts[host]->active_requests;
+  ++cluster.active[host];
+  worker_.stats().inc(cluster.info->stats.rq_total);
+  worker_.stats().inc(cluster.info->hosts[host].stats.rq_total);
+  rq_.upstream_head_pending = true;
+  rq_.upstream_start = Clock::now();
+  if (rq_.retry != nullptr && rq_.retry->per_try_timeout.count() > 0) {
+    uint32_t gen = rq_.generation;
+    ++pending_;
+    attempt_timer_.expires_after(rq_.retry->per_try_timeout);
+    attempt_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+      Guard g(this);
+      --pending_;
+      if (!ec) onAttemptTimer(gen, false);
+    });
+  }
+  bool ready = false;
+  upstream_ = worker_.acquireConnection(cluster, host, this, !rq_.force_new_connection,
+                                        rq_.head_request, &ready);
+  rq_.upstream_reused = ready;
+  if (ready) {
+    onUpstreamReady();
+  } else {
+    wait_upstream_ = true;
+  }
+}
+
+void HttpConnection::onUpstreamReady() {
+  Guard g(this);
+  wait_upstream_ = false;
+  if (upstream_ == nullptr) return;
+  if (rq_.request_complete || !replay_.empty()) {
+    // A retry, or a request that ended before the connection was up: send what we have.
+    BufferList b;
+    b.add(upstream_head_);
+    b.add(replay_);
+    rq_.upstream_head_pending = false;
+    upstream_write_inflight_ = true;
+    upstream_->write(b);
+    return;
+  }
+  processInput();
+}
+
+void HttpConnection::flushUpstreamHead() {
+  BufferList b;
+  b.add(upstream_head_);
+  rq_.upstream_head_pending = false;
+  upstream_write_inflight_ = true;
+  upstream_->write(b);
+}
+
+void HttpConnection::onRequestBody(std::string_view data) {
+  rq_.request_body_bytes += data.size();
+  if (!rq_.forwarding || upstream_ == nullptr) return;
+  BufferList b;
+  if (rq_.upstream_head_pending) {
+    b.add(upstream_head_);
+    rq_.upstream_head_pending = false;
+  }
+  size_t framing = 0;
+  if (rq_.chunked) {
+    framing = formatChunkHeader(chunk_up_, data.size());
+    b.add(chunk_up_, framing);
+    b.add(data);
+    b.add(kCrlf);
+  } else {
+    b.add(data);
+  }
+  if (rq_.replayable) {
+    if (replay_.size() + data.size() + framing + 2 > rq_.retry->max_replay_body_bytes) {
+      rq_.replayable = false;
+      replay_.clear();
+    } else {
+      replay_.append(chunk_up_, framing);
+      replay_.append(data);
+      if (rq_.chunked) replay_.append(kCrlf);
+    }
+  }
+  rq_.body_bytes_forwarded += data.size();
+  upstream_write_inflight_ = true;
+  upstream_->write(b);
+}
+
+void HttpConnection::onRequestComplete() {
+  rq_.request_complete = true;
+  if (rq_.forwarding && upstream_ != nullptr) {
+    BufferList b;
+    if (rq_.upstream_head_pending) {
+      b.add(upstream_head_);
+      rq_.upstream_head_pending = false;
+    }
+    if (rq_.chunked) {
+      scratch_.assign("0\r\n");
+      for (const auto& t : parser_.trailers()) appendHeader(scratch_, t.name, t.value);
+      scratch_.append(kCrlf);
+      b.add(scratch_);
+      if (rq_.replayable) replay_.append(scratch_);
+    }
+    if (!b.empty()) {
+      upstream_write_inflight_ = true;
+      upstream_->write(b);
+    }
+  } else if (rq_.forwarding && rq_.chunked && rq_.replayable) {
+    // Between attempts: the end of the body goes into the replay for the next one.
+    replay_.append("0\r\n");
+    for (const auto& t : parser_.trailers()) appendHeader(replay_, t.name, t.value);
+    replay_.append(kCrlf);
+  }
+  if (rq_.forwarding && rq_.route->timeout.count() > 0 && !rq_.response_started) {
+    uint32_t gen = rq_.generation;
+    ++pending_;
+    route_timer_.expires_after(rq_.route->timeout);
+    route_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+      Guard g(this);
+      --pending_;
+      if (!ec) onRouteTimeout(gen);
+    });
+  }
+}
+
+void HttpConnection::onUpstreamWriteComplete() {
+  Guard g(this);
+  upstream_write_inflight_ = false;
+  processInput();
+}
+
+void HttpConnection::onParseError() {
+  http::ParseError e = parser_.error();
+  int status = http::parseErrorStatus(e);
+  const ListenerInfo* l = worker_.snapshot().listenerBySlot(slot_);
+  if (l != nullptr) worker_.stats().inc(l->stats.protocol_error);
+  MESH_LOG("http", debug, "closing downstream connection: {}", http::parseErrorText(e));
+  close_after_ = true;
+  stop_parsing_ = true;
+  if (!rq_.active) {
+    resetRequest();
+    rq_.active = true;
+    rq_.start = Clock::now();
+    rq_.start_wall = std::chrono::system_clock::now();
+    rq_.holder = worker_.retainCurrent();
+    rq_.listener = l;
+    rq_.keep_alive = false;
+  } else {
+    abortUpstream(true);
+  }
+  if (rq_.response_started) {
+    rq_.flags |= kDownstreamProtocolError;
+    recordRequest();
+    close();
+    return;
+  }
+  std::string_view text = http::parseErrorText(e);
+  scratch_.assign(text);
+  scratch_.push_back('\n');
+  std::string body = scratch_;
+  sendLocalReply(static_cast<uint16_t>(status), body, kDownstreamProtocolError,
+                 "http1.codec_error");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Attempts, retries, timeouts
+
+void HttpConnection::endAttempt(bool failed) {
+  if (!rq_.attempt_active) return;
+  rq_.attempt_active = false;
+  attempt_timer_.cancel();
+  if (rq_.cluster != nullptr && rq_.host_index >= 0) {
+    --rq_.cluster->hosts[rq_.host_index]->active_requests;
+    --rq_.cluster->active[rq_.host_index];
+    if (failed) worker_.stats().inc(rq_.cluster->info->hosts[rq_.host_index].stats.rq_error);
+  }
+}
+
+void HttpConnection::abortUpstream(bool failed) {
+  if (upstream_ != nullptr) {
+    UpstreamConnection* u = upstream_;
+    upstream_ = nullptr;
+    u->abort();
+  }
+  upstream_write_inflight_ = false;
+  wait_upstream_ = false;
+  endAttempt(failed);
+}
+
+bool HttpConnection::replayOk() const {
+  return rq_.body_bytes_forwarded == 0 || rq_.replayable;
+}
+
+bool HttpConnection::canRetry() const {
+  return rq_.retry != nullptr && rq_.retries < rq_.retry->num_retries && replayOk() &&
+         !rq_.response_started && !closed_;
+}
+
+void HttpConnection::scheduleRetry() {
+  ++rq_.retries;
+  rq_.last_host = rq_.host_index;
+  worker_.stats().inc(rq_.cluster->info->stats.rq_retry);
+  Millis delay = rq_.retry->backoff(rq_.retries, worker_.random().next());
+  if (delay.count() == 0) {
+    startAttempt();
+    return;
+  }
+  uint32_t gen = rq_.generation;
+  ++pending_;
+  attempt_timer_.expires_after(delay);
+  attempt_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+    Guard g(this);
+    --pending_;
+    if (!ec) onAttemptTimer(gen, true);
+  });
+}
+
+void HttpConnection::onAttemptTimer(uint32_t generation, bool backoff) {
+  if (closed_ || !rq_.active || generation != rq_.generation) return;
+  if (backoff) {
+    startAttempt();
+    return;
+  }
+  // Per-try timeout.
+  if (!rq_.attempt_active || rq_.response_started) return;
+  worker_.stats().inc(rq_.cluster->info->stats.rq_timeout);
+  abortUpstream(true);
+  if (canRetry() &&
+      (rq_.retry->retry_on & (kRetry5xx | kRetryGatewayError | kRetryReset))) {
+    scheduleRetry();
+    return;
+  }
+  failRequest(504, "upstream request timeout", kUpstreamRequestTimeout |
+                  (rq_.retries > 0 ? kUpstreamRetryLimitExceeded : 0u),
+              "upstream_per_try_timeout");
+}
+
+void HttpConnection::onRouteTimeout(uint32_t generation) {
+  if (closed_ || !rq_.active || generation != rq_.generation) return;
+  if (rq_.cluster != nullptr) worker_.stats().inc(rq_.cluster->info->stats.rq_timeout);
+  attempt_timer_.cancel();
+  abortUpstream(true);
+  if (rq_.response_started) {
+    rq_.flags |= kUpstreamRequestTimeout;
+    recordRequest();
+    close();
+    return;
+  }
+  failRequest(504, "upstream request timeout", kUpstreamRequestTimeout,
+              "upstream_response_timeout");
+}
+
+void HttpConnection::onUpstreamConnectFailure(bool timed_out) {
+  Guard g(this);
+  (void)timed_out;
+  upstream_ = nullptr;
+  upstream_write_inflight_ = false;
+  wait_upstream_ = false;
+  if (rq_.cluster != nullptr && rq_.host_index >= 0) {
+    worker_.stats().inc(rq_.cluster->info->stats.cx_connect_fail);
+    worker_.stats().inc(rq_.cluster->info->hosts[rq_.host_index].stats.cx_connect_fail);
+  }
+  endAttempt(true);
+  if (closed_) return;
+  if (canRetry() && (rq_.retry->retry_on & (kRetryConnectFailure | kRetry5xx |
+                                            kRetryGatewayError | kRetryReset))) {
+    scheduleRetry();
+    return;
+  }
+  failRequest(503,
+              "upstream connect error or disconnect/reset before headers. reset reason: "
+              "connection failure",
+              kUpstreamConnectionFailure | (rq_.retries > 0 ? kUpstreamRetryLimitExceeded : 0u),
+              "upstream_reset_before_response_started{connection_failure}");
+}
+
+void HttpConnection::onUpstreamReset(bool response_bytes_seen) {
+  Guard g(this);
+  upstream_ = nullptr;
+  upstream_write_inflight_ = false;
+  wait_upstream_ = false;
+  endAttempt(true);
+  if (closed_) return;
+  if (rq_.response_started) {
+    // Mid-response: the client cannot be given a complete answer.
+    rq_.flags |= kUpstreamConnectionTermination;
+    recordRequest();
+    close();
+    return;
+  }
+  if (rq_.upstream_reused && !response_bytes_seen && !rq_.silent_retry_done && replayOk() &&
+      (rq_.body_bytes_forwarded == 0 || !replay_.empty() || !rq_.body_expected)) {
+    // A pooled connection the server had closed: try once more on a fresh one. Not a retry.
+    rq_.silent_retry_done = true;
+    rq_.force_new_connection = true;
+    startAttempt();
+    return;
+  }
+  if (canRetry() && (rq_.retry->retry_on & (kRetry5xx | kRetryGatewayError | kRetryReset))) {
+    scheduleRetry();
+    return;
+  }
+  failRequest(503,
+              "upstream connect error or disconnect/reset before headers. reset reason: "
+              "connection termination",
+              kUpstreamConnectionTermination |
+                  (rq_.retries > 0 ? kUpstreamRetryLimitExceeded : 0u),
+              "upstream_reset_before_response_started{connection_termination}");
+}
+
+void HttpConnection::onUpstreamProtocolError(http::ParseError e) {
+  Guard g(this);
+  upstream_ = nullptr;
+  upstream_write_inflight_ = false;
+  wait_upstream_ = false;
+  endAttempt(true);
+  if (closed_) return;
+  MESH_LOG("upstream", debug, "upstream protocol error: {}", http::parseErrorText(e));
+  if (rq_.response_started) {
+    rq_.flags |= kUpstreamProtocolError;
+    recordRequest();
+    close();
+    return;
+  }
+  failRequest(502, "upstream protocol error", kUpstreamProtocolError, "upstream_protocol_error");
+}
+
+void HttpConnection::failRequest(uint16_t status, std::string_view body, uint32_t flags,
+                                 const char* details) {
+  route_timer_.cancel();
+  attempt_timer_.cancel();
+  sendLocalReply(status, body, flags, details);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses
+
+void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
+  Guard g(this);
+  attempt_timer_.cancel();
+  if (rq_.retry != nullptr && rq_.retry->retriableStatus(resp.status)) {
+    if (canRetry()) {
+      abortUpstream(true);
+      scheduleRetry();
+      return;
+    }
+    if (rq_.retries > 0) rq_.flags |= kUpstreamRetryLimitExceeded;
+  }
+  rq_.response_started = true;
+  rq_.response_code = resp.status;
+  rq_.upstream_keep_alive = resp.keep_alive;
+  rq_.upstream_service_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                Clock::now() - rq_.upstream_start)
+                                .count();
+  buildResponseHead(resp);
+  rq_.response_head_pending = true;
+}
+
+void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
+  const HeaderOps& ops = rq_.route->response_ops;
+  const HeaderOps* tops = rq_.target ? &rq_.target->response_ops : nullptr;
+  // Framing towards the client: keep Content-Length; re-chunk otherwise for HTTP/1.1 clients;
+  // HTTP/1.0 clients get the body delimited by the close.
+  bool has_body = resp.framing == http::BodyFraming::kChunked ||
+                  resp.framing == http::BodyFraming::kUntilClose;
+  rq_.response_chunked = has_body && rq_.version == http::Version::kHttp11;
+  if (has_body && !rq_.response_chunked) close_after_ = true;
+  if (!rq_.keep_alive || !rq_.request_complete || worker_.draining()) close_after_ = true;
+
+  std::string& out = response_head_;
+  out.clear();
+  out.append("HTTP/1.1 ");
+  out.append(std::to_string(resp.status));
+  out.push_back(' ');
+  out.append(resp.reason.empty() ? http::reasonPhrase(resp.status) : resp.reason);
+  out.append(kCrlf);
+  const bool extra_tokens = hasExtraConnectionTokens(resp.headers);
+  for (const auto& h : resp.headers) {
+    if (isHopByHop(h.name)) continue;
+    if (!ops.empty() && ops.drops(h.name)) continue;
+    if (tops != nullptr && !tops->empty() && tops->drops(h.name)) continue;
+    if (extra_tokens && namedInConnection(resp.headers, h.name)) continue;
+    appendHeader(out, h.name, h.value);
+  }
+  appendOps(out, ops);
+  if (tops != nullptr) appendOps(out, *tops);
+  if (!set_cookie_.empty()) appendHeader(out, "set-cookie", set_cookie_);
+  if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n");
+  if (close_after_) {
+    out.append("connection: close\r\n");
+  } else if (rq_.version == http::Version::kHttp10) {
+    out.append("connection: keep-alive\r\n");
+  }
+  out.append(kCrlf);
+}
+
+bool HttpConnection::onUpstreamBody(std::string_view data) {
+  Guard g(this);
+  if (closed_) return false;
+  rq_.response_body_bytes += data.size();
+  BufferList b;
+  if (rq_.response_head_pending) {
+    b.add(response_head_);
+    rq_.response_head_pending = false;
+  }
+  if (rq_.response_chunked) {
+    b.add(chunk_down_, formatChunkHeader(chunk_down_, data.size()));
+    b.add(data);
+    b.add(kCrlf);
+  } else {
+    b.add(data);
+  }
+  writeDownstream(b, WriteKind::kResponseBody);
+  return true;
+}
+
+void HttpConnection::onUpstreamComplete(const http::HeaderList& trailers) {
+  Guard g(this);
+  BufferList b;
+  if (rq_.response_head_pending) {
+    b.add(response_head_);
+    rq_.response_head_pending = false;
+  }
+  if (rq_.response_chunked) {
+    if (trailers.empty()) {
+      b.add(kLastChunk);
+    } else {
+      scratch_.assign("0\r\n");
+      for (const auto& t : trailers) appendHeader(scratch_, t.name, t.value);
+      scratch_.append(kCrlf);
+      b.add(scratch_);
+    }
+  }
+  // The connection goes back to the pool only if both messages ended cleanly.
+  bool reusable = rq_.upstream_keep_alive && rq_.request_complete && !upstream_write_inflight_;
+  UpstreamConnection* u = upstream_;
+  upstream_ = nullptr;
+  upstream_write_inflight_ = false;
+  endAttempt(rq_.response_code >= 500);
+  route_timer_.cancel();
+  if (u != nullptr) u->release(reusable);
+  if (closed_) return;
+  if (b.empty()) {
+    finishRequest();
+  } else {
+    writeDownstream(b, WriteKind::kResponseEnd);
+  }
+}
+
+void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint32_t flags,
+                                    const char* details, std::string_view location) {
+  rq_.response_code = status;
+  rq_.flags |= flags;
+  rq_.details = details;
+  rq_.response_started = true;
+  if (rq_.body_expected && !rq_.request_complete) {
+    // The rest of the request body will not be read: the connection cannot be reused.
+    close_after_ = true;
+    stop_parsing_ = true;
+  }
+  if (!rq_.keep_alive || worker_.draining()) close_after_ = true;
+  std::string& out = response_head_;
+  out.clear();
+  out.append("HTTP/1.1 ");
+  out.append(std::to_string(status));
+  out.push_back(' ');
+  out.append(http::reasonPhrase(status));
+  out.append(kCrlf);
+  appendHeader(out, "content-length", std::to_string(body.size()));
+  if (!body.empty()) out.append("content-type: text/plain\r\n");
+  if (!location.empty()) appendHeader(out, "location", location);
+  if (rq_.route != nullptr) appendOps(out, rq_.route->response_ops);
+  out.append("server: istio-envoy\r\n");
+  if (close_after_) out.append("connection: close\r\n");
+  out.append(kCrlf);
+  rq_.response_body_bytes = rq_.head_request ? 0 : body.size();
+  scratch_.assign(rq_.head_request ? std::string_view() : body);
+  BufferList b;
+  b.add(response_head_);
+  b.add(scratch_);
+  writeDownstream(b, WriteKind::kLocalReply);
+}
+
+void HttpConnection::finishRequest() {
+  if (!rq_.active) return;
+  route_timer_.cancel();
+  attempt_timer_.cancel();
+  recordRequest();
+  abortUpstream(false);
+  if (rq_.holder != nullptr) {
+    worker_.release(rq_.holder);
+    rq_.holder = nullptr;
+  }
+  bool request_done = rq_.request_complete || !rq_.body_expected;
+  rq_.active = false;
+  last_activity_ = Clock::now();
+  if (close_after_ || worker_.draining() || !request_done) {
+    close();
+    return;
+  }
+  processInput();
+}
+
+void HttpConnection::copyForAccessLog(const http::RequestHead& req) {
+  log_method_.assign(req.method);
+  log_path_.assign(req.target);
+  log_authority_.assign(req.host);
+  log_user_agent_.assign(req.headers.get("user-agent"));
+  log_request_id_.assign(req.headers.get("x-request-id"));
+  log_xff_.assign(req.headers.get("x-forwarded-for"));
+  log_traceparent_.clear();
+  if (remote_address_.empty()) {
+    boost::system::error_code ec;
+    auto r = socket_.remote_endpoint(ec);
+    if (!ec) remote_address_ = r.address().to_string() + ":" + std::to_string(r.port());
+    auto l = socket_.local_endpoint(ec);
+    if (!ec) local_address_ = l.address().to_string() + ":" + std::to_string(l.port());
+  }
+}
+
+void HttpConnection::recordRequest() {
+  if (rq_.listener == nullptr || rq_.holder == nullptr) return;
+  const ListenerInfo& l = *rq_.listener;
+  const Snapshot& snap = *rq_.holder->snapshot;
+  uint16_t code = rq_.response_code;
+  auto& ts = worker_.stats();
+  if (code >= 200 && code < 600) {
+    const stats::SeriesId xx[] = {l.stats.rq_2xx, l.stats.rq_3xx, l.stats.rq_4xx, l.stats.rq_5xx};
+    ts.inc(xx[code / 100 - 2]);
+  }
+  auto elapsed = Clock::now() - rq_.start;
+  double ms = std::chrono::duration<double, std::milli>(elapsed).count();
+  if (snap.metrics_enabled) {
+    RequestKey key;
+    const ClusterInfo* cluster = rq_.cluster ? rq_.cluster->info.get() : nullptr;
+    key.service = cluster ? cluster->service_id : 0;
+    if (l.direction == Direction::kOutbound) {
+      key.reporter = Reporter::kSource;
+      key.source_workload = snap.node.workload_id;
+      if (cluster != nullptr && rq_.host_index >= 0) {
+        key.destination_workload = cluster->hosts[rq_.host_index].workload_id;
+      }
+      key.security = 0;
+    } else {
+      key.reporter = Reporter::kDestination;
+      key.destination_workload = snap.node.workload_id;
+      key.security = 1;
+    }
+    key.response_code = code;
+    key.flags = rq_.flags;
+    worker_.istio().record(ts, key, ms, rq_.request_body_bytes, rq_.response_body_bytes);
+  }
+  if (l.access_log) {
+    AccessLogWriter& w = worker_.accessLog();
+    if (!w.isOpen()) {
+      Status st = w.open(l.access_log_path);
+      if (!st.ok()) MESH_LOG("main", warn, "{}", st.message());
+    }
+    AccessLogEntry e;
+    e.start_time = rq_.start_wall;
+    e.method = log_method_;
+    e.path = log_path_;
+    e.protocol = rq_.version == http::Version::kHttp10 ? "HTTP/1.0" : "HTTP/1.1";
+    e.response_code = code;
+    e.response_flags = rq_.flags;
+    e.response_code_details = rq_.details;
+    e.bytes_received = rq_.request_body_bytes;
+    e.bytes_sent = rq_.response_body_bytes;
+    e.duration_ms = static_cast<int64_t>(ms);
+    e.upstream_service_time_ms = rq_.upstream_service_ms;
+    e.x_forwarded_for = log_xff_;
+    e.user_agent = log_user_agent_;
+    e.request_id = log_request_id_;
+    e.authority = log_authority_;
+    if (rq_.cluster != nullptr) {
+      e.upstream_cluster = rq_.cluster->info->name;
+      if (rq_.host_index >= 0) e.upstream_host = rq_.cluster->info->hosts[rq_.host_index].key;
+    }
+    e.downstream_local_address = local_address_;
+    e.downstream_remote_address = remote_address_;
+    if (rq_.route != nullptr) e.route_name = rq_.route->name;
+    e.traceparent = log_traceparent_;
+    w.write(e);
+  }
+}
+
+}  // namespace mesh::proxy

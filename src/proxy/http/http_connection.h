@@ -1,0 +1,176 @@
+// A downstream HTTP/1.1 connection and the request it is serving. Requests are handled one at
+// a time in arrival order, so pipelined responses leave in order; the next request is parsed
+// only after the current response has been written.
+//
+// The router lives here too: route match, cluster and host choice, the upstream request, retries
+// with backoff, per-try and route timeouts, the response relay (re-framed for the client), local
+// replies, and telemetry on completion. Bodies stream in both directions without buffering,
+// except what a retry policy keeps for replay.
+//
+// Lifetime: owned by itself; deleted once closed with no asynchronous operation outstanding.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "core/buffer.h"
+#include "core/http/http1_parser.h"
+#include "proxy/upstream/upstream_connection.h"
+
+namespace mesh::proxy {
+
+class Worker;
+struct SnapshotHolder;
+struct ListenerInfo;
+struct Route;
+struct WeightedTarget;
+struct ClusterRuntime;
+struct HostState;
+struct RetryPolicy;
+
+class HttpConnection final : public UpstreamCallbacks {
+ public:
+  HttpConnection(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t listener_slot);
+  ~HttpConnection() override;
+
+  void start();
+  // The worker is draining: close when idle, else after the current response.
+  void drain();
+  // Closes the connection if it has been idle (no request) longer than the listener allows.
+  void closeIfIdle(std::chrono::steady_clock::time_point now);
+  bool active() const { return rq_.active; }
+
+  // UpstreamCallbacks.
+  void onUpstreamReady() override;
+  void onUpstreamConnectFailure(bool timed_out) override;
+  void onUpstreamHead(const http::ResponseHead& head) override;
+  bool onUpstreamBody(std::string_view data) override;
+  void onUpstreamComplete(const http::HeaderList& trailers) override;
+  void onUpstreamReset(bool response_bytes_seen) override;
+  void onUpstreamProtocolError(http::ParseError e) override;
+  void onUpstreamWriteComplete() override;
+
+ private:
+  struct Guard;
+  enum class WriteKind : uint8_t { kNone, kContinue, kResponseBody, kResponseEnd, kLocalReply };
+
+  // Per-request state; reset between requests (capacity of strings kept).
+  struct Request {
+    bool active = false;
+    SnapshotHolder* holder = nullptr;
+    const ListenerInfo* listener = nullptr;
+    const Route* route = nullptr;
+    const WeightedTarget* target = nullptr;
+    ClusterRuntime* cluster = nullptr;
+    const RetryPolicy* retry = nullptr;
+    std::chrono::steady_clock::time_point start;
+    std::chrono::system_clock::time_point start_wall;
+    std::chrono::steady_clock::time_point upstream_start;
+    int64_t upstream_service_ms = -1;
+    http::Version version = http::Version::kHttp11;
+    bool keep_alive = true;
+    bool head_request = false;
+    bool body_expected = false;   // the request has body bytes to come
+    bool chunked = false;         // request body is chunked (and forwarded chunked)
+    bool forwarding = false;      // an upstream attempt owns the request
+    bool request_complete = false;
+    bool upstream_head_pending = false;
+    bool attempt_active = false;
+    bool upstream_reused = false;
+    bool force_new_connection = false;
+    bool silent_retry_done = false;
+    bool replayable = false;      // body kept in replay_ for retries
+    bool response_started = false;
+    bool response_head_pending = false;
+    bool response_chunked = false;
+    bool upstream_keep_alive = true;
+    uint64_t request_body_bytes = 0;
+    uint64_t body_bytes_forwarded = 0;
+    uint64_t response_body_bytes = 0;
+    uint16_t response_code = 0;
+    uint32_t flags = 0;
+    uint32_t retries = 0;
+    int host_index = -1;
+    int last_host = -1;
+    std::optional<uint64_t> hash;
+    const char* details = "";
+    uint32_t generation = 0;
+  };
+
+  // Downstream I/O.
+  void startRead();
+  void onRead(const boost::system::error_code& ec, size_t n);
+  void processInput();
+  void writeDownstream(const BufferList& b, WriteKind kind);
+  void onDownstreamWrite(const boost::system::error_code& ec);
+  void close();
+
+  // Request flow.
+  void onRequestHead();
+  void onRequestBody(std::string_view data);
+  void onRequestComplete();
+  void onParseError();
+  void startRoute(const http::RequestHead& req);
+  void startAttempt();
+  void flushUpstreamHead();
+  void endAttempt(bool failed);
+  void abortUpstream(bool failed);
+  bool canRetry() const;
+  bool replayOk() const;
+  void scheduleRetry();
+  void onRouteTimeout(uint32_t generation);
+  void onAttemptTimer(uint32_t generation, bool backoff);
+  void failRequest(uint16_t status, std::string_view body, uint32_t flags, const char* details);
+  void sendLocalReply(uint16_t status, std::string_view body, uint32_t flags, const char* details,
+                      std::string_view location = {});
+  void buildUpstreamHead(const http::RequestHead& req);
+  void buildResponseHead(const http::ResponseHead& resp);
+  void finishRequest();
+  void recordRequest();
+  void copyForAccessLog(const http::RequestHead& req);
+  void resetRequest();
+
+  Worker& worker_;
+  boost::asio::ip::tcp::socket socket_;
+  uint32_t slot_;
+  IoBuffer in_;
+  http::Http1Parser parser_;
+  boost::asio::steady_timer route_timer_;
+  boost::asio::steady_timer attempt_timer_;
+  UpstreamConnection* upstream_ = nullptr;
+
+  bool closed_ = false;
+  bool reading_ = false;
+  bool writing_ = false;
+  bool in_process_ = false;
+  bool wait_upstream_ = false;
+  bool upstream_write_inflight_ = false;
+  bool stop_parsing_ = false;
+  bool peer_eof_ = false;
+  bool close_after_ = false;
+  WriteKind write_kind_ = WriteKind::kNone;
+  std::optional<std::pair<BufferList, WriteKind>> queued_write_;
+  uint32_t pending_ = 0;
+  uint32_t depth_ = 0;
+  stats::SeriesId cx_active_;
+  std::chrono::steady_clock::time_point last_activity_;
+  uint64_t remote_hash_ = 0;
+
+  Request rq_;
+  std::string upstream_head_;
+  std::string response_head_;
+  std::string replay_;
+  std::string scratch_;  // local replies, trailers
+  std::string set_cookie_;
+  char chunk_up_[24];
+  char chunk_down_[24];
+  // Access log copies (only filled when the access log is on).
+  std::string log_method_, log_path_, log_authority_, log_user_agent_, log_request_id_,
+      log_xff_, log_traceparent_, remote_address_, local_address_;
+};
+
+}  // namespace mesh::proxy

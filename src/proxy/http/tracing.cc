@@ -1,0 +1,121 @@
+#include "proxy/http/tracing.h"
+
+namespace mesh::proxy {
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+void writeHex(uint64_t v, char* out, int digits) {
+  for (int i = digits - 1; i >= 0; --i) {
+    out[i] = kHex[v & 0xf];
+    v >>= 4;
+  }
+}
+
+bool isLowerHex(std::string_view s) {
+  for (char c : s) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+bool allZero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
+
+}  // namespace
+
+RequestId makeRequestId(Random& random) {
+  RequestId id;
+  uint64_t hi = random.next();
+  uint64_t lo = random.next();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+  char raw[32];
+  writeHex(hi, raw, 16);
+  writeHex(lo, raw + 16, 16);
+  char* o = id.text.data();
+  int j = 0;
+  for (int i = 0; i < 32; ++i) {
+    if (i == 8 || i == 12 || i == 16 || i == 20) o[j++] = '-';
+    o[j++] = raw[i];
+  }
+  return id;
+}
+
+bool isTraceHeader(std::string_view name) {
+  switch (name.size()) {
+    case 11:
+      return http::equalsIgnoreCase(name, "traceparent") ||
+             http::equalsIgnoreCase(name, "x-b3-spanid");
+    case 12:
+      return http::equalsIgnoreCase(name, "x-b3-traceid") ||
+             http::equalsIgnoreCase(name, "x-b3-sampled");
+    case 18:
+      return http::equalsIgnoreCase(name, "x-b3-parentspanid");
+    default:
+      return false;
+  }
+}
+
+void continueTrace(const http::HeaderList& headers, Random& random, double sampling_percent,
+                   TraceHeaders* out) {
+  out->has_parent = false;
+  out->trace_id_len = 32;
+  bool continued = false;
+  // W3C: version "00", 32 hex trace id, 16 hex parent id, 2 hex flags; all-zero ids invalid.
+  std::string_view tp = headers.get("traceparent");
+  if (tp.size() >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
+      isLowerHex(tp.substr(0, 2)) && tp.substr(0, 2) != "ff" && isLowerHex(tp.substr(3, 32)) &&
+      !allZero(tp.substr(3, 32)) && isLowerHex(tp.substr(36, 16)) &&
+      !allZero(tp.substr(36, 16)) && isLowerHex(tp.substr(53, 2)) &&
+      (tp.size() == 55 || tp[55] == '-')) {
+    tp.substr(3, 32).copy(out->trace_id.data(), 32);
+    tp.substr(36, 16).copy(out->parent_span_id.data(), 16);
+    out->has_parent = true;
+    int flags = (tp[54] >= 'a' ? tp[54] - 'a' + 10 : tp[54] - '0');
+    out->sampled = flags & 1;
+    continued = true;
+  }
+  if (!continued) {
+    std::string_view b3_trace = headers.get("x-b3-traceid");
+    if ((b3_trace.size() == 32 || b3_trace.size() == 16) && isLowerHex(b3_trace) &&
+        !allZero(b3_trace)) {
+      b3_trace.copy(out->trace_id.data(), b3_trace.size());
+      out->trace_id_len = b3_trace.size();
+      std::string_view b3_span = headers.get("x-b3-spanid");
+      if (b3_span.size() == 16 && isLowerHex(b3_span)) {
+        b3_span.copy(out->parent_span_id.data(), 16);
+        out->has_parent = true;
+      }
+      std::string_view s = headers.get("x-b3-sampled");
+      out->sampled = s == "1" || s == "true" || headers.get("x-b3-flags") == "1";
+      continued = true;
+    }
+  }
+  if (!continued) {
+    writeHex(random.next(), out->trace_id.data(), 16);
+    writeHex(random.next(), out->trace_id.data() + 16, 16);
+    out->sampled = random.chance(sampling_percent);
+  }
+  uint64_t span = random.next();
+  if (span == 0) span = 1;
+  writeHex(span, out->span_id.data(), 16);
+
+  // traceparent needs a 128-bit id: pad a 64-bit B3 id on the left with zeros.
+  char* t = out->traceparent.data();
+  t[0] = '0';
+  t[1] = '0';
+  t[2] = '-';
+  if (out->trace_id_len == 16) {
+    for (int i = 0; i < 16; ++i) t[3 + i] = '0';
+    std::copy(out->trace_id.begin(), out->trace_id.begin() + 16, t + 19);
+  } else {
+    std::copy(out->trace_id.begin(), out->trace_id.end(), t + 3);
+  }
+  t[35] = '-';
+  std::copy(out->span_id.begin(), out->span_id.end(), t + 36);
+  t[52] = '-';
+  t[53] = '0';
+  t[54] = out->sampled ? '1' : '0';
+}
+
+}  // namespace mesh::proxy

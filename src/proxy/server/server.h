@@ -1,0 +1,102 @@
+// The istio-proxy process: loads the config, binds the listeners (one SO_REUSEPORT socket per
+// worker), runs the workers, serves the admin, Prometheus and health endpoints on the main
+// thread, re-resolves DNS clusters, reloads on SIGHUP or POST /reload, and drains on SIGTERM or
+// POST /quitquitquit.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/stats/store.h"
+#include "core/status.h"
+#include "proxy/admin/admin_server.h"
+#include "proxy/config/snapshot_builder.h"
+#include "proxy/server/worker.h"
+
+namespace mesh::proxy {
+
+struct ServerOptions {
+  std::string config_path;
+  uint32_t concurrency = 0;  // 0: one worker per core
+  std::string port_file;     // written (atomically) once every port is bound
+  std::chrono::milliseconds drain_timeout{10000};
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();
+
+  // Loads and validates the config, binds every port and starts the workers.
+  Status start();
+  // Serves until drained; returns the process exit code.
+  int run();
+  // Re-reads the config file. On any error the running config stays, and the error (file,
+  // line, field) is returned, logged and shown in /config_dump.
+  Status reload();
+  void beginDrain();
+
+ private:
+  struct BoundListener {
+    std::string address;
+    uint32_t slot = 0;
+    uint16_t port = 0;
+  };
+  enum class State { kInitializing, kLive, kDraining };
+
+  StatusOr<std::shared_ptr<const Snapshot>> loadSnapshot();
+  Status applySnapshot(std::shared_ptr<const Snapshot> snapshot);
+  void publish(const std::shared_ptr<const Snapshot>& snapshot,
+               const std::vector<std::pair<uint32_t, std::vector<int>>>& adds,
+               const std::vector<uint32_t>& removes);
+  void installAdminHandlers();
+  void writePortFile();
+  void waitSignal();
+  void finishDrain();
+  void scheduleDns();
+  void refreshDns(const std::string& cluster);
+  void onDnsResult(const std::string& cluster, std::vector<std::vector<std::string>> addrs);
+
+  AdminResponse handleConfigDump(const AdminRequest& req);
+  AdminResponse handleClusters(const AdminRequest& req);
+  AdminResponse handleStats(const AdminRequest& req);
+  AdminResponse handleLogging(const AdminRequest& req);
+  AdminResponse handleServerInfo(const AdminRequest& req);
+
+  ServerOptions options_;
+  boost::asio::io_context io_;
+  boost::asio::signal_set signals_;
+  boost::asio::steady_timer drain_timer_;
+  stats::Store store_;
+  stats::ThreadStats& main_stats_;
+  IstioTelemetry telemetry_;
+  SnapshotContext ctx_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::shared_ptr<const Snapshot> current_;
+  uint64_t next_version_ = 1;
+  std::string last_error_;
+  std::map<std::string, BoundListener> listeners_;  // by listener name
+  std::unique_ptr<AdminServer> admin_, prometheus_, health_;
+  uint16_t admin_port_ = 0, prometheus_port_ = 0, health_port_ = 0;
+  State state_ = State::kInitializing;
+  bool healthcheck_failed_ = false;
+  uint32_t drains_pending_ = 0;
+  bool finished_ = false;
+  std::chrono::system_clock::time_point started_at_;
+  stats::SeriesId reload_ok_, reload_failed_;
+
+  // DNS: resolved off the main thread, results posted back.
+  boost::asio::io_context resolver_io_;
+  std::thread resolver_thread_;
+  std::map<std::string, std::unique_ptr<boost::asio::steady_timer>> dns_timers_;
+};
+
+}  // namespace mesh::proxy

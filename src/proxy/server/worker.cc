@@ -1,0 +1,271 @@
+#include "proxy/server/worker.h"
+
+#include <boost/asio/post.hpp>
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "proxy/http/http_connection.h"
+#include "proxy/upstream/upstream_connection.h"
+
+namespace mesh::proxy {
+
+// Accepts on one listening socket. Deletes itself once closed and its accept has returned.
+struct Worker::Acceptor {
+  Acceptor(Worker& w, uint32_t slot, int fd) : worker(w), slot(slot), acceptor(w.io()) {
+    boost::system::error_code ec;
+    acceptor.assign(boost::asio::ip::tcp::v6(), fd, ec);  // the family is not checked
+    if (ec) MESH_LOG("main", error, "cannot adopt listening socket: {}", ec.message());
+  }
+  void accept() {
+    ++pending;
+    acceptor.async_accept([this](const boost::system::error_code& ec,
+                                 boost::asio::ip::tcp::socket socket) {
+      --pending;
+      if (closed) {
+        delete this;
+        return;
+      }
+      if (!ec) {
+        auto* c = new HttpConnection(worker, std::move(socket), slot);
+        c->start();
+      } else if (ec == boost::asio::error::no_descriptors ||
+                 ec == boost::asio::error::no_buffer_space) {
+        MESH_LOG("main", warn, "accept: {}", ec.message());
+      }
+      accept();
+    });
+  }
+  // Stops accepting; the object is gone when this returns or once the pending accept returns.
+  void close() {
+    closed = true;
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    if (pending == 0) delete this;
+  }
+
+  Worker& worker;
+  uint32_t slot;
+  boost::asio::ip::tcp::acceptor acceptor;
+  bool closed = false;
+  uint32_t pending = 0;
+};
+
+Worker::Worker(uint32_t index, stats::Store& store, IstioTelemetry& telemetry)
+    : index_(index),
+      io_(1),
+      stats_(store.createThreadStats()),
+      istio_(telemetry),
+      tick_timer_(io_) {}
+
+Worker::~Worker() {
+  // Connections delete themselves as their operations finish; whatever is left when the loop
+  // stopped is dropped with the process.
+}
+
+void Worker::start() {
+  thread_ = std::thread([this] {
+    tick();
+    auto guard = boost::asio::make_work_guard(io_);
+    io_.run();
+  });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::post(std::function<void()> fn) { boost::asio::post(io_, std::move(fn)); }
+
+void Worker::tick() {
+  tick_timer_.expires_after(std::chrono::seconds(1));
+  tick_timer_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    auto now = std::chrono::steady_clock::now();
+    // Idle downstream connections.
+    std::vector<HttpConnection*> conns = connections_;
+    for (HttpConnection* c : conns) c->closeIfIdle(now);
+    // Idle upstream connections past their cluster's idle timeout.
+    if (current_ != nullptr) {
+      for (auto& [info, rt] : runtimes_) {
+        Millis timeout = info->idle_timeout;
+        if (timeout.count() == 0) continue;
+        for (HostState* h : rt->hosts) {
+          std::vector<UpstreamConnection*> idle = h->idle;
+          for (UpstreamConnection* u : idle) {
+            if (now - u->idleSince() > timeout) u->closeIdle();
+          }
+        }
+      }
+    }
+    collectGarbage();
+    if (!io_.stopped()) tick();
+  });
+}
+
+void Worker::applySnapshot(std::shared_ptr<const Snapshot> snapshot) {
+  holders_.emplace_back();
+  SnapshotHolder& h = holders_.back();
+  h.snapshot = std::move(snapshot);
+  h.clusters.reserve(h.snapshot->clusters.size());
+  for (const auto& c : h.snapshot->clusters) {
+    ClusterRuntime* rt = runtimeFor(c);
+    ++rt->holders;
+    h.clusters.push_back(rt);
+  }
+  current_ = &h;
+  if (!access_log_.isOpen()) {
+    for (const auto& l : h.snapshot->listeners) {
+      if (l.access_log) {
+        Status st = access_log_.open(l.access_log_path);
+        if (!st.ok()) MESH_LOG("main", warn, "{}", st.message());
+        break;
+      }
+    }
+  }
+  collectGarbage();
+}
+
+ClusterRuntime* Worker::runtimeFor(const std::shared_ptr<const ClusterInfo>& info) {
+  auto it = runtimes_.find(info.get());
+  if (it != runtimes_.end()) return it->second.get();
+  auto rt = std::make_unique<ClusterRuntime>();
+  rt->info = info;
+  rt->active.assign(info->hosts.size(), 0);
+  for (const Host& host : info->hosts) {
+    std::string key = info->name + "|" + host.key;
+    auto& hs = hosts_[key];
+    if (!hs) {
+      hs = std::make_unique<HostState>();
+      hs->key = key;
+    }
+    ++hs->runtimes;
+    rt->hosts.push_back(hs.get());
+  }
+  ClusterRuntime* p = rt.get();
+  runtimes_.emplace(info.get(), std::move(rt));
+  return p;
+}
+
+void Worker::release(SnapshotHolder* h) {
+  --h->refs;
+  if (h->refs == 0 && h != current_) collectGarbage();
+}
+
+void Worker::collectGarbage() {
+  // Snapshots nobody uses any more.
+  for (auto it = holders_.begin(); it != holders_.end();) {
+    if (&*it != current_ && it->refs == 0) {
+      for (ClusterRuntime* rt : it->clusters) --rt->holders;
+      it = holders_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  // Cluster runtimes no snapshot lists, then hosts no runtime lists.
+  for (auto it = runtimes_.begin(); it != runtimes_.end();) {
+    if (it->second->holders == 0) {
+      for (HostState* hs : it->second->hosts) --hs->runtimes;
+      it = runtimes_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = hosts_.begin(); it != hosts_.end();) {
+    HostState& hs = *it->second;
+    if (hs.runtimes == 0) {
+      std::vector<UpstreamConnection*> idle = hs.idle;
+      for (UpstreamConnection* u : idle) u->closeIdle();
+      if (hs.open_connections == 0 && hs.active_requests == 0) {
+        it = hosts_.erase(it);
+        continue;
+      }
+    }
+    ++it;
+  }
+}
+
+void Worker::addListener(uint32_t slot, int fd) {
+  if (acceptors_.size() <= slot) acceptors_.resize(slot + 1, nullptr);
+  if (acceptors_[slot] != nullptr) acceptors_[slot]->close();
+  acceptors_[slot] = new Acceptor(*this, slot, fd);
+  if (!draining_) acceptors_[slot]->accept();
+}
+
+void Worker::removeListener(uint32_t slot) {
+  if (slot < acceptors_.size() && acceptors_[slot] != nullptr) {
+    acceptors_[slot]->close();
+    acceptors_[slot] = nullptr;
+  }
+}
+
+UpstreamConnection* Worker::acquireConnection(ClusterRuntime& cluster, int host_index,
+                                              UpstreamCallbacks* cb, bool allow_reuse, bool head,
+                                              bool* ready) {
+  HostState& hs = *cluster.hosts[host_index];
+  if (allow_reuse) {
+    while (!hs.idle.empty()) {
+      UpstreamConnection* c = hs.idle.back();
+      hs.idle.pop_back();
+      if (c->idle()) {
+        c->assign(cb, head);
+        *ready = true;
+        return c;
+      }
+    }
+  }
+  const Host& host = cluster.info->hosts[host_index];
+  auto* c = new UpstreamConnection(*this, hs, host, cluster.info->connect_timeout);
+  ++hs.open_connections;
+  stats_.inc(cluster.info->stats.cx_total);
+  stats_.inc(host.stats.cx_total);
+  *ready = false;
+  c->connect(cb, head);
+  return c;
+}
+
+void Worker::onConnectionIdle(UpstreamConnection* c) { c->host().idle.push_back(c); }
+
+void Worker::onUpstreamClosed(UpstreamConnection* c) {
+  HostState& hs = c->host();
+  --hs.open_connections;
+  auto it = std::find(hs.idle.begin(), hs.idle.end(), c);
+  if (it != hs.idle.end()) hs.idle.erase(it);
+}
+
+void Worker::addConnection(HttpConnection* c) { connections_.push_back(c); }
+
+void Worker::removeConnection(HttpConnection* c) {
+  auto it = std::find(connections_.begin(), connections_.end(), c);
+  if (it != connections_.end()) {
+    *it = connections_.back();
+    connections_.pop_back();
+  }
+  maybeFinishDrain();
+}
+
+void Worker::drain(std::function<void()> done) {
+  draining_ = true;
+  drain_done_ = std::move(done);
+  for (Acceptor*& a : acceptors_) {
+    if (a != nullptr) a->close();
+    a = nullptr;
+  }
+  std::vector<HttpConnection*> conns = connections_;
+  for (HttpConnection* c : conns) c->drain();
+  for (auto& [key, hs] : hosts_) {
+    std::vector<UpstreamConnection*> idle = hs->idle;
+    for (UpstreamConnection* u : idle) u->closeIdle();
+  }
+  maybeFinishDrain();
+}
+
+void Worker::maybeFinishDrain() {
+  if (draining_ && connections_.empty() && drain_done_) {
+    auto done = std::move(drain_done_);
+    drain_done_ = nullptr;
+    done();
+  }
+}
+
+}  // namespace mesh::proxy

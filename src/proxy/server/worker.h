@@ -1,0 +1,133 @@
+// A worker: one thread, one event loop, and everything a connection needs on the request path
+// without locks: the current config snapshot, upstream pools, load-balancer state, stats and
+// telemetry caches. Other threads reach a worker only through post().
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <atomic>
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/random.h"
+#include "core/stats/store.h"
+#include "proxy/config/snapshot.h"
+#include "proxy/telemetry/access_log.h"
+#include "proxy/telemetry/istio_stats.h"
+#include "proxy/upstream/load_balancer.h"
+
+namespace mesh::proxy {
+
+class HttpConnection;
+class UpstreamConnection;
+class UpstreamCallbacks;
+
+// Per worker, per (cluster name, host address): the pool and the active request count. Lives
+// across snapshots so keep-alive connections survive a reload.
+struct HostState {
+  std::string key;
+  uint32_t active_requests = 0;
+  uint32_t open_connections = 0;
+  uint32_t runtimes = 0;  // cluster runtimes that list this host
+  std::vector<UpstreamConnection*> idle;
+};
+
+// Per worker, per ClusterInfo instance: host states aligned with info->hosts and LB state.
+struct ClusterRuntime {
+  std::shared_ptr<const ClusterInfo> info;
+  std::vector<HostState*> hosts;
+  std::vector<uint32_t> active;  // active requests per host index, for least request
+  LbState lb;
+  uint32_t holders = 0;  // snapshot holders that reference this runtime
+};
+
+// A snapshot as a worker holds it: requests count themselves in and out, so an old snapshot
+// stays alive exactly as long as a request started on it is in flight. Single-threaded.
+struct SnapshotHolder {
+  std::shared_ptr<const Snapshot> snapshot;
+  std::vector<ClusterRuntime*> clusters;  // by snapshot cluster index
+  uint32_t refs = 0;
+};
+
+class Worker {
+ public:
+  Worker(uint32_t index, stats::Store& store, IstioTelemetry& telemetry);
+  ~Worker();
+
+  uint32_t index() const { return index_; }
+  boost::asio::io_context& io() { return io_; }
+  void start();
+  void join();
+  // Runs fn on the worker thread.
+  void post(std::function<void()> fn);
+
+  // --- Called on the worker thread ---
+  void applySnapshot(std::shared_ptr<const Snapshot> snapshot);
+  SnapshotHolder* retainCurrent() {
+    ++current_->refs;
+    return current_;
+  }
+  void release(SnapshotHolder* h);
+  const Snapshot& snapshot() const { return *current_->snapshot; }
+
+  // Starts accepting on a listening socket (already bound and listening) for a listener slot.
+  void addListener(uint32_t slot, int fd);
+  void removeListener(uint32_t slot);
+  // Stops accepting, closes idle connections, lets active requests finish; `done` runs on the
+  // worker thread once no connection is left.
+  void drain(std::function<void()> done);
+  bool draining() const { return draining_; }
+
+  // An upstream connection for a request: an idle pooled one (ready = true) or a new one that
+  // is connecting (ready = false).
+  UpstreamConnection* acquireConnection(ClusterRuntime& cluster, int host_index,
+                                        UpstreamCallbacks* cb, bool allow_reuse, bool head,
+                                        bool* ready);
+  void onConnectionIdle(UpstreamConnection* c);
+  void onUpstreamClosed(UpstreamConnection* c);
+
+  void addConnection(HttpConnection* c);
+  void removeConnection(HttpConnection* c);
+
+  stats::ThreadStats& stats() { return stats_; }
+  IstioTelemetry::WorkerCache& istio() { return istio_; }
+  Random& random() { return random_; }
+  AccessLogWriter& accessLog() { return access_log_; }
+  // Coarse clock, updated once per loop turn of the tick; for idle bookkeeping only.
+  std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
+
+ private:
+  struct Acceptor;
+  void tick();
+  void collectGarbage();
+  ClusterRuntime* runtimeFor(const std::shared_ptr<const ClusterInfo>& info);
+  void maybeFinishDrain();
+
+  uint32_t index_;
+  boost::asio::io_context io_;
+  std::thread thread_;
+  stats::ThreadStats& stats_;
+  IstioTelemetry::WorkerCache istio_;
+  FastRandom random_;
+  AccessLogWriter access_log_;
+  boost::asio::steady_timer tick_timer_;
+
+  std::list<SnapshotHolder> holders_;
+  SnapshotHolder* current_ = nullptr;
+  std::unordered_map<const ClusterInfo*, std::unique_ptr<ClusterRuntime>> runtimes_;
+  std::unordered_map<std::string, std::unique_ptr<HostState>> hosts_;  // "cluster|host"
+
+  std::vector<Acceptor*> acceptors_;  // by slot; each deletes itself when closed
+  std::vector<HttpConnection*> connections_;
+  bool draining_ = false;
+  std::function<void()> drain_done_;
+};
+
+}  // namespace mesh::proxy

@@ -1,0 +1,82 @@
+// Immutable description of an upstream cluster and its endpoints (hosts), as one config
+// snapshot sees it. Workers keep their mutable per-host state (pools, active counts) beside it.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/stats/store.h"
+
+namespace mesh::proxy {
+
+using Millis = std::chrono::milliseconds;
+
+struct HostStats {
+  stats::SeriesId rq_total;
+  stats::SeriesId rq_error;  // 5xx responses and failures
+  stats::SeriesId cx_total;
+  stats::SeriesId cx_connect_fail;
+};
+
+struct Host {
+  std::string address;  // IP literal
+  uint16_t port = 0;
+  std::string key;       // "ip:port" ("[v6]:port")
+  std::string hostname;  // DNS name it came from (STRICT_DNS), else empty
+  sockaddr_storage sockaddr{};
+  socklen_t sockaddr_len = 0;
+  uint32_t weight = 1;
+  uint32_t workload_id = 0;  // telemetry peer id; 0 = unknown
+  HostStats stats;
+};
+
+struct ClusterStats {
+  stats::SeriesId rq_total;
+  stats::SeriesId rq_retry;
+  stats::SeriesId rq_timeout;
+  stats::SeriesId cx_total;
+  stats::SeriesId cx_connect_fail;
+  stats::SeriesId rq_no_host;
+};
+
+enum class LbPolicy : uint8_t { kRoundRobin, kLeastRequest, kRandom, kRingHash, kMaglev };
+
+struct DnsTarget {
+  std::string hostname;
+  uint16_t port = 0;
+  uint32_t weight = 1;
+  uint32_t workload_id = 0;
+};
+
+struct ClusterInfo {
+  std::string name;
+  LbPolicy lb = LbPolicy::kRoundRobin;
+  Millis connect_timeout{10000};
+  Millis idle_timeout{3600 * 1000};
+  std::vector<Host> hosts;
+  uint32_t service_id = 0;  // telemetry service id; 0 = unknown
+  ClusterStats stats;
+
+  // STRICT_DNS: the names to resolve, and how often.
+  bool dns = false;
+  std::vector<DnsTarget> dns_targets;
+  Millis dns_refresh{5000};
+
+  // Load-balancer tables, derived from hosts (see buildLoadBalancerTables).
+  bool equal_weights = true;
+  uint64_t total_weight = 0;
+  std::vector<uint64_t> cumulative_weights;
+  std::vector<std::pair<uint64_t, uint32_t>> ring;  // (hash, host index), sorted
+  std::vector<uint32_t> maglev;                     // host index per slot
+  uint64_t ring_min_size = 1024;
+  uint64_t maglev_size = 65537;
+};
+
+// Fills the weight and hash tables of `c` from c.hosts.
+void buildLoadBalancerTables(ClusterInfo& c);
+
+}  // namespace mesh::proxy
