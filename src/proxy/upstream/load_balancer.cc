@@ -94,12 +94,18 @@ void buildLoadBalancerTables(ClusterInfo& c) {
   if (c.hosts.empty()) return;
 
   if (c.lb == LbPolicy::kRingHash) {
-    uint64_t target = std::max<uint64_t>(c.ring_min_size, c.hosts.size());
+    // Points per unit of weight, rounded up to a power of two: the ring has at least
+    // ring_min_size points, and adding or removing a host rarely changes the other hosts'
+    // points, so their keys stay where they were.
+    uint64_t per_unit = 1;
+    while (per_unit * c.total_weight < c.ring_min_size) per_unit *= 2;
+    std::string key;
     for (uint32_t i = 0; i < c.hosts.size(); ++i) {
       const Host& h = c.hosts[i];
-      uint64_t replicas = std::max<uint64_t>(1, (target * h.weight + c.total_weight / 2) /
-                                                    c.total_weight);
-      std::string key;
+      uint64_t replicas = per_unit * h.weight;
+      // Huge weights: scale down so the ring stays bounded (8M points in all).
+      constexpr uint64_t kMaxRing = 1u << 23;
+      if (c.total_weight > kMaxRing) replicas = std::max<uint64_t>(1, h.weight * kMaxRing / c.total_weight);
       for (uint64_t r = 0; r < replicas; ++r) {
         key = h.key;
         key += '_';

@@ -1,0 +1,219 @@
+#include "proxy/config/snapshot_builder.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "test/proxy/test_util.h"
+
+namespace mesh::proxy {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using testing::SnapshotFixture;
+
+constexpr const char* kValid = R"(node:
+  id: sidecar~10.0.0.9~productpage-v1.default
+  workloadName: productpage-v1
+  namespace: default
+  labels: {app: productpage, version: v1}
+listeners:
+- name: http
+  address: 127.0.0.1:0
+  http:
+    routeConfigName: main
+routeConfigs:
+- name: main
+  virtualHosts:
+  - name: reviews
+    domains: ["reviews", "reviews.default.svc.cluster.local"]
+    routes:
+    - match: {prefix: /}
+      route:
+        weightedClusters:
+          clusters: [{name: reviews-v1, weight: 90}, {name: reviews-v2, weight: 10}]
+        retryPolicy: {retryOn: "5xx,connect-failure", numRetries: 3, perTryTimeout: 2s}
+        timeout: 5s
+clusters:
+- name: reviews-v1
+  service: {host: reviews.default.svc.cluster.local}
+  endpoints: [{address: 10.1.0.1, port: 9080, workload: {name: reviews-v1, namespace: default, labels: {app: reviews, version: v1}}}]
+- name: reviews-v2
+  type: STRICT_DNS
+  lbPolicy: RING_HASH
+  endpoints: [{address: backend.test, port: 9080, weight: 2}]
+)";
+
+TEST(SnapshotBuilderTest, BuildsAValidConfig) {
+  SnapshotFixture f;
+  auto snap = f.build(kValid);
+  ASSERT_TRUE(snap.ok()) << snap.status().toString();
+  const Snapshot& s = **snap;
+  ASSERT_EQ(s.listeners.size(), 1u);
+  EXPECT_EQ(s.listeners[0].name, "http");
+  ASSERT_NE(s.listeners[0].routes, nullptr);
+  ASSERT_EQ(s.clusters.size(), 2u);
+  const ClusterInfo* v1 = s.findCluster("reviews-v1");
+  ASSERT_NE(v1, nullptr);
+  ASSERT_EQ(v1->hosts.size(), 1u);
+  EXPECT_EQ(v1->hosts[0].key, "10.1.0.1:9080");
+  EXPECT_NE(v1->service_id, 0u);
+  EXPECT_NE(v1->hosts[0].workload_id, 0u);
+  // STRICT_DNS resolved through the injected resolver: both addresses, weight kept.
+  const ClusterInfo* v2 = s.findCluster("reviews-v2");
+  ASSERT_NE(v2, nullptr);
+  ASSERT_EQ(v2->hosts.size(), 2u);
+  EXPECT_EQ(v2->hosts[0].key, "10.0.0.1:9080");
+  EXPECT_EQ(v2->hosts[1].weight, 2u);
+  EXPECT_EQ(v2->hosts[1].hostname, "backend.test");
+  EXPECT_FALSE(v2->ring.empty());
+  // Route details.
+  const Route& r = s.listeners[0].routes->virtualHosts()[0]->routes[0];
+  ASSERT_EQ(r.targets.size(), 2u);
+  EXPECT_EQ(r.total_weight, 100u);
+  ASSERT_TRUE(r.retry.has_value());
+  EXPECT_EQ(r.retry->num_retries, 3u);
+  EXPECT_EQ(r.retry->retry_on, kRetry5xx | kRetryConnectFailure);
+  EXPECT_EQ(r.retry->per_try_timeout, Millis(2000));
+  EXPECT_EQ(r.timeout, Millis(5000));
+  EXPECT_NE(s.node.workload_id, 0u);
+}
+
+TEST(SnapshotBuilderTest, ReportsUnknownClusterWithFileLineAndField) {
+  SnapshotFixture f;
+  std::string yaml = kValid;
+  yaml.replace(yaml.find("{name: reviews-v2, weight: 10}"), 30, "{name: ratings, weight: 10}");
+  auto snap = f.build(yaml);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_EQ(snap.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(snap.status().message(),
+              HasSubstr("proxy.yaml:20: routeConfigs[0].virtualHosts[0].routes[0].route."
+                        "weightedClusters.clusters[1].name: unknown cluster 'ratings'"));
+}
+
+TEST(SnapshotBuilderTest, ReportsEveryErrorAtOnce) {
+  SnapshotFixture f;
+  const char* yaml = R"(listeners:
+- name: a
+  address: localhost:80
+  http: {routeConfigName: missing}
+- name: a
+  address: 127.0.0.1:81
+  http: {routeConfigName: r}
+routeConfigs:
+- name: r
+  virtualHosts:
+  - domains: ["*"]
+    routes:
+    - match: {regex: "(unclosed"}
+      route: {cluster: c, retryPolicy: {retryOn: "5xx,sometimes", numRetries: 1}}
+    - match: {prefix: /x}
+      redirect: {responseCode: 200}
+    - match: {prefix: /y}
+      route: {cluster: c}
+      requestHeaders: {set: [{name: x-bad, value: "a\rb"}]}
+    - match: {prefix: /z}
+clusters:
+- name: c
+  endpoints: [{address: not-an-ip, port: 80}, {address: 10.0.0.1, port: 0}]
+)";
+  auto snap = f.build(yaml);
+  ASSERT_FALSE(snap.ok());
+  const std::string& m = snap.status().message();
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:3: listeners[0].address: must be an IP address, got "
+                           "'localhost'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:4: listeners[0].http.routeConfigName: unknown route "
+                           "configuration 'missing'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:5: listeners[1].name: duplicate listener name 'a'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:13: routeConfigs[0].virtualHosts[0].routes[0].match."
+                           "regex: invalid regex '(unclosed'"));
+  EXPECT_THAT(m, HasSubstr("routes[0].route.retryPolicy.retryOn: unknown retry condition "
+                           "'sometimes'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:16: routeConfigs[0].virtualHosts[0].routes[1].redirect."
+                           "responseCode: must be 301, 302, 303, 307 or 308"));
+  EXPECT_THAT(m, HasSubstr("routes[2].requestHeaders.set[0].value: header value must not "
+                           "contain control characters"));
+  EXPECT_THAT(m, HasSubstr("routes[3]: a route needs one of route, redirect or directResponse"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:23: clusters[0].endpoints[0].address: must be an IP "
+                           "address for a STATIC cluster, got 'not-an-ip'"));
+  EXPECT_THAT(m, HasSubstr("clusters[0].endpoints[1].port: must be 1..65535"));
+}
+
+TEST(SnapshotBuilderTest, RejectsDuplicateDomainsAndZeroWeights) {
+  SnapshotFixture f;
+  const char* yaml = R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - {domains: ["a.com", "*.b.com"], routes: [{match: {prefix: /}, directResponse: {status: 200}}]}
+  - {domains: ["A.com"], routes: [{match: {prefix: /}, directResponse: {status: 200}}]}
+  - domains: ["c.com"]
+    routes:
+    - match: {prefix: /}
+      route: {weightedClusters: {clusters: [{name: c, weight: 0}]}}
+clusters:
+- {name: c, endpoints: [{address: 10.0.0.1, port: 80}]}
+)";
+  auto snap = f.build(yaml);
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.status().message(),
+              HasSubstr("proxy.yaml:5: routeConfigs[0].virtualHosts[1].domains: domain 'A.com' "
+                        "is already used by another virtual host"));
+  EXPECT_THAT(snap.status().message(),
+              HasSubstr("virtualHosts[2].routes[0].route.weightedClusters: weights must not all "
+                        "be 0"));
+}
+
+TEST(SnapshotBuilderTest, UnknownFieldsAreRejectedNotDropped) {
+  SnapshotFixture f;
+  auto snap = f.build("clusters:\n- name: c\n  lbPolcy: RANDOM\n");
+  ASSERT_FALSE(snap.ok());
+  EXPECT_THAT(snap.status().message(), HasSubstr("proxy.yaml:3: clusters[0]: unknown field 'lbPolcy' (did you mean "
+                                                 "'lbPolicy'?)"));
+}
+
+TEST(SnapshotBuilderTest, ReusesDnsAnswersFromThePreviousSnapshot) {
+  SnapshotFixture f;
+  auto first = f.build(kValid);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(f.resolves, 1);
+  // Unchanged DNS targets reuse the previous answer (the refresh timer re-resolves them).
+  auto second = f.build(kValid, first->get());
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(f.resolves, 1);
+  EXPECT_EQ((*second)->findCluster("reviews-v2")->hosts.size(), 2u);
+  // A changed target is resolved again.
+  std::string changed = kValid;
+  changed.replace(changed.find("backend.test"), 12, "one.test");
+  auto third = f.build(changed, second->get());
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(f.resolves, 2);
+  EXPECT_EQ((*third)->findCluster("reviews-v2")->hosts.size(), 1u);
+}
+
+TEST(SnapshotBuilderTest, ListenerSlotsAreStableAcrossBuilds) {
+  SnapshotFixture f;
+  auto a = f.build(kValid);
+  auto b = f.build(kValid);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ((*a)->listeners[0].slot, (*b)->listeners[0].slot);
+  EXPECT_EQ((*b)->listenerBySlot((*a)->listeners[0].slot), &(*b)->listeners[0]);
+}
+
+TEST(SnapshotBuilderTest, HttpLimitsComeFromTheListener) {
+  SnapshotFixture f;
+  auto snap = f.build(R"(listeners:
+- name: l
+  address: 127.0.0.1:0
+  http:
+    routeConfig: {name: inline, virtualHosts: [{domains: ["*"], routes: [{directResponse: {status: 204}}]}]}
+    limits: {maxRequestHeadersKb: 8, maxHeadersCount: 10, maxUriKb: 2}
+)");
+  ASSERT_TRUE(snap.ok()) << snap.status().toString();
+  const http::Limits& l = (*snap)->listeners[0].limits;
+  EXPECT_EQ(l.max_head_bytes, 8u * 1024);
+  EXPECT_EQ(l.max_headers, 10u);
+  EXPECT_EQ(l.max_uri_bytes, 2u * 1024);
+}
+
+}  // namespace
+}  // namespace mesh::proxy
