@@ -634,6 +634,11 @@ void HttpConnection::onRequestComplete() {
 void HttpConnection::onUpstreamWriteComplete() {
   Guard g(this);
   upstream_write_inflight_ = false;
+  if (rq_.upstream_done) {
+    releaseUpstream();
+    if (rq_.finish_pending) finishRequest();
+    return;
+  }
   processInput();
 }
 
@@ -939,20 +944,26 @@ void HttpConnection::onUpstreamComplete(const http::HeaderList& trailers) {
       b.add(scratch_);
     }
   }
-  // The connection goes back to the pool only if both messages ended cleanly.
-  bool reusable = rq_.upstream_keep_alive && rq_.request_complete && !upstream_write_inflight_;
-  UpstreamConnection* u = upstream_;
-  upstream_ = nullptr;
-  upstream_write_inflight_ = false;
-  endAttempt(rq_.response_code >= 500);
   route_timer_.cancel();
-  if (u != nullptr) u->release(reusable);
+  rq_.upstream_done = true;
+  // The completion of our last write may not have been reaped yet (the response can overtake
+  // it): the connection is released, and the request finished, once it has.
+  if (!upstream_write_inflight_) releaseUpstream();
   if (closed_) return;
   if (b.empty()) {
     finishRequest();
   } else {
     writeDownstream(b, WriteKind::kResponseEnd);
   }
+}
+
+void HttpConnection::releaseUpstream() {
+  // Back to the pool only if both messages ended cleanly.
+  bool reusable = rq_.upstream_keep_alive && rq_.request_complete;
+  UpstreamConnection* u = upstream_;
+  upstream_ = nullptr;
+  endAttempt(rq_.response_code >= 500);
+  if (u != nullptr) u->release(reusable);
 }
 
 void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint32_t flags,
@@ -991,6 +1002,10 @@ void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint
 
 void HttpConnection::finishRequest() {
   if (!rq_.active) return;
+  if (rq_.upstream_done && upstream_ != nullptr) {
+    rq_.finish_pending = true;  // after our last upstream write completes (releaseUpstream)
+    return;
+  }
   route_timer_.cancel();
   attempt_timer_.cancel();
   recordRequest();

@@ -88,6 +88,8 @@ class HttpConnection final : public UpstreamCallbacks {
     bool response_head_pending = false;
     bool response_chunked = false;
     bool upstream_keep_alive = true;
+    bool upstream_done = false;   // the response was received in full
+    bool finish_pending = false;  // finish once the last upstream write completes
     uint64_t request_body_bytes = 0;
     uint64_t body_bytes_forwarded = 0;
     uint64_t response_body_bytes = 0;
@@ -118,6 +120,7 @@ class HttpConnection final : public UpstreamCallbacks {
   void startAttempt();
   void flushUpstreamHead();
   void endAttempt(bool failed);
+  void releaseUpstream();
   void abortUpstream(bool failed);
   bool canRetry() const;
   bool replayOk() const;

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# make bench: istio-proxy beside HAProxy and nginx in ../shared/peerbench (same machine, same
+# run). Extra arguments and knobs (ROUNDS, TESTS, LAYOUT, ...) pass through to peerbench.
+#   bench/peerbench.sh [build-dir]
+set -euo pipefail
+BUILD=$(cd "${1:-build}" && pwd)
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PEERBENCH=${PEERBENCH:-$ROOT/../shared/peerbench}
+[ -x "$PEERBENCH" ] || { echo "peerbench not found at $PEERBENCH (set PEERBENCH=...)"; exit 2; }
+export PROXY_NAME=${PROXY_NAME:-istio-proxy}
+export PROXY_CMD="$ROOT/bench/run-proxy.sh $BUILD/bin/istio-proxy {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR}"
+export TESTS=${TESTS:-"h1 fixed"}
+exec "$PEERBENCH" "$@"
