@@ -1,6 +1,7 @@
 #include "core/http/http1_parser.h"
 
 #include <array>
+#include <cstdint>
 #include <cstring>
 
 namespace mesh::http {
@@ -49,6 +50,10 @@ constexpr std::array<uint8_t, 256> makeTable() {
 }
 
 constexpr std::array<uint8_t, 256> kTable = makeTable();
+
+// Room for method, spaces and version in a request line judged against the URI limit.
+constexpr size_t kRequestLineSlack = 64;
+constexpr size_t kMaxLeadingEmptyLines = 4;
 
 inline bool is(char c, uint8_t cls) { return kTable[static_cast<unsigned char>(c)] & cls; }
 
@@ -105,21 +110,76 @@ bool parseVersion(std::string_view v, Version* out) {
   return false;
 }
 
-bool validHost(std::string_view host) {
-  for (char c : host) {
-    if (!is(c, kAuthority)) return false;
+// authority without userinfo (RFC 3986 3.2): an IP-literal in brackets or a reg-name, then an
+// optional ":" and port digits. `need_host` / `need_port`: that part must not be empty.
+bool validAuthority(std::string_view a, bool need_host, bool need_port) {
+  std::string_view host = a;
+  std::string_view port;
+  if (!a.empty() && a[0] == '[') {
+    size_t close = a.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    for (char c : a.substr(1, close - 1)) {
+      if (!is(c, kAuthority) || c == '[') return false;
+    }
+    host = a.substr(0, close + 1);
+    std::string_view rest = a.substr(close + 1);
+    if (!rest.empty()) {
+      if (rest[0] != ':') return false;
+      port = rest.substr(1);
+    }
+  } else {
+    size_t colon = a.find(':');
+    if (colon != std::string_view::npos) {
+      host = a.substr(0, colon);
+      port = a.substr(colon + 1);
+    }
+    for (char c : host) {
+      if (!is(c, kAuthority) || c == '[' || c == ']' || c == ':') return false;
+    }
   }
-  // Brackets only as an IP-literal at the start.
-  size_t open = host.find('[');
-  if (open != std::string_view::npos) {
-    if (open != 0) return false;
-    size_t close = host.find(']');
-    if (close == std::string_view::npos) return false;
-    std::string_view rest = host.substr(close + 1);
-    if (!rest.empty() && rest[0] != ':') return false;
-    if (rest.find_first_of("[]") != std::string_view::npos) return false;
-  } else if (host.find(']') != std::string_view::npos) {
-    return false;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return !(need_host && host.empty()) && !(need_port && port.empty());
+}
+
+// chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ) (RFC 9112 7.1.1),
+// with chunk-ext-val = token / quoted-string. `s` is the rest of the size line after the digits.
+bool validChunkExtensions(std::string_view s) {
+  size_t i = 0;
+  auto skipBws = [&] {
+    while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+  };
+  auto skipToken = [&] {
+    size_t from = i;
+    while (i < s.size() && is(s[i], kTchar)) ++i;
+    return i > from;
+  };
+  while (i < s.size()) {
+    skipBws();
+    if (i == s.size() || s[i] != ';') return false;
+    ++i;
+    skipBws();
+    if (!skipToken()) return false;
+    size_t after_name = i;
+    skipBws();
+    if (i == s.size() || s[i] != '=') {
+      i = after_name;  // the whitespace belongs before the next ';'
+      continue;
+    }
+    ++i;
+    skipBws();
+    if (i < s.size() && s[i] == '"') {
+      for (++i;; ++i) {
+        if (i == s.size()) return false;
+        if (s[i] == '"') break;
+        if (s[i] == '\\' && ++i == s.size()) return false;
+        if (!is(s[i], kFieldValue)) return false;
+      }
+      ++i;
+    } else if (!skipToken()) {
+      return false;
+    }
   }
   return true;
 }
@@ -198,64 +258,80 @@ Http1Parser::Result Http1Parser::fail(ParseError e) {
   return {Event::kError, 0, {}};
 }
 
-size_t Http1Parser::scanBlock(std::string_view in, bool request_line) {
+// Limits are judged on the bytes seen so far, the same way whether a line arrived whole or in
+// pieces: a check on the bytes before a line's LF comes first, as a split delivery may have seen
+// exactly those, and the check on a complete block covers its final CRLF.
+bool Http1Parser::blockOverLimit(size_t end, bool start_line) {
+  const size_t len = end - block_begin_;
+  if (start_line && !first_line_seen_ && type_ == Type::kRequest) {
+    // An open request line longer than the URI limit plus room for method and version: 414,
+    // unless the head limit is the tighter one and would have been hit first.
+    const size_t cap = limits_.max_uri_bytes > SIZE_MAX - kRequestLineSlack
+                           ? SIZE_MAX
+                           : limits_.max_uri_bytes + kRequestLineSlack;
+    if (cap <= limits_.max_head_bytes && len > cap) {
+      fail(ParseError::kUriTooLong);
+      return true;
+    }
+  }
+  if (len > limits_.max_head_bytes) {
+    fail(ParseError::kHeadersTooLarge);
+    return true;
+  }
+  return false;
+}
+
+size_t Http1Parser::scanBlock(std::string_view in, bool start_line) {
   const char* d = in.data();
   const size_t n = in.size();
   size_t pos = scan_pos_;
-  const size_t limit = limits_.max_head_bytes;
   while (pos < n) {
     const void* hit = std::memchr(d + pos, '\n', n - pos);
     if (hit == nullptr) {
       pos = n;
       break;
     }
-    size_t nl = static_cast<const char*>(hit) - d;
-    if (nl == 0 || d[nl - 1] != '\r') {
+    const size_t nl = static_cast<const char*>(hit) - d;
+    if (blockOverLimit(nl, start_line)) return 0;
+    if (nl == line_start_ || d[nl - 1] != '\r') {
       fail(ParseError::kBareLf);
       return 0;
     }
-    size_t line_start = pos;
-    size_t line_len = nl - 1 - line_start;
+    const bool empty = nl - 1 == line_start_;
     pos = nl + 1;
-    if (line_len == 0) {
-      if (!first_line_seen_ && request_line) {
+    line_start_ = pos;
+    if (start_line && !first_line_seen_) {
+      if (empty) {
+        if (type_ == Type::kResponse) {
+          fail(ParseError::kBadStatusLine);
+          return 0;
+        }
         // RFC 9112 2.2: ignore empty lines before a request line (a few, not a stream of them).
-        if (++scan_lines_ > 4) {
+        if (++scan_lines_ > kMaxLeadingEmptyLines) {
           fail(ParseError::kBadRequestLine);
           return 0;
         }
         block_begin_ = pos;
         continue;
       }
+      first_line_seen_ = true;
+      scan_lines_ = 0;
+      if (blockOverLimit(pos, start_line)) return 0;
+      continue;
+    }
+    if (empty) {
+      if (blockOverLimit(pos, start_line)) return 0;
       scan_pos_ = pos;
       return pos;  // end of block (including the empty line)
     }
-    if (!first_line_seen_ && request_line) {
-      first_line_seen_ = true;
-      scan_lines_ = 0;
-      continue;
-    }
-    first_line_seen_ = true;
     if (++scan_lines_ > limits_.max_headers) {
       fail(ParseError::kTooManyHeaders);
       return 0;
     }
-    if (pos - block_begin_ > limit) {
-      fail(ParseError::kHeadersTooLarge);
-      return 0;
-    }
+    if (blockOverLimit(pos, start_line)) return 0;
   }
   scan_pos_ = pos;
-  // Incomplete: enforce limits on what has arrived so far.
-  if (request_line && !first_line_seen_ &&
-      n - block_begin_ > limits_.max_uri_bytes + 64) {
-    fail(ParseError::kUriTooLong);
-    return 0;
-  }
-  if (n - block_begin_ > limit) {
-    fail(ParseError::kHeadersTooLarge);
-    return 0;
-  }
+  blockOverLimit(n, start_line);  // incomplete: enforce limits on what has arrived so far
   return 0;
 }
 
@@ -316,13 +392,13 @@ bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHe
             fail(ParseError::kDuplicateHost);
             return false;
           }
-          if (!validHost(value)) {
+          if (!validAuthority(value, false, false)) {
             fail(ParseError::kBadHost);
             return false;
           }
           auto* req = static_cast<RequestHead*>(head);
           req->has_host_header = true;
-          if (!req->absolute_form) req->host = value;
+          if (!host_from_target_) req->host = value;
         }
         break;
       case 6:
@@ -332,15 +408,18 @@ bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHe
         }
         break;
       case 7:
-        if (equalsIgnoreCase(name, "upgrade") && !value.empty()) head->upgrade = true;
+        if (equalsIgnoreCase(name, "upgrade") && !value.empty()) upgrade_field_ = true;
         break;
       case 10:
         if (equalsIgnoreCase(name, "connection")) {
+          // Decided once all fields are seen: "close" wins over "keep-alive" in any order.
           forEachListElement(value, [&](std::string_view tok) {
             if (equalsIgnoreCase(tok, "close")) {
-              head->keep_alive = false;
+              conn_close_ = true;
             } else if (equalsIgnoreCase(tok, "keep-alive")) {
-              if (head->version == Version::kHttp10) head->keep_alive = true;
+              conn_keep_alive_ = true;
+            } else if (equalsIgnoreCase(tok, "upgrade")) {
+              conn_upgrade_ = true;
             }
           });
         }
@@ -378,6 +457,8 @@ bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHe
             ++te_codings_;
             if (equalsIgnoreCase(token, "chunked")) {
               te_chunked_last_ = true;
+              // RFC 9112 7: chunked has no parameters; ignoring one invites disagreement.
+              if (semi != std::string_view::npos) te_chunked_params_ = true;
               return;
             }
             te_chunked_last_ = false;
@@ -404,7 +485,17 @@ bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHe
   return true;
 }
 
+void Http1Parser::applyConnectionOptions(MessageHead& head, bool is_request) {
+  head.keep_alive = head.version == Version::kHttp11 || conn_keep_alive_;
+  if (conn_close_) head.keep_alive = false;
+  // RFC 9110 7.8: Upgrade needs the "upgrade" connection option, and a server ignores it in an
+  // HTTP/1.0 request.
+  head.upgrade =
+      upgrade_field_ && conn_upgrade_ && !(is_request && head.version == Version::kHttp10);
+}
+
 bool Http1Parser::finishFraming(MessageHead& head, bool is_request) {
+  applyConnectionOptions(head, is_request);
   if (head.has_transfer_encoding) {
     if (head.version == Version::kHttp10) {
       fail(ParseError::kTransferEncodingInHttp10);
@@ -416,7 +507,7 @@ bool Http1Parser::finishFraming(MessageHead& head, bool is_request) {
     }
     // Only "chunked", once, is accepted: a proxy that re-frames bodies must never pass on a
     // coding it does not decode, and "chunked" anywhere but last is a smuggling vector.
-    if (te_codings_ != 1 || !te_chunked_last_) {
+    if (te_codings_ != 1 || !te_chunked_last_ || te_chunked_params_) {
       fail(ParseError::kBadTransferEncoding);
       return false;
     }
@@ -474,23 +565,23 @@ bool Http1Parser::parseRequestHead(std::string_view head) {
                                                                    : ParseError::kBadRequestLine)),
            false;
   }
-  r.keep_alive = r.version == Version::kHttp11;
-
   // Request-target forms (RFC 9112 3.2).
   std::string_view t = r.target;
-  if (t[0] == '/') {
+  host_from_target_ = false;
+  if (r.method == "CONNECT") {
+    // Only the authority-form, and the port is required (RFC 9112 3.2.3, RFC 9110 9.3.6). The
+    // tunnel goes where the target says, whatever the Host field claims.
+    if (!validAuthority(t, true, true)) return fail(ParseError::kBadRequestLine), false;
+    r.host = t;
+    r.path = {};
+    host_from_target_ = true;
+  } else if (t[0] == '/') {
     size_t q = t.find('?');
     r.path = t.substr(0, q);
     if (q != std::string_view::npos) r.query = t.substr(q + 1);
   } else if (t == "*") {
     if (r.method != "OPTIONS") return fail(ParseError::kBadRequestLine), false;
     r.path = t;
-  } else if (r.method == "CONNECT") {
-    if (!validHost(t) || t.find(':') == std::string_view::npos) {
-      return fail(ParseError::kBadRequestLine), false;
-    }
-    r.host = t;
-    r.path = {};
   } else {
     size_t scheme_end = t.find("://");
     if (scheme_end == std::string_view::npos ||
@@ -501,11 +592,10 @@ bool Http1Parser::parseRequestHead(std::string_view head) {
     std::string_view rest = t.substr(scheme_end + 3);
     size_t auth_end = rest.find_first_of("/?");
     std::string_view authority = rest.substr(0, auth_end);
-    if (authority.empty() || authority.find('@') != std::string_view::npos ||
-        !validHost(authority)) {
-      return fail(ParseError::kBadRequestLine), false;
-    }
+    // RFC 9110 4.2.1: an http(s) URI with an empty host is invalid.
+    if (!validAuthority(authority, true, false)) return fail(ParseError::kBadRequestLine), false;
     r.absolute_form = true;
+    host_from_target_ = true;
     r.host = authority;
     std::string_view path_query =
         auth_end == std::string_view::npos ? std::string_view() : rest.substr(auth_end);
@@ -553,7 +643,6 @@ bool Http1Parser::parseResponseHead(std::string_view head) {
   } else {
     r.reason = {};
   }
-  r.keep_alive = r.version == Version::kHttp11;
   if (!parseFields(head.substr(eol + 2), r.headers, &r)) return false;
   return finishFraming(r, false);
 }
@@ -587,13 +676,19 @@ Http1Parser::Result Http1Parser::parse(std::string_view in) {
           host_count_ = 0;
           content_length_count_ = 0;
           te_chunked_last_ = false;
+          te_chunked_params_ = false;
           te_codings_ = 0;
+          conn_close_ = false;
+          conn_keep_alive_ = false;
+          conn_upgrade_ = false;
+          upgrade_field_ = false;
           first_line_seen_ = false;
           scan_lines_ = 0;
+          line_start_ = 0;
           block_begin_ = 0;
           trailers_.clear();
         }
-        size_t end = scanBlock(in, type_ == Type::kRequest);
+        size_t end = scanBlock(in, true);
         if (state_ == State::kError) return {Event::kError, 0, {}};
         if (end == 0) return {Event::kNeedMore, 0, {}};
         std::string_view block = in.substr(block_begin_, end - block_begin_);
@@ -634,22 +729,16 @@ Http1Parser::Result Http1Parser::parse(std::string_view in) {
           ++i;
         }
         if (i == 0) return fail(ParseError::kBadChunkSize);
-        if (i < line.size()) {
-          // chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ext-val ] )
-          size_t j = i;
-          while (j < line.size() && (line[j] == ' ' || line[j] == '\t')) ++j;
-          if (j == line.size() || line[j] != ';') return fail(ParseError::kBadChunkSize);
-          for (size_t k = j; k < line.size(); ++k) {
-            char c = line[k];
-            if (c == '\r' || (static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f) {
-              return fail(c == '\r' ? ParseError::kBareCr : ParseError::kBadChunkSize);
-            }
-          }
+        std::string_view ext = line.substr(i);
+        if (!validChunkExtensions(ext)) {
+          return fail(ext.find('\r') != std::string_view::npos ? ParseError::kBareCr
+                                                               : ParseError::kBadChunkSize);
         }
         off = nl + 1;
         if (size == 0) {
           state_ = State::kTrailers;
           scan_pos_ = 0;
+          line_start_ = 0;
           scan_lines_ = 0;
           block_begin_ = 0;
           first_line_seen_ = true;

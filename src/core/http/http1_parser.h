@@ -61,7 +61,7 @@ int parseErrorStatus(ParseError e);
 struct Limits {
   size_t max_head_bytes = 60 * 1024;  // request/status line + header block (also trailers)
   size_t max_headers = 100;           // header fields (also trailer fields)
-  size_t max_uri_bytes = 16 * 1024;   // request-target
+  size_t max_uri_bytes = 16 * 1024;   // request-target; 414 also for a request line over this + 64
   size_t max_chunk_line_bytes = 4096; // chunk-size line with extensions
 };
 
@@ -80,7 +80,8 @@ struct RequestHead : MessageHead {
   std::string_view target;  // as sent
   std::string_view path;    // target without the query (for absolute-form: the path part)
   std::string_view query;   // after '?', without it; empty when absent
-  std::string_view host;    // authority: from absolute-form if used, else the Host field
+  std::string_view host;    // authority: from the target when it has one (absolute-form, or
+                            // CONNECT's authority-form), else the Host field
   bool expect_continue = false;
   bool absolute_form = false;
   bool has_host_header = false;
@@ -145,14 +146,18 @@ class Http1Parser {
   };
 
   Result fail(ParseError e);
-  // Finds the end of a header block starting at input[0]; resumes at scan_pos_.
+  // Finds the end of a header block starting at input[0]; resumes at scan_pos_. `start_line`:
+  // the block opens with a request or status line (a head, not trailers).
   // Returns 0 while incomplete (or on error, with state_ == kError).
-  size_t scanBlock(std::string_view in, bool request_line);
+  size_t scanBlock(std::string_view in, bool start_line);
+  // Fails (and returns true) when the block's bytes up to `end` already break a size limit.
+  bool blockOverLimit(size_t end, bool start_line);
   bool parseRequestHead(std::string_view head);
   bool parseResponseHead(std::string_view head);
   // Parses "name: value" lines of [begin,end) into `out`; `head` gets framing info when non-null.
   bool parseFields(std::string_view block, HeaderList& out, MessageHead* head);
   bool finishFraming(MessageHead& head, bool is_request);
+  void applyConnectionOptions(MessageHead& head, bool is_request);
   void startBody(const MessageHead& head);
 
   Type type_;
@@ -162,7 +167,8 @@ class Http1Parser {
   bool request_was_head_ = false;
 
   // Block scanning (head or trailers), relative to the block's first byte.
-  size_t scan_pos_ = 0;
+  size_t scan_pos_ = 0;     // where the search for the next LF resumes
+  size_t line_start_ = 0;   // first byte of the line being scanned
   size_t block_begin_ = 0;  // skipped leading empty lines before a request line
   size_t scan_lines_ = 0;
   bool first_line_seen_ = false;
@@ -173,7 +179,13 @@ class Http1Parser {
   int host_count_ = 0;
   int content_length_count_ = 0;
   bool te_chunked_last_ = false;
+  bool te_chunked_params_ = false;
   int te_codings_ = 0;
+  bool conn_close_ = false;
+  bool conn_keep_alive_ = false;
+  bool conn_upgrade_ = false;
+  bool upgrade_field_ = false;
+  bool host_from_target_ = false;
 
   RequestHead request_;
   ResponseHead response_;
