@@ -119,6 +119,7 @@ routeConfigs:
     routes:
     - {match: {prefix: /v1/}, route: {cluster: c, prefixRewrite: /}}
     - {match: {prefix: /old}, route: {cluster: c, prefixRewrite: /new}}
+    - {match: {path: /exact}, route: {cluster: c, prefixRewrite: /replaced}}
     - {match: {prefix: /re}, route: {cluster: c, regexRewrite: {pattern: "^/re/([a-z]+)/([0-9]+)$", substitution: "/\\2/\\1"}}}
     - {match: {prefix: /}, route: {cluster: c}}
 clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
@@ -135,6 +136,7 @@ clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
   EXPECT_EQ(rewrite("/v1/"), "/");
   EXPECT_EQ(rewrite("/old/path"), "/new/path");
   EXPECT_EQ(rewrite("/oldies"), "/newies");
+  EXPECT_EQ(rewrite("/exact?q=1"), "/replaced?q=1");  // an exact match replaces the whole path
   EXPECT_EQ(rewrite("/re/abc/123"), "/123/abc");
   EXPECT_EQ(rewrite("/plain"), "(unchanged)");
 }
@@ -168,8 +170,8 @@ routeConfigs:
 TEST(RetryPolicyTest, ParsesEnvoyAndIstioConditions) {
   RetryPolicy p;
   std::vector<std::string> unknown;
-  parseRetryOn("5xx, gateway-error,connect-failure,reset,retriable-4xx,503,unavailable,bogus",
-               &p, &unknown);
+  parseRetryOn("5xx, gateway-error,connect-failure,reset,retriable-4xx,503,unavailable,bogus", &p,
+               &unknown);
   EXPECT_EQ(p.retry_on, kRetry5xx | kRetryGatewayError | kRetryConnectFailure | kRetryReset |
                             kRetryRetriable4xx | kRetryRetriableStatusCodes);
   EXPECT_EQ(p.status_codes, std::vector<uint16_t>{503});

@@ -72,7 +72,8 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::map<std::string, std::string> toStdMap(const google::protobuf::Map<std::string, std::string>& m) {
+std::map<std::string, std::string> toStdMap(
+    const google::protobuf::Map<std::string, std::string>& m) {
   return std::map<std::string, std::string>(m.begin(), m.end());
 }
 
@@ -184,18 +185,30 @@ void Builder::buildClusters() {
       continue;
     }
     switch (c.lb_policy()) {
-      case v1::Cluster::ROUND_ROBIN: info->lb = LbPolicy::kRoundRobin; break;
-      case v1::Cluster::LEAST_REQUEST: info->lb = LbPolicy::kLeastRequest; break;
-      case v1::Cluster::RANDOM: info->lb = LbPolicy::kRandom; break;
-      case v1::Cluster::RING_HASH: info->lb = LbPolicy::kRingHash; break;
-      case v1::Cluster::MAGLEV: info->lb = LbPolicy::kMaglev; break;
-      default: error(path + ".lbPolicy", "unsupported load balancing policy");
+      case v1::Cluster::ROUND_ROBIN:
+        info->lb = LbPolicy::kRoundRobin;
+        break;
+      case v1::Cluster::LEAST_REQUEST:
+        info->lb = LbPolicy::kLeastRequest;
+        break;
+      case v1::Cluster::RANDOM:
+        info->lb = LbPolicy::kRandom;
+        break;
+      case v1::Cluster::RING_HASH:
+        info->lb = LbPolicy::kRingHash;
+        break;
+      case v1::Cluster::MAGLEV:
+        info->lb = LbPolicy::kMaglev;
+        break;
+      default:
+        error(path + ".lbPolicy", "unsupported load balancing policy");
     }
     if (c.has_connect_timeout()) {
       info->connect_timeout = duration(c.connect_timeout(), path + ".connectTimeout");
       if (info->connect_timeout.count() == 0) error(path + ".connectTimeout", "must be > 0");
     }
-    if (c.has_idle_timeout()) info->idle_timeout = duration(c.idle_timeout(), path + ".idleTimeout");
+    if (c.has_idle_timeout())
+      info->idle_timeout = duration(c.idle_timeout(), path + ".idleTimeout");
     if (c.ring_hash_minimum_ring_size() != 0) {
       if (c.ring_hash_minimum_ring_size() > (1u << 23)) {
         error(path + ".ringHashMinimumRingSize", "must be <= 8388608");
@@ -244,9 +257,8 @@ void Builder::buildClusters() {
       if (e.has_workload()) {
         const v1::WorkloadInfo& w = e.workload();
         workload = ctx_.telemetry().internWorkload(
-            workloadFromLabels(w.name(), w.namespace_(), toStdMap(w.labels()),
-                               w.service_account(), snap_->node.trust_domain,
-                               snap_->node.cluster_id));
+            workloadFromLabels(w.name(), w.namespace_(), toStdMap(w.labels()), w.service_account(),
+                               snap_->node.trust_domain, snap_->node.cluster_id));
       }
       uint32_t weight = e.weight() == 0 ? 1 : e.weight();
       if (info->dns) {
@@ -264,8 +276,8 @@ void Builder::buildClusters() {
       h.weight = weight;
       h.workload_id = workload;
       if (!fillHostAddress(h)) {
-        error(ep + ".address", "must be an IP address for a STATIC cluster, got '" +
-                                   e.address() + "' (use type: STRICT_DNS for names)");
+        error(ep + ".address", "must be an IP address for a STATIC cluster, got '" + e.address() +
+                                   "' (use type: STRICT_DNS for names)");
         continue;
       }
       info->hosts.push_back(std::move(h));
@@ -407,10 +419,10 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
           size_t before = out->targets.size();
           target(wc[i].name(), wc[i].weight(), wp + ".name");
           if (out->targets.size() > before) {
-            out->targets.back().request_ops = headerOps(wc[i].request_headers(),
-                                                        wp + ".requestHeaders");
-            out->targets.back().response_ops = headerOps(wc[i].response_headers(),
-                                                         wp + ".responseHeaders");
+            out->targets.back().request_ops =
+                headerOps(wc[i].request_headers(), wp + ".requestHeaders");
+            out->targets.back().response_ops =
+                headerOps(wc[i].response_headers(), wp + ".responseHeaders");
           }
         }
         if (!wc.empty() && out->total_weight == 0) {
@@ -420,8 +432,9 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
         error(ap, "cluster or weightedClusters is required");
       }
       if (!a.prefix_rewrite().empty()) {
-        if (out->path_kind != Route::PathKind::kPrefix) {
-          error(ap + ".prefixRewrite", "only allowed with a prefix match");
+        // As in Envoy: the matched prefix, or the whole path of an exact match, is replaced.
+        if (out->path_kind == Route::PathKind::kRegex) {
+          error(ap + ".prefixRewrite", "not allowed with a regex match (use regexRewrite)");
         }
         out->prefix_rewrite = a.prefix_rewrite();
       }
@@ -451,7 +464,8 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
         policy.num_retries = rp.num_retries();
         std::vector<std::string> unknown;
         parseRetryOn(rp.retry_on(), &policy, &unknown);
-        for (const auto& u : unknown) error(rpp + ".retryOn", "unknown retry condition '" + u + "'");
+        for (const auto& u : unknown)
+          error(rpp + ".retryOn", "unknown retry condition '" + u + "'");
         for (uint32_t code : rp.retriable_status_codes()) {
           if (code < 100 || code > 599) {
             error(rpp + ".retriableStatusCodes", "invalid status " + std::to_string(code));
@@ -464,7 +478,8 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
         }
         if (rp.has_backoff_base_interval()) {
           policy.base_interval = duration(rp.backoff_base_interval(), rpp + ".backoffBaseInterval");
-          if (policy.base_interval.count() < 1) error(rpp + ".backoffBaseInterval", "must be >= 1ms");
+          if (policy.base_interval.count() < 1)
+            error(rpp + ".backoffBaseInterval", "must be >= 1ms");
           policy.max_interval = policy.base_interval * 10;
         }
         if (rp.has_backoff_max_interval()) {
@@ -473,7 +488,8 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
             error(rpp + ".backoffMaxInterval", "must be >= backoffBaseInterval");
           }
         }
-        if (rp.max_replay_body_bytes() != 0) policy.max_replay_body_bytes = rp.max_replay_body_bytes();
+        if (rp.max_replay_body_bytes() != 0)
+          policy.max_replay_body_bytes = rp.max_replay_body_bytes();
         if (policy.num_retries > 0) out->retry = std::move(policy);
       }
       for (int i = 0; i < a.hash_policy_size(); ++i) {
@@ -656,7 +672,8 @@ void Builder::buildListeners() {
         error(hp_path + ".limits.maxUriKb", "must not exceed maxRequestHeadersKb");
       }
     }
-    if (h.has_idle_timeout()) info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
+    if (h.has_idle_timeout())
+      info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
     if (h.has_generate_request_id()) info.generate_request_id = h.generate_request_id().value();
     info.access_log = h.access_log().enabled();
     info.access_log_path = h.access_log().path();
@@ -682,7 +699,8 @@ void Builder::buildListeners() {
   }
   for (size_t i = 0; i < snap_->listeners.size(); ++i) {
     uint32_t slot = snap_->listeners[i].slot;
-    if (snap_->listener_by_slot.size() <= slot) snap_->listener_by_slot.resize(slot + 1, UINT32_MAX);
+    if (snap_->listener_by_slot.size() <= slot)
+      snap_->listener_by_slot.resize(slot + 1, UINT32_MAX);
     snap_->listener_by_slot[slot] = static_cast<uint32_t>(i);
   }
 }
@@ -702,48 +720,51 @@ StatusOr<std::shared_ptr<const Snapshot>> Builder::build() {
 
 }  // namespace
 
-SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
-                                 Resolver resolver)
+SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry, Resolver resolver)
     : store_(store), telemetry_(telemetry), resolver_(std::move(resolver)) {
   using stats::MetricType;
   const std::vector<std::string> listener = {"listener"};
   const std::vector<std::string> cluster = {"cluster_name"};
   const std::vector<std::string> host = {"cluster_name", "host"};
   cx_total = stats::registerFamily(store, "envoy_http_downstream_cx_total", MetricType::kCounter,
-                             "Downstream connections accepted.", listener);
+                                   "Downstream connections accepted.", listener);
   cx_active = stats::registerFamily(store, "envoy_http_downstream_cx_active", MetricType::kGauge,
-                              "Downstream connections open.", listener);
+                                    "Downstream connections open.", listener);
   rq_total = stats::registerFamily(store, "envoy_http_downstream_rq_total", MetricType::kCounter,
-                             "Downstream requests.", listener);
-  rq_xx = stats::registerFamily(store, "envoy_http_downstream_rq_xx", MetricType::kCounter,
-                          "Downstream responses by class.", {"listener", "response_code_class"});
-  protocol_error = stats::registerFamily(store, "envoy_http_downstream_cx_protocol_error",
-                                   MetricType::kCounter,
-                                   "Downstream connections closed for a protocol error.",
-                                   listener);
-  upstream_rq_total = stats::registerFamily(store, "envoy_cluster_upstream_rq_total", MetricType::kCounter,
-                                      "Upstream requests (attempts).", cluster);
-  upstream_rq_retry = stats::registerFamily(store, "envoy_cluster_upstream_rq_retry", MetricType::kCounter,
-                                      "Upstream retries.", cluster);
-  upstream_rq_timeout = stats::registerFamily(store, "envoy_cluster_upstream_rq_timeout",
-                                        MetricType::kCounter, "Upstream request timeouts.",
-                                        cluster);
-  upstream_cx_total = stats::registerFamily(store, "envoy_cluster_upstream_cx_total", MetricType::kCounter,
-                                      "Upstream connections opened.", cluster);
-  upstream_cx_connect_fail = stats::registerFamily(store, "envoy_cluster_upstream_cx_connect_fail",
-                                             MetricType::kCounter,
-                                             "Upstream connection failures.", cluster);
-  upstream_no_host = stats::registerFamily(store, "envoy_cluster_upstream_cx_none_healthy",
-                                     MetricType::kCounter,
-                                     "Requests that found no upstream host.", cluster);
+                                   "Downstream requests.", listener);
+  rq_xx =
+      stats::registerFamily(store, "envoy_http_downstream_rq_xx", MetricType::kCounter,
+                            "Downstream responses by class.", {"listener", "response_code_class"});
+  protocol_error =
+      stats::registerFamily(store, "envoy_http_downstream_cx_protocol_error", MetricType::kCounter,
+                            "Downstream connections closed for a protocol error.", listener);
+  upstream_rq_total =
+      stats::registerFamily(store, "envoy_cluster_upstream_rq_total", MetricType::kCounter,
+                            "Upstream requests (attempts).", cluster);
+  upstream_rq_retry = stats::registerFamily(store, "envoy_cluster_upstream_rq_retry",
+                                            MetricType::kCounter, "Upstream retries.", cluster);
+  upstream_rq_timeout =
+      stats::registerFamily(store, "envoy_cluster_upstream_rq_timeout", MetricType::kCounter,
+                            "Upstream request timeouts.", cluster);
+  upstream_cx_total =
+      stats::registerFamily(store, "envoy_cluster_upstream_cx_total", MetricType::kCounter,
+                            "Upstream connections opened.", cluster);
+  upstream_cx_connect_fail =
+      stats::registerFamily(store, "envoy_cluster_upstream_cx_connect_fail", MetricType::kCounter,
+                            "Upstream connection failures.", cluster);
+  upstream_no_host =
+      stats::registerFamily(store, "envoy_cluster_upstream_cx_none_healthy", MetricType::kCounter,
+                            "Requests that found no upstream host.", cluster);
   host_rq_total = stats::registerFamily(store, "mesh_host_rq_total", MetricType::kCounter,
-                                  "Requests per upstream host.", host);
-  host_rq_error = stats::registerFamily(store, "mesh_host_rq_error", MetricType::kCounter,
-                                  "Failed requests (5xx or no response) per upstream host.", host);
+                                        "Requests per upstream host.", host);
+  host_rq_error =
+      stats::registerFamily(store, "mesh_host_rq_error", MetricType::kCounter,
+                            "Failed requests (5xx or no response) per upstream host.", host);
   host_cx_total = stats::registerFamily(store, "mesh_host_cx_total", MetricType::kCounter,
-                                  "Connections per upstream host.", host);
-  host_cx_connect_fail = stats::registerFamily(store, "mesh_host_cx_connect_fail", MetricType::kCounter,
-                                         "Connection failures per upstream host.", host);
+                                        "Connections per upstream host.", host);
+  host_cx_connect_fail =
+      stats::registerFamily(store, "mesh_host_cx_connect_fail", MetricType::kCounter,
+                            "Connection failures per upstream host.", host);
 }
 
 uint32_t SnapshotContext::listenerSlot(const std::string& name) {
@@ -819,9 +840,10 @@ StatusOr<std::vector<std::string>> systemResolve(const std::string& host) {
   std::set<std::string> seen;
   for (addrinfo* p = res; p != nullptr; p = p->ai_next) {
     char buf[INET6_ADDRSTRLEN];
-    const void* src = p->ai_family == AF_INET
-                          ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
-                          : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
+    const void* src =
+        p->ai_family == AF_INET
+            ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr)
+            : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(p->ai_addr)->sin6_addr);
     if (inet_ntop(p->ai_family, src, buf, sizeof(buf)) && seen.insert(buf).second) {
       out.emplace_back(buf);
     }

@@ -210,7 +210,7 @@ bool Route::matches(const http::RequestHead& req) const {
 }
 
 bool Route::rewritePath(const http::RequestHead& req, std::string* out) const {
-  if (prefix_rewrite && path_kind == PathKind::kPrefix) {
+  if (prefix_rewrite && path_kind != PathKind::kRegex) {
     out->assign(*prefix_rewrite);
     std::string_view rest = req.path.substr(std::min(path.size(), req.path.size()));
     // Avoid "//" when both the rewrite ends and the rest starts with a slash.
@@ -249,8 +249,8 @@ std::string Route::redirectLocation(const http::RequestHead& req, bool tls) cons
   } else if (redirect_host.empty()) {
     // Keep the request's explicit port unless the scheme changes.
     size_t colon = authority.rfind(':');
-    bool has_port = colon != std::string_view::npos &&
-                    authority.find(']', colon) == std::string_view::npos;
+    bool has_port =
+        colon != std::string_view::npos && authority.find(']', colon) == std::string_view::npos;
     if (has_port && redirect_scheme.empty()) out += authority.substr(colon);
   }
   if (!redirect_path.empty()) {

@@ -1,0 +1,473 @@
+// istio-proxy end to end: the real proxy binary in front of real httpbin backends on 127.0.0.1,
+// every port picked by the OS. Covers routing and rewrites, a weighted split, retries hiding a
+// failing endpoint, route timeouts, reload under load, a refused reload, drain, and Istio
+// metrics after traffic.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "test/integration/harness.h"
+
+namespace mesh::integration {
+namespace {
+
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+// Cluster YAML for one httpbin endpoint.
+std::string cluster(const std::string& name, const std::vector<uint16_t>& ports,
+                    const std::string& version, const std::string& extra = "") {
+  std::string y = "- name: " + name + "\n" + extra +
+                  "  service: {host: httpbin.default.svc.cluster.local, name: httpbin, "
+                  "namespace: default}\n  endpoints:\n";
+  for (uint16_t p : ports) {
+    y += "  - {address: 127.0.0.1, port: " + std::to_string(p) + ", workload: {name: httpbin-" +
+         version + ", namespace: default, labels: {app: httpbin, version: " + version + "}}}\n";
+  }
+  return y;
+}
+
+// The version that answered, from httpbin's x-version header.
+std::string versionOf(const HttpResponse& r) { return r.header("x-version"); }
+
+class ProxyIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    v1_ = startHttpbin(dir_, "httpbin-v1", "v1");
+    v2_ = startHttpbin(dir_, "httpbin-v2", "v2");
+  }
+
+  // Starts the proxy with one outbound listener "http" using route config "r".
+  void startWith(const std::string& routes_and_clusters) {
+    std::string yaml = proxyPreamble() +
+                       "listeners:\n- name: http\n  address: 127.0.0.1:0\n"
+                       "  http: {routeConfigName: r}\n" +
+                       routes_and_clusters;
+    proxy_ = startProxy(dir_, yaml, {"http"});
+    port_ = proxy_.listeners["http"];
+  }
+
+  std::string metrics() {
+    HttpResponse r = httpGet(proxy_.prometheus, "/stats/prometheus");
+    EXPECT_TRUE(r.ok) << r.error;
+    return r.body;
+  }
+
+  // Telemetry is recorded when a request completes on its worker, which may be just after the
+  // client has read the response: scrape until `metric{labels}` reaches `at_least` (bounded),
+  // and return that scrape for exact checks.
+  std::string metricsWhen(const std::string& metric, const std::vector<std::string>& labels,
+                          double at_least) {
+    auto deadline = Clock::now() + milliseconds(5000);
+    std::string m = metrics();
+    while (promSum(m, metric, labels) < at_least && Clock::now() < deadline) m = metrics();
+    return m;
+  }
+
+  // Writes a new config and POSTs /reload; returns the admin response.
+  HttpResponse reloadWith(const std::string& yaml) {
+    writeFileAtomic(proxy_.config_path, yaml);
+    return httpPost(proxy_.admin, "/reload");
+  }
+
+  TempDir dir_;
+  Httpbin v1_, v2_;
+  Proxy proxy_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ProxyIntegrationTest, RoutingAndRewrites) {
+  startWith(R"y(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: api
+    domains: ["api.example.com", "*.api.internal"]
+    routes:
+    - {match: {prefix: /}, route: {cluster: v2}, responseHeaders: {set: [{name: x-vhost, value: api}]}}
+  - name: default
+    domains: ["*"]
+    routes:
+    - name: jason
+      match: {prefix: /, headers: [{name: end-user, stringMatch: {exact: jason}}]}
+      route: {cluster: v2}
+    - name: v2-prefix
+      match: {prefix: /v2/}
+      route: {cluster: v2, prefixRewrite: /}
+      requestHeaders: {set: [{name: x-added, value: by-route}], remove: [x-secret]}
+    - name: regex
+      match: {regex: "/items/([0-9]+)"}
+      route: {cluster: v1, regexRewrite: {pattern: "/items/([0-9]+)", substitution: "/status/\\1"}}
+    - name: authority
+      match: {path: /whoami}
+      route: {cluster: v1, prefixRewrite: /headers, hostRewrite: rewritten.example}
+    - name: old
+      match: {prefix: /old}
+      redirect: {path: /new, responseCode: 302}
+    - name: teapot
+      match: {path: /direct}
+      directResponse: {status: 418, body: "short and stout"}
+    - name: only-get
+      match: {prefix: /v1/, method: {exact: GET}}
+      route: {cluster: v1, prefixRewrite: /}
+      responseHeaders: {set: [{name: x-mesh-route, value: v1}]}
+clusters:
+)y" + cluster("v1", {v1_.port}, "v1") +
+            cluster("v2", {v2_.port}, "v2"));
+
+  // Prefix rewrite, request header set and remove: /headers on v2 echoes what it received.
+  HttpResponse r = httpGet(port_, "/v2/headers", {"x-secret: hunter2"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(versionOf(r), "v2");
+  EXPECT_THAT(r.body, HasSubstr("\"x-added\":\"by-route\""));
+  EXPECT_THAT(r.body, ::testing::Not(HasSubstr("hunter2")));
+  EXPECT_THAT(r.body, HasSubstr("\"x-request-id\":"));  // generated when absent
+  EXPECT_THAT(r.body, HasSubstr("\"traceparent\":"));
+
+  // Header match.
+  r = httpGet(port_, "/", {"end-user: jason"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(versionOf(r), "v2");
+
+  // Regex rewrite with a capture group: /items/418 becomes /status/418.
+  r = httpGet(port_, "/items/418");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 418);
+  EXPECT_EQ(versionOf(r), "v1");
+
+  // Authority rewrite.
+  r = httpGet(port_, "/whoami");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_THAT(r.body, HasSubstr("\"host\":\"rewritten.example\""));
+
+  // Redirect keeps the request's authority, replaces the path.
+  r = httpGet(port_, "/old/page", {}, "shop.local");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 302);
+  EXPECT_EQ(r.header("location"), "http://shop.local/new");
+
+  // Direct response.
+  r = httpGet(port_, "/direct");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 418);
+  EXPECT_EQ(r.body, "short and stout");
+
+  // Method match and response header set.
+  r = httpGet(port_, "/v1/status/201");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 201);
+  EXPECT_EQ(r.header("x-mesh-route"), "v1");
+
+  // Virtual hosts by authority: exact (port ignored) and wildcard suffix.
+  for (const std::string host : {"api.example.com", "api.example.com:8080", "eu.api.internal"}) {
+    r = httpGet(port_, "/", {}, host);
+    ASSERT_TRUE(r.ok) << host << ": " << r.error;
+    EXPECT_EQ(versionOf(r), "v2") << host;
+    EXPECT_EQ(r.header("x-vhost"), "api") << host;
+  }
+
+  // No route: POST /v1/ matches nothing: 404 with flag NR in the metrics.
+  HttpClient c(port_);
+  r = c.roundTrip("POST /v1/echo HTTP/1.1\r\nHost: test.local\r\nContent-Length: 2\r\n\r\nhi",
+                  milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 404);
+  std::string m = metricsWhen("istio_requests_total", {"response_code=\"404\""}, 1);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"response_code=\"404\"", "response_flags=\"NR\""}),
+            1)
+      << m;
+}
+
+TEST_F(ProxyIntegrationTest, WeightedSplitWithinTolerance) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {weightedClusters: {clusters: [{name: v1, weight: 80}, {name: v2, weight: 20}]}}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1") +
+            cluster("v2", {v2_.port}, "v2"));
+
+  constexpr int kRequests = 1000;
+  std::map<std::string, int> seen;
+  HttpClient c(port_);
+  for (int i = 0; i < kRequests; ++i) {
+    HttpResponse r = c.get("/");
+    ASSERT_TRUE(r.ok) << r.error;
+    ASSERT_EQ(r.status, 200);
+    ++seen[versionOf(r)];
+  }
+  // 20% of 1000 is 200; one standard deviation of a random 80/20 split is 12.6. Five of them:
+  // a correct proxy fails this about once in 1.7 million runs, a 70/30 or 90/10 split always.
+  EXPECT_EQ(seen["v1"] + seen["v2"], kRequests);
+  EXPECT_NEAR(seen["v2"], 200, 63) << "v1=" << seen["v1"] << " v2=" << seen["v2"];
+
+  // The metrics agree with what the client saw.
+  std::string m = metricsWhen("istio_requests_total", {}, kRequests);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"destination_version=\"v2\""}), seen["v2"]);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"destination_version=\"v1\""}), seen["v1"]);
+}
+
+TEST_F(ProxyIntegrationTest, RetryHidesFailingEndpoint) {
+  Httpbin bad = startHttpbin(dir_, "httpbin-bad", "v1", {"--status-override", "503"});
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /retried}
+      route: {cluster: mixed, prefixRewrite: /, retryPolicy: {retryOn: "5xx", numRetries: 3, perTryTimeout: 2s}}
+    - match: {prefix: /plain}
+      route: {cluster: mixed, prefixRewrite: /}
+clusters:
+)" + cluster("mixed", {v1_.port, bad.port}, "v1", "  lbPolicy: ROUND_ROBIN\n"));
+
+  // Without retries, round robin sends half of the requests to the failing endpoint.
+  int plain_failures = 0;
+  for (int i = 0; i < 20; ++i) {
+    HttpResponse r = httpGet(port_, "/plain");
+    ASSERT_TRUE(r.ok) << r.error;
+    if (r.status == 503) ++plain_failures;
+  }
+  EXPECT_GE(plain_failures, 5) << "the failing endpoint should be visible without retries";
+
+  // With retries, the client never sees it.
+  for (int i = 0; i < 50; ++i) {
+    HttpResponse r = httpGet(port_, "/retried");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200) << "request " << i;
+    EXPECT_EQ(r.header("x-instance"), "httpbin-v1");
+  }
+  std::string m = metricsWhen("istio_requests_total", {}, 70);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"response_code=\"200\""}),
+            50 + 20 - plain_failures);
+  EXPECT_GT(promSum(m, "envoy_cluster_upstream_rq_retry", {"cluster_name=\"mixed\""}), 0) << m;
+}
+
+TEST_F(ProxyIntegrationTest, RouteTimeoutIs504WithFlagUT) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1, timeout: 300ms}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1"));
+
+  auto start = Clock::now();
+  HttpResponse r = httpGet(port_, "/delay/5000");
+  auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 504);
+  // Not a timing assertion on speed: only that the route timeout, not the backend, ended it.
+  EXPECT_LT(took.count(), 4000);
+  EXPECT_EQ(promSum(metricsWhen("istio_requests_total", {"response_code=\"504\""}, 1),
+                    "istio_requests_total", {"response_code=\"504\"", "response_flags=\"UT\""}),
+            1);
+
+  // A request within the timeout passes.
+  r = httpGet(port_, "/delay/10");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+}
+
+// Reload while two clients send requests back to back (one keep-alive, one new connection per
+// request): no request fails, and each reload's split takes effect.
+TEST_F(ProxyIntegrationTest, ReloadUnderLoadDropsNothing) {
+  auto config = [&](int w1, int w2) {
+    return proxyPreamble() +
+           "listeners:\n- name: http\n  address: 127.0.0.1:0\n  http: {routeConfigName: r}\n" +
+           R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {weightedClusters: {clusters: [{name: v1, weight: )" +
+           std::to_string(w1) + "}, {name: v2, weight: " + std::to_string(w2) +
+           "}]}}\nclusters:\n" + cluster("v1", {v1_.port}, "v1") + cluster("v2", {v2_.port}, "v2");
+  };
+  proxy_ = startProxy(dir_, config(100, 0), {"http"});
+  port_ = proxy_.listeners["http"];
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, failed{0};
+  std::string first_failure;
+  std::mutex mu;
+  auto client = [&](bool keep_alive) {
+    HttpClient c(port_);
+    while (!stop.load()) {
+      HttpResponse r = keep_alive ? c.get("/") : httpGet(port_, "/");
+      if (r.ok && r.status == 200) {
+        ++ok;
+      } else {
+        ++failed;
+        std::lock_guard<std::mutex> l(mu);
+        if (first_failure.empty())
+          first_failure = std::string(keep_alive ? "keep-alive" : "new connection") + ", " +
+                          (r.ok ? "status " + std::to_string(r.status) : r.error) + " after " +
+                          std::to_string(ok.load()) + " ok";
+      }
+    }
+  };
+  std::thread a(client, true), b(client, false);
+
+  const int kReloads = 10;
+  for (int i = 1; i <= kReloads; ++i) {
+    bool to_v2 = i % 2 == 1;
+    int before = ok.load();
+    // Let some traffic through on the current config first (bounded wait on a counter).
+    auto deadline = Clock::now() + milliseconds(5000);
+    while (ok.load() < before + 200 && Clock::now() < deadline) std::this_thread::yield();
+    HttpResponse r = reloadWith(config(to_v2 ? 0 : 100, to_v2 ? 100 : 0));
+    ASSERT_TRUE(r.ok) << r.error;
+    ASSERT_EQ(r.status, 200) << r.body;
+    // Once the reload answered, every worker has the new snapshot: new requests follow it.
+    HttpResponse check = httpGet(port_, "/");
+    ASSERT_TRUE(check.ok) << check.error;
+    EXPECT_EQ(versionOf(check), to_v2 ? "v2" : "v1") << "after reload " << i;
+  }
+  stop = true;
+  a.join();
+  b.join();
+  EXPECT_EQ(failed.load(), 0) << "first failure: " << first_failure;
+  EXPECT_GT(ok.load(), kReloads * 200);
+  EXPECT_EQ(proxy_.version(), static_cast<uint64_t>(kReloads + 1));
+  EXPECT_EQ(promSum(metrics(), "mesh_config_reload_total", {"result=\"success\""}), kReloads + 1);
+}
+
+TEST_F(ProxyIntegrationTest, InvalidReloadIsRefusedAndOldConfigServes) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1"));
+
+  std::string bad = proxyPreamble() +
+                    "listeners:\n- name: http\n  address: 127.0.0.1:0\n"
+                    "  http: {routeConfigName: r}\n"
+                    "routeConfigs:\n- name: r\n  virtualHosts:\n  - name: default\n"
+                    "    domains: [\"*\"]\n    routes:\n    - match: {prefix: /}\n"
+                    "      route: {cluster: nowhere}\n"
+                    "clusters:\n" +
+                    cluster("v1", {v1_.port}, "v1");
+  // The line of "route: {cluster: nowhere}", 1-based.
+  int line = 1;
+  for (char ch : bad.substr(0, bad.find("cluster: nowhere"))) line += ch == '\n';
+
+  HttpResponse r = reloadWith(bad);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_NE(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr(proxy_.config_path + ":" + std::to_string(line)));
+  EXPECT_THAT(r.body, HasSubstr("routeConfigs[0].virtualHosts[0].routes[0].route.cluster"));
+  EXPECT_THAT(r.body, HasSubstr("nowhere"));
+  HttpResponse dump = httpGet(proxy_.admin, "/config_dump");
+  ASSERT_TRUE(dump.ok) << dump.error;
+  EXPECT_THAT(dump.body, HasSubstr("\"last_rejected_config\":\"" + proxy_.config_path + ":" +
+                                   std::to_string(line)));
+
+  // A YAML syntax error is refused too.
+  r = reloadWith(proxyPreamble() + "listeners: [\n");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_NE(r.status, 200);
+  EXPECT_THAT(r.body, HasSubstr(proxy_.config_path + ":"));
+
+  // The old config still serves, and the refusal is counted and shown.
+  r = httpGet(port_, "/");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(versionOf(r), "v1");
+  EXPECT_EQ(proxy_.version(), 1u);
+  EXPECT_EQ(promSum(metrics(), "mesh_config_reload_total", {"result=\"rejected\""}), 2);
+}
+
+// SIGTERM while a request is in flight: the listener closes, the request finishes, the process
+// exits 0.
+TEST_F(ProxyIntegrationTest, DrainLetsInFlightRequestFinish) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1, timeout: 20s}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1"));
+
+  HttpResponse slow;
+  std::thread t(
+      [&] { slow = httpGet(port_, "/delay/1500", {}, "test.local", milliseconds(15000)); });
+  // Readiness: the proxy has sent the request upstream.
+  auto deadline = Clock::now() + milliseconds(10000);
+  while (promSum(metrics(), "envoy_cluster_upstream_rq_total", {"cluster_name=\"v1\""}) < 1) {
+    ASSERT_LT(Clock::now(), deadline) << "the request never reached the upstream";
+  }
+  proxy_.process->signal(SIGTERM);
+  // The listener stops accepting while the request is still being served.
+  deadline = Clock::now() + milliseconds(5000);
+  while (!connectRefused(port_)) {
+    ASSERT_LT(Clock::now(), deadline) << "listener still accepting after SIGTERM";
+  }
+  t.join();
+  ASSERT_TRUE(slow.ok) << slow.error;
+  EXPECT_EQ(slow.status, 200);
+  EXPECT_EQ(versionOf(slow), "v1");
+  auto code = proxy_.process->wait(milliseconds(10000));
+  ASSERT_TRUE(code.has_value()) << "istio-proxy did not exit after draining";
+  EXPECT_EQ(*code, 0) << proxy_.process->log();
+}
+
+TEST_F(ProxyIntegrationTest, IstioMetricsCarryIstiosLabels) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1"));
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = httpGet(port_, "/status/201");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 201);
+  }
+  std::string m = metricsWhen("istio_request_duration_milliseconds_count", {}, 3);
+  EXPECT_EQ(promSum(m, "istio_requests_total",
+                    {"reporter=\"source\"", "source_workload=\"client-v1\"",
+                     "source_workload_namespace=\"default\"", "source_app=\"client\"",
+                     "source_version=\"v1\"", "destination_workload=\"httpbin-v1\"",
+                     "destination_service=\"httpbin.default.svc.cluster.local\"",
+                     "destination_service_name=\"httpbin\"", "destination_version=\"v1\"",
+                     "request_protocol=\"http\"", "response_code=\"201\"", "response_flags=\"-\""}),
+            3)
+      << m;
+  EXPECT_EQ(promSum(m, "istio_request_duration_milliseconds_count",
+                    {"destination_version=\"v1\"", "response_code=\"201\""}),
+            3);
+  EXPECT_THAT(m, HasSubstr("# TYPE istio_requests_total counter"));
+}
+
+}  // namespace
+}  // namespace mesh::integration
