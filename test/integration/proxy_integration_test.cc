@@ -284,6 +284,80 @@ clusters:
   EXPECT_EQ(r.status, 200);
 }
 
+TEST_F(ProxyIntegrationTest, FaultInjection) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /abort}
+      route: {cluster: v1, prefixRewrite: /}
+      fault: {abort: {httpStatus: 503}}
+    - match: {prefix: /half}
+      route: {cluster: v1, prefixRewrite: /}
+      fault: {abort: {httpStatus: 500, percentage: 50}}
+    - match: {prefix: /slow}
+      route: {cluster: v1, prefixRewrite: /, timeout: 1s}
+      fault: {delay: {fixedDelay: 1500ms}}
+    - match: {prefix: /both}
+      route: {cluster: v1, prefixRewrite: /}
+      fault: {delay: {fixedDelay: 200ms}, abort: {httpStatus: 418}}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1"));
+
+  // Abort at 100%: the upstream never sees the request.
+  HttpClient c(port_);
+  for (int i = 0; i < 10; ++i) {
+    HttpResponse r = c.get("/abort");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 503);
+    EXPECT_EQ(r.body, "fault filter abort");
+  }
+  HttpResponse count = httpGet(v1_.port, "/count");
+  ASSERT_TRUE(count.ok) << count.error;
+  EXPECT_THAT(count.body, HasSubstr("\"requests\":1}"));  // only this /count itself
+
+  // Abort at 50% over 400 requests: within five standard deviations (10 each) of 200.
+  int aborted = 0, passed = 0;
+  for (int i = 0; i < 400; ++i) {
+    HttpResponse r = c.get("/half");
+    ASSERT_TRUE(r.ok) << r.error;
+    if (r.status == 500) ++aborted;
+    if (r.status == 200) ++passed;
+  }
+  EXPECT_EQ(aborted + passed, 400);
+  EXPECT_NEAR(aborted, 200, 50);
+
+  // A 1.5 s delay on a route with a 1 s timeout: the delay comes before the router, so the
+  // timeout does not fire and the request succeeds after at least the delay.
+  auto start = Clock::now();
+  HttpResponse r = c.get("/slow", {}, "test.local", milliseconds(10000));
+  auto took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_GE(took.count(), 1500);
+
+  // Delay, then abort.
+  start = Clock::now();
+  r = c.get("/both");
+  took = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 418);
+  EXPECT_GE(took.count(), 200);
+
+  std::string m = metricsWhen("istio_requests_total", {}, 10 + 400 + 2);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"response_code=\"503\"", "response_flags=\"FI\""}),
+            10);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"response_code=\"500\"", "response_flags=\"FI\""}),
+            aborted);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"response_code=\"200\"", "response_flags=\"DI\""}),
+            1);
+  EXPECT_EQ(
+      promSum(m, "istio_requests_total", {"response_code=\"418\"", "response_flags=\"DI,FI\""}), 1)
+      << m;
+}
+
 // Reload while two clients send requests back to back (one keep-alive, one new connection per
 // request): no request fails, and each reload's split takes effect.
 TEST_F(ProxyIntegrationTest, ReloadUnderLoadDropsNothing) {

@@ -163,12 +163,67 @@ clusters:
                         "be 0"));
 }
 
+TEST(SnapshotBuilderTest, FaultInjectionIsValidated) {
+  SnapshotFixture f;
+  const char* yaml = R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - domains: ["*"]
+    routes:
+    - match: {prefix: /a}
+      route: {cluster: c}
+      fault: {abort: {httpStatus: 700, percentage: 150}}
+    - match: {prefix: /b}
+      route: {cluster: c}
+      fault: {delay: {percentage: 50}}
+    - match: {prefix: /c}
+      redirect: {path: /d}
+      fault: {abort: {httpStatus: 503}}
+    - match: {prefix: /e}
+      route: {cluster: c}
+      fault: {}
+    - match: {prefix: /ok}
+      route: {cluster: c}
+      fault: {delay: {fixedDelay: 1.5s, percentage: 12.5}, abort: {httpStatus: 503}}
+clusters:
+- {name: c, endpoints: [{address: 10.0.0.1, port: 80}]}
+)";
+  auto snap = f.build(yaml);
+  ASSERT_FALSE(snap.ok());
+  const std::string m(snap.status().message());
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:8: routeConfigs[0].virtualHosts[0].routes[0].fault.abort."
+                           "httpStatus: must be between 200 and 599"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:8: routeConfigs[0].virtualHosts[0].routes[0].fault.abort."
+                           "percentage: must be between 0 and 100"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:11: routeConfigs[0].virtualHosts[0].routes[1].fault.delay."
+                           "fixedDelay: required"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:14: routeConfigs[0].virtualHosts[0].routes[2].fault: only "
+                           "allowed on a route to a cluster"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:17: routeConfigs[0].virtualHosts[0].routes[3].fault: delay "
+                           "or abort is required"));
+  EXPECT_THAT(m, ::testing::Not(HasSubstr("routes[4]")));
+
+  // The valid route alone builds, with the fractions per million.
+  std::string good(yaml);
+  good.erase(good.find("    - match: {prefix: /a}"),
+             good.find("    - match: {prefix: /ok}") - good.find("    - match: {prefix: /a}"));
+  auto ok = f.build(good);
+  ASSERT_TRUE(ok.ok()) << ok.status().toString();
+  const Route& r = (*ok)->route_tables[0]->virtualHosts()[0]->routes[0];
+  ASSERT_TRUE(r.fault.has_value());
+  EXPECT_EQ(r.fault->delay, Millis(1500));
+  EXPECT_EQ(r.fault->delay_per_million, 125000u);
+  EXPECT_EQ(r.fault->abort_status, 503);
+  EXPECT_EQ(r.fault->abort_per_million, 1000000u);  // no percentage: every request
+}
+
 TEST(SnapshotBuilderTest, UnknownFieldsAreRejectedNotDropped) {
   SnapshotFixture f;
   auto snap = f.build("clusters:\n- name: c\n  lbPolcy: RANDOM\n");
   ASSERT_FALSE(snap.ok());
-  EXPECT_THAT(snap.status().message(), HasSubstr("proxy.yaml:3: clusters[0]: unknown field 'lbPolcy' (did you mean "
-                                                 "'lbPolicy'?)"));
+  EXPECT_THAT(snap.status().message(),
+              HasSubstr("proxy.yaml:3: clusters[0]: unknown field 'lbPolcy' (did you mean "
+                        "'lbPolicy'?)"));
 }
 
 TEST(SnapshotBuilderTest, ReusesDnsAnswersFromThePreviousSnapshot) {

@@ -1,9 +1,11 @@
 #include "proxy/config/snapshot_builder.h"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <re2/re2.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -33,6 +35,7 @@ class Builder {
     return Millis(d.seconds() * 1000 + d.nanos() / 1000000);
   }
   std::optional<StringMatch> stringMatch(const v1::StringMatcher& m, const std::string& path);
+  FaultPolicy faultPolicy(const v1::FaultInjection& f, const std::string& path);
   HeaderOps headerOps(const v1::HeaderOperations& ops, const std::string& path);
   void buildNode();
   void buildClusters();
@@ -316,6 +319,45 @@ void Builder::buildClusters() {
   }
 }
 
+// 0..100 percent as a fraction per million; absent means every request.
+static uint32_t perMillion(bool has, double percent) {
+  if (!has) return 1000000;
+  return static_cast<uint32_t>(percent * 10000.0 + 0.5);
+}
+
+FaultPolicy Builder::faultPolicy(const v1::FaultInjection& f, const std::string& path) {
+  FaultPolicy out;
+  auto percentage = [&](bool has, double value, const std::string& p) {
+    if (has && !(value >= 0.0 && value <= 100.0)) error(p, "must be between 0 and 100");
+    return perMillion(has, std::clamp(value, 0.0, 100.0));
+  };
+  if (f.has_delay()) {
+    const auto& d = f.delay();
+    std::string dp = path + ".delay";
+    if (!d.has_fixed_delay()) {
+      error(dp + ".fixedDelay", "required");
+    } else {
+      out.delay = duration(d.fixed_delay(), dp + ".fixedDelay");
+      if (out.delay.count() < 1) error(dp + ".fixedDelay", "must be >= 1ms");
+    }
+    out.delay_per_million =
+        percentage(d.has_percentage(), d.percentage().value(), dp + ".percentage");
+  }
+  if (f.has_abort()) {
+    const auto& a = f.abort();
+    std::string ap = path + ".abort";
+    if (a.http_status() < 200 || a.http_status() > 599) {
+      error(ap + ".httpStatus", "must be between 200 and 599");
+    } else {
+      out.abort_status = static_cast<uint16_t>(a.http_status());
+    }
+    out.abort_per_million =
+        percentage(a.has_percentage(), a.percentage().value(), ap + ".percentage");
+  }
+  if (!f.has_delay() && !f.has_abort()) error(path, "delay or abort is required");
+  return out;
+}
+
 void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out) {
   out->name = r.name();
   const v1::RouteMatch& m = r.match();
@@ -386,6 +428,13 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
 
   out->request_ops = headerOps(r.request_headers(), path + ".requestHeaders");
   out->response_ops = headerOps(r.response_headers(), path + ".responseHeaders");
+  if (r.has_fault()) {
+    if (r.action_case() != v1::Route::kRoute) {
+      error(path + ".fault", "only allowed on a route to a cluster");
+    } else {
+      out->fault = faultPolicy(r.fault(), path + ".fault");
+    }
+  }
 
   switch (r.action_case()) {
     case v1::Route::kRoute: {

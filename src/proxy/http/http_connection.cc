@@ -1,7 +1,6 @@
 #include "proxy/http/http_connection.h"
 
 #include <boost/asio/write.hpp>
-
 #include <cstdio>
 
 #include "core/hash.h"
@@ -347,8 +346,8 @@ void HttpConnection::onRequestHead() {
   rq_.keep_alive = req.keep_alive;
   rq_.head_request = req.method == "HEAD";
   rq_.chunked = req.framing == http::BodyFraming::kChunked;
-  rq_.body_expected = rq_.chunked || (req.framing == http::BodyFraming::kContentLength &&
-                                      req.content_length > 0);
+  rq_.body_expected =
+      rq_.chunked || (req.framing == http::BodyFraming::kContentLength && req.content_length > 0);
   if (rq_.listener == nullptr) {
     sendLocalReply(503, "listener removed\n", kNoRouteFound, "listener_removed");
     return;
@@ -372,9 +371,41 @@ void HttpConnection::onRequestHead() {
       return;
     }
     case Route::Action::kCluster:
+      if (route->fault) {
+        // Decided once per request, as Envoy's fault filter does: delay first, then abort.
+        const FaultPolicy& f = *route->fault;
+        bool delay = f.delay.count() > 0 && worker_.random().uniform(1000000) < f.delay_per_million;
+        rq_.fault_abort =
+            f.abort_status != 0 && worker_.random().uniform(1000000) < f.abort_per_million;
+        if (!delay && rq_.fault_abort) {
+          abortByFault();
+          return;
+        }
+        if (delay) rq_.flags |= kDelayInjected;
+      }
       startRoute(req);
       return;
   }
+}
+
+void HttpConnection::abortByFault() {
+  rq_.forwarding = false;
+  sendLocalReply(rq_.route->fault->abort_status, "fault filter abort", kFaultInjected,
+                 "fault_filter_abort");
+}
+
+void HttpConnection::onFaultDelayEnd(uint32_t generation) {
+  if (closed_ || generation != rq_.generation || !rq_.active) return;
+  wait_upstream_ = false;
+  if (rq_.fault_abort) {
+    abortByFault();
+    processInput();  // the rest of the request is read (and dropped) as after any local reply
+    return;
+  }
+  startAttempt();
+  // Parsing resumes now unless the attempt waits for a connection (then onUpstreamReady does
+  // it); this also covers a local reply from startAttempt, such as no healthy upstream.
+  if (!closed_ && !wait_upstream_) processInput();
 }
 
 void HttpConnection::startRoute(const http::RequestHead& req) {
@@ -425,14 +456,27 @@ void HttpConnection::startRoute(const http::RequestHead& req) {
   buildUpstreamHead(req);
   rq_.retry = route.retry ? &*route.retry : nullptr;
   // A body is kept for replay when a retry policy might need it and it fits.
-  rq_.replayable = rq_.retry != nullptr &&
-                   (!rq_.body_expected || rq_.chunked ||
-                    req.content_length <= rq_.retry->max_replay_body_bytes);
+  rq_.replayable = rq_.retry != nullptr && (!rq_.body_expected || rq_.chunked ||
+                                            req.content_length <= rq_.retry->max_replay_body_bytes);
   rq_.forwarding = true;
   if (req.expect_continue && rq_.body_expected) {
     BufferList b;
     b.add(kContinue);
     writeDownstream(b, WriteKind::kContinue);
+  }
+  if (rq_.flags & kDelayInjected) {
+    // Parsing (and so the body) waits with the request until the delay is over; the upstream
+    // head is already built, so the parser's views may be invalidated meanwhile.
+    wait_upstream_ = true;
+    uint32_t gen = rq_.generation;
+    ++pending_;
+    attempt_timer_.expires_after(rq_.route->fault->delay);
+    attempt_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
+      Guard g(this);
+      --pending_;
+      if (!ec) onFaultDelayEnd(gen);
+    });
+    return;
   }
   startAttempt();
 }
@@ -470,7 +514,8 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     if (isHopByHop(n) || isTraceHeader(n)) continue;
     if (n.size() == 6 && http::equalsIgnoreCase(n, "expect")) continue;
     if (n.size() == 12 && http::equalsIgnoreCase(n, "x-request-id")) has_request_id = true;
-    if (n.size() == 17 && http::equalsIgnoreCase(n, "x-forwarded-proto")) has_forwarded_proto = true;
+    if (n.size() == 17 && http::equalsIgnoreCase(n, "x-forwarded-proto"))
+      has_forwarded_proto = true;
     if (!ops.empty() && ops.drops(n)) continue;
     if (!tops.empty() && tops.drops(n)) continue;
     if (extra_tokens && namedInConnection(req.headers, n)) continue;
@@ -700,9 +745,7 @@ void HttpConnection::abortUpstream(bool failed) {
   endAttempt(failed);
 }
 
-bool HttpConnection::replayOk() const {
-  return rq_.body_bytes_forwarded == 0 || rq_.replayable;
-}
+bool HttpConnection::replayOk() const { return rq_.body_bytes_forwarded == 0 || rq_.replayable; }
 
 bool HttpConnection::canRetry() const {
   return rq_.retry != nullptr && rq_.retries < rq_.retry->num_retries && replayOk() &&
@@ -738,13 +781,12 @@ void HttpConnection::onAttemptTimer(uint32_t generation, bool backoff) {
   if (!rq_.attempt_active || rq_.response_started) return;
   worker_.stats().inc(rq_.cluster->info->stats.rq_timeout);
   abortUpstream(true);
-  if (canRetry() &&
-      (rq_.retry->retry_on & (kRetry5xx | kRetryGatewayError | kRetryReset))) {
+  if (canRetry() && (rq_.retry->retry_on & (kRetry5xx | kRetryGatewayError | kRetryReset))) {
     scheduleRetry();
     return;
   }
-  failRequest(504, "upstream request timeout", kUpstreamRequestTimeout |
-                  (rq_.retries > 0 ? kUpstreamRetryLimitExceeded : 0u),
+  failRequest(504, "upstream request timeout",
+              kUpstreamRequestTimeout | (rq_.retries > 0 ? kUpstreamRetryLimitExceeded : 0u),
               "upstream_per_try_timeout");
 }
 
@@ -775,8 +817,8 @@ void HttpConnection::onUpstreamConnectFailure(bool timed_out) {
   }
   endAttempt(true);
   if (closed_) return;
-  if (canRetry() && (rq_.retry->retry_on & (kRetryConnectFailure | kRetry5xx |
-                                            kRetryGatewayError | kRetryReset))) {
+  if (canRetry() && (rq_.retry->retry_on &
+                     (kRetryConnectFailure | kRetry5xx | kRetryGatewayError | kRetryReset))) {
     scheduleRetry();
     return;
   }
@@ -816,8 +858,7 @@ void HttpConnection::onUpstreamReset(bool response_bytes_seen) {
   failRequest(503,
               "upstream connect error or disconnect/reset before headers. reset reason: "
               "connection termination",
-              kUpstreamConnectionTermination |
-                  (rq_.retries > 0 ? kUpstreamRetryLimitExceeded : 0u),
+              kUpstreamConnectionTermination | (rq_.retries > 0 ? kUpstreamRetryLimitExceeded : 0u),
               "upstream_reset_before_response_started{connection_termination}");
 }
 
@@ -862,9 +903,9 @@ void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
   rq_.response_started = true;
   rq_.response_code = resp.status;
   rq_.upstream_keep_alive = resp.keep_alive;
-  rq_.upstream_service_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                Clock::now() - rq_.upstream_start)
-                                .count();
+  rq_.upstream_service_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rq_.upstream_start)
+          .count();
   buildResponseHead(resp);
   rq_.response_head_pending = true;
 }
@@ -874,8 +915,8 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   const HeaderOps* tops = rq_.target ? &rq_.target->response_ops : nullptr;
   // Framing towards the client: keep Content-Length; re-chunk otherwise for HTTP/1.1 clients;
   // HTTP/1.0 clients get the body delimited by the close.
-  bool has_body = resp.framing == http::BodyFraming::kChunked ||
-                  resp.framing == http::BodyFraming::kUntilClose;
+  bool has_body =
+      resp.framing == http::BodyFraming::kChunked || resp.framing == http::BodyFraming::kUntilClose;
   rq_.response_chunked = has_body && rq_.version == http::Version::kHttp11;
   if (has_body && !rq_.response_chunked) close_after_ = true;
   if (!rq_.keep_alive || !rq_.request_complete || worker_.draining()) close_after_ = true;

@@ -12,7 +12,6 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
 #include <optional>
 #include <string>
@@ -74,16 +73,16 @@ class HttpConnection final : public UpstreamCallbacks {
     http::Version version = http::Version::kHttp11;
     bool keep_alive = true;
     bool head_request = false;
-    bool body_expected = false;   // the request has body bytes to come
-    bool chunked = false;         // request body is chunked (and forwarded chunked)
-    bool forwarding = false;      // an upstream attempt owns the request
+    bool body_expected = false;  // the request has body bytes to come
+    bool chunked = false;        // request body is chunked (and forwarded chunked)
+    bool forwarding = false;     // an upstream attempt owns the request
     bool request_complete = false;
     bool upstream_head_pending = false;
     bool attempt_active = false;
     bool upstream_reused = false;
     bool force_new_connection = false;
     bool silent_retry_done = false;
-    bool replayable = false;      // body kept in replay_ for retries
+    bool replayable = false;  // body kept in replay_ for retries
     bool response_started = false;
     bool response_head_pending = false;
     bool response_chunked = false;
@@ -99,6 +98,7 @@ class HttpConnection final : public UpstreamCallbacks {
     int host_index = -1;
     int last_host = -1;
     std::optional<uint64_t> hash;
+    bool fault_abort = false;  // abort once the injected delay is over
     const char* details = "";
     uint32_t generation = 0;
   };
@@ -127,6 +127,8 @@ class HttpConnection final : public UpstreamCallbacks {
   void scheduleRetry();
   void onRouteTimeout(uint32_t generation);
   void onAttemptTimer(uint32_t generation, bool backoff);
+  void onFaultDelayEnd(uint32_t generation);
+  void abortByFault();
   void failRequest(uint16_t status, std::string_view body, uint32_t flags, const char* details);
   void sendLocalReply(uint16_t status, std::string_view body, uint32_t flags, const char* details,
                       std::string_view location = {});
@@ -172,8 +174,8 @@ class HttpConnection final : public UpstreamCallbacks {
   char chunk_up_[24];
   char chunk_down_[24];
   // Access log copies (only filled when the access log is on).
-  std::string log_method_, log_path_, log_authority_, log_user_agent_, log_request_id_,
-      log_xff_, log_traceparent_, remote_address_, local_address_;
+  std::string log_method_, log_path_, log_authority_, log_user_agent_, log_request_id_, log_xff_,
+      log_traceparent_, remote_address_, local_address_;
 };
 
 }  // namespace mesh::proxy

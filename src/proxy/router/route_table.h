@@ -27,7 +27,6 @@ struct StringViewHash {
   size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
 };
 
-
 class StringMatch {
  public:
   enum class Kind : uint8_t { kExact, kPrefix, kSuffix, kRegex };
@@ -109,6 +108,14 @@ struct HashPolicy {
   std::string cookie_path;
 };
 
+// Fault injection on a route; fractions are per million requests.
+struct FaultPolicy {
+  Millis delay{0};
+  uint32_t delay_per_million = 0;
+  uint16_t abort_status = 0;  // 0: no abort
+  uint32_t abort_per_million = 0;
+};
+
 struct WeightedTarget {
   uint32_t cluster = 0;  // index into Snapshot::clusters
   uint32_t weight = 1;
@@ -140,6 +147,7 @@ struct Route {
   Millis timeout{0};
   std::optional<RetryPolicy> retry;
   std::vector<HashPolicy> hash_policies;
+  std::optional<FaultPolicy> fault;
   HeaderOps request_ops;
   HeaderOps response_ops;
 
