@@ -403,16 +403,18 @@ Httpbin startHttpbin(const TempDir& dir, const std::string& instance, const std:
 uint64_t Proxy::version() const { return jsonNumber(readFile(port_file), "version").value_or(0); }
 
 Proxy startProxy(const TempDir& dir, const std::string& yaml,
-                 const std::vector<std::string>& listener_names,
-                 const std::vector<std::string>& extra_args) {
+                 const std::vector<std::string>& listener_names, int concurrency) {
   Proxy p;
   p.config_path = dir.file("proxy.yaml");
   p.port_file = dir.file("proxy.ports");
   writeFileAtomic(p.config_path, yaml);
-  std::vector<std::string> argv = {
-      binPath("istio-proxy"), "--config", p.config_path, "--port-file", p.port_file,
-      "--concurrency",        "2"};
-  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  std::vector<std::string> argv = {binPath("istio-proxy"),
+                                   "--config",
+                                   p.config_path,
+                                   "--port-file",
+                                   p.port_file,
+                                   "--concurrency",
+                                   std::to_string(concurrency)};
   p.process = std::make_unique<Process>(argv, dir.file("istio-proxy.log"));
   std::string error;
   auto content = waitForFile(p.port_file, *p.process, milliseconds(10000), &error);

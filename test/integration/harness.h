@@ -147,8 +147,7 @@ struct Proxy {
   uint64_t version() const;
 };
 Proxy startProxy(const TempDir& dir, const std::string& yaml,
-                 const std::vector<std::string>& listener_names,
-                 const std::vector<std::string>& extra_args = {});
+                 const std::vector<std::string>& listener_names, int concurrency = 2);
 
 // The node/admin preamble every test config starts with (all ports 0).
 std::string proxyPreamble();

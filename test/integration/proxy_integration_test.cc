@@ -45,12 +45,12 @@ class ProxyIntegrationTest : public ::testing::Test {
   }
 
   // Starts the proxy with one outbound listener "http" using route config "r".
-  void startWith(const std::string& routes_and_clusters) {
+  void startWith(const std::string& routes_and_clusters, int concurrency = 2) {
     std::string yaml = proxyPreamble() +
                        "listeners:\n- name: http\n  address: 127.0.0.1:0\n"
                        "  http: {routeConfigName: r}\n" +
                        routes_and_clusters;
-    proxy_ = startProxy(dir_, yaml, {"http"});
+    proxy_ = startProxy(dir_, yaml, {"http"}, concurrency);
     port_ = proxy_.listeners["http"];
   }
 
@@ -355,6 +355,86 @@ clusters:
             1);
   EXPECT_EQ(
       promSum(m, "istio_requests_total", {"response_code=\"418\"", "response_flags=\"DI,FI\""}), 1)
+      << m;
+}
+
+// Istio's circuit-breaking task in miniature: one connection, one queued request, the rest
+// refused with 503 and flag UO. One worker, so the per-worker allowance of one connection per
+// host (as in Envoy) does not blur the counts.
+TEST_F(ProxyIntegrationTest, CircuitBreakersOverflowWithUO) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /cb/}
+      route: {cluster: limited, prefixRewrite: /}
+    - match: {prefix: /one/}
+      route: {cluster: one-request, prefixRewrite: /}
+    - match: {prefix: /fresh/}
+      route: {cluster: fresh, prefixRewrite: /}
+clusters:
+)" +
+                cluster("limited", {v1_.port}, "v1",
+                        "  circuitBreakers: {maxConnections: 1, maxPendingRequests: 1}\n") +
+                cluster("one-request", {v1_.port}, "v1", "  circuitBreakers: {maxRequests: 1}\n") +
+                cluster("fresh", {v1_.port}, "v1", "  maxRequestsPerConnection: 1\n"),
+            1);
+  auto gauge = [&](const std::string& metric, const std::string& cluster_name) {
+    return promSum(metrics(), metric, {"cluster_name=\"" + cluster_name + "\""});
+  };
+  // Bounded wait until a metric of the cluster reaches `value` (readiness, not a sleep).
+  auto waitFor = [&](const std::string& metric, const std::string& cluster_name, double value) {
+    auto deadline = Clock::now() + milliseconds(10000);
+    while (gauge(metric, cluster_name) < value) {
+      if (Clock::now() > deadline) return false;
+    }
+    return true;
+  };
+
+  // 1: holds the only connection. 2: waits for it. 3: nothing left, refused at once.
+  HttpResponse first, second;
+  std::thread a([&] { first = httpGet(port_, "/cb/delay/800"); });
+  ASSERT_TRUE(waitFor("envoy_cluster_upstream_rq_total", "limited", 1));
+  std::thread b([&] { second = httpGet(port_, "/cb/status/202"); });
+  ASSERT_TRUE(waitFor("envoy_cluster_upstream_rq_pending_active", "limited", 1));
+  HttpResponse third = httpGet(port_, "/cb/status/202");
+  a.join();
+  b.join();
+  ASSERT_TRUE(third.ok) << third.error;
+  EXPECT_EQ(third.status, 503);
+  EXPECT_THAT(third.body, HasSubstr("overflow"));
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_EQ(first.status, 200);
+  ASSERT_TRUE(second.ok) << second.error;
+  EXPECT_EQ(second.status, 202);  // served on the same connection once the first was done
+  EXPECT_EQ(gauge("envoy_cluster_upstream_cx_total", "limited"), 1);
+  EXPECT_EQ(gauge("envoy_cluster_upstream_rq_pending_active", "limited"), 0);
+  EXPECT_EQ(gauge("envoy_cluster_upstream_rq_pending_overflow", "limited"), 1);
+
+  // maxRequests: 1 refuses a second concurrent request without queueing it.
+  HttpResponse slow;
+  std::thread c([&] { slow = httpGet(port_, "/one/delay/500"); });
+  ASSERT_TRUE(waitFor("envoy_cluster_upstream_rq_total", "one-request", 1));
+  HttpResponse refused = httpGet(port_, "/one/status/202");
+  c.join();
+  ASSERT_TRUE(refused.ok) << refused.error;
+  EXPECT_EQ(refused.status, 503);
+  ASSERT_TRUE(slow.ok) << slow.error;
+  EXPECT_EQ(slow.status, 200);
+
+  // maxRequestsPerConnection: 1 opens a connection per request.
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = httpGet(port_, "/fresh/status/200");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200);
+  }
+  EXPECT_EQ(gauge("envoy_cluster_upstream_cx_total", "fresh"), 3);
+
+  std::string m = metricsWhen("istio_requests_total", {"response_code=\"503\""}, 2);
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"response_code=\"503\"", "response_flags=\"UO\""}),
+            2)
       << m;
 }
 

@@ -217,6 +217,37 @@ clusters:
   EXPECT_EQ(r.fault->abort_per_million, 1000000u);  // no percentage: every request
 }
 
+TEST(SnapshotBuilderTest, CircuitBreakersAreValidatedAndShareStateAcrossBuilds) {
+  SnapshotFixture f;
+  auto bad = f.build(R"(clusters:
+- name: c
+  circuitBreakers: {maxConnections: 0, maxRequests: 5}
+  endpoints: [{address: 10.0.0.1, port: 80}]
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("proxy.yaml:3: clusters[0].circuitBreakers.maxConnections: must be > 0"));
+
+  const char* good = R"(clusters:
+- name: c
+  circuitBreakers: {maxConnections: 2, maxPendingRequests: 3}
+  maxRequestsPerConnection: 4
+  endpoints: [{address: 10.0.0.1, port: 80}]
+)";
+  auto one = f.build(good);
+  ASSERT_TRUE(one.ok()) << one.status().toString();
+  const ClusterInfo& c = *(*one)->clusters[0];
+  EXPECT_EQ(c.limits.max_connections, 2u);
+  EXPECT_EQ(c.limits.max_pending_requests, 3u);
+  EXPECT_EQ(c.limits.max_requests, UINT32_MAX);  // absent: unlimited, as Istio sets Envoy
+  EXPECT_EQ(c.max_requests_per_connection, 4u);
+  // A reload keeps counting against the same limits: connections opened under the old
+  // snapshot still count.
+  auto two = f.build(good, one->get());
+  ASSERT_TRUE(two.ok()) << two.status().toString();
+  EXPECT_EQ((*two)->clusters[0]->breaker.get(), c.breaker.get());
+}
+
 TEST(SnapshotBuilderTest, UnknownFieldsAreRejectedNotDropped) {
   SnapshotFixture f;
   auto snap = f.build("clusters:\n- name: c\n  lbPolcy: RANDOM\n");

@@ -1,6 +1,5 @@
 #include "proxy/config/snapshot_builder.h"
 
-#include <algorithm>
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <re2/re2.h>
@@ -242,6 +241,25 @@ void Builder::buildClusters() {
     info->stats.cx_total = series(ctx_.upstream_cx_total);
     info->stats.cx_connect_fail = series(ctx_.upstream_cx_connect_fail);
     info->stats.rq_no_host = series(ctx_.upstream_no_host);
+    info->stats.rq_pending_overflow = series(ctx_.upstream_rq_pending_overflow);
+    info->stats.rq_pending_active = series(ctx_.upstream_rq_pending_active);
+    info->breaker = ctx_.breakerState(info->name);
+    if (c.has_circuit_breakers()) {
+      const auto& cb = c.circuit_breakers();
+      std::string cp = path + ".circuitBreakers";
+      auto limit = [&](bool has, uint32_t v, const std::string& field, uint32_t* out) {
+        if (!has) return;
+        if (v == 0) error(cp + "." + field, "must be > 0");
+        *out = v;
+      };
+      limit(cb.has_max_connections(), cb.max_connections().value(), "maxConnections",
+            &info->limits.max_connections);
+      limit(cb.has_max_pending_requests(), cb.max_pending_requests().value(), "maxPendingRequests",
+            &info->limits.max_pending_requests);
+      limit(cb.has_max_requests(), cb.max_requests().value(), "maxRequests",
+            &info->limits.max_requests);
+    }
+    info->max_requests_per_connection = c.max_requests_per_connection();
 
     info->dns = c.type() == v1::Cluster::STRICT_DNS;
     if (c.has_dns_refresh_rate()) {
@@ -804,6 +822,12 @@ SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
   upstream_no_host =
       stats::registerFamily(store, "envoy_cluster_upstream_cx_none_healthy", MetricType::kCounter,
                             "Requests that found no upstream host.", cluster);
+  upstream_rq_pending_overflow = stats::registerFamily(
+      store, "envoy_cluster_upstream_rq_pending_overflow", MetricType::kCounter,
+      "Requests refused by the cluster's circuit breakers (flag UO).", cluster);
+  upstream_rq_pending_active =
+      stats::registerFamily(store, "envoy_cluster_upstream_rq_pending_active", MetricType::kGauge,
+                            "Requests waiting for a connection (maxConnections reached).", cluster);
   host_rq_total = stats::registerFamily(store, "mesh_host_rq_total", MetricType::kCounter,
                                         "Requests per upstream host.", host);
   host_rq_error =
@@ -819,6 +843,12 @@ SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
 uint32_t SnapshotContext::listenerSlot(const std::string& name) {
   auto [it, inserted] = slots_.emplace(name, static_cast<uint32_t>(slots_.size()));
   return it->second;
+}
+
+std::shared_ptr<CircuitBreakerState> SnapshotContext::breakerState(const std::string& cluster) {
+  auto& s = breakers_[cluster];
+  if (!s) s = std::make_shared<CircuitBreakerState>();
+  return s;
 }
 
 StatusOr<std::shared_ptr<const Snapshot>> buildSnapshot(const BuildInput& in,

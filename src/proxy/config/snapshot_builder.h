@@ -33,11 +33,14 @@ class SnapshotContext {
   IstioTelemetry& telemetry() { return telemetry_; }
   const Resolver& resolver() const { return resolver_; }
   uint32_t listenerSlot(const std::string& name);
+  // The circuit-breaker counts of a cluster, the same object for every snapshot.
+  std::shared_ptr<CircuitBreakerState> breakerState(const std::string& cluster);
 
   // Stat families for listeners, clusters and hosts.
   stats::FamilyId cx_total, cx_active, rq_total, rq_xx, protocol_error;
   stats::FamilyId upstream_rq_total, upstream_rq_retry, upstream_rq_timeout, upstream_cx_total,
-      upstream_cx_connect_fail, upstream_no_host;
+      upstream_cx_connect_fail, upstream_no_host, upstream_rq_pending_overflow,
+      upstream_rq_pending_active;
   stats::FamilyId host_rq_total, host_rq_error, host_cx_total, host_cx_connect_fail;
 
  private:
@@ -45,19 +48,19 @@ class SnapshotContext {
   IstioTelemetry& telemetry_;
   Resolver resolver_;
   std::map<std::string, uint32_t> slots_;
+  std::map<std::string, std::shared_ptr<CircuitBreakerState>> breakers_;
 };
 
 struct BuildInput {
   std::shared_ptr<const v1::Bootstrap> config;
   const config::SourceMap* source_map = nullptr;  // lines for errors; may be null
-  std::string file;                                // for errors; may be empty
+  std::string file;                               // for errors; may be empty
   uint64_t version = 0;
   const Snapshot* previous = nullptr;  // DNS results are reused for unchanged names
 };
 
 // Builds a snapshot or returns every error found.
-StatusOr<std::shared_ptr<const Snapshot>> buildSnapshot(const BuildInput& in,
-                                                        SnapshotContext& ctx);
+StatusOr<std::shared_ptr<const Snapshot>> buildSnapshot(const BuildInput& in, SnapshotContext& ctx);
 
 // Fills a host's socket address from its IP literal and port; false if not an IP literal.
 bool fillHostAddress(Host& h);

@@ -553,6 +553,21 @@ void HttpConnection::startAttempt() {
     failRequest(503, "no healthy upstream", kNoHealthyUpstream, "no_healthy_upstream");
     return;
   }
+  // Circuit breakers (cluster-wide): active requests, then connections and the queue for them.
+  const ClusterInfo& info = *cluster.info;
+  CircuitBreakerState& breaker = *info.breaker;
+  const bool must_wait = !worker_.connectionAvailable(cluster, host);
+  if (breaker.requests.load(std::memory_order_relaxed) >= info.limits.max_requests ||
+      (must_wait &&
+       breaker.pending.load(std::memory_order_relaxed) >= info.limits.max_pending_requests)) {
+    worker_.stats().inc(info.stats.rq_pending_overflow);
+    failRequest(503,
+                "upstream connect error or disconnect/reset before headers. reset reason: "
+                "overflow",
+                kUpstreamOverflow, "upstream_reset_before_response_started{overflow}");
+    return;
+  }
+  breaker.requests.fetch_add(1, std::memory_order_relaxed);
   rq_.host_index = host;
   rq_.attempt_active = true;
   ++cluster.hosts[host]->active_requests;
@@ -571,15 +586,45 @@ void HttpConnection::startAttempt() {
       if (!ec) onAttemptTimer(gen, false);
     });
   }
+  if (must_wait) {
+    // Queued until a connection to this host frees up (Worker::serveWaiters).
+    breaker.pending.fetch_add(1, std::memory_order_relaxed);
+    worker_.stats().add(info.stats.rq_pending_active, 1);
+    rq_.queued = true;
+    wait_upstream_ = true;
+    worker_.enqueueWaiter(cluster, host, this);
+    return;
+  }
+  acquireUpstream();
+}
+
+void HttpConnection::acquireUpstream() {
   bool ready = false;
-  upstream_ = worker_.acquireConnection(cluster, host, this, !rq_.force_new_connection,
-                                        rq_.head_request, &ready);
+  upstream_ = worker_.acquireConnection(*rq_.cluster, rq_.host_index, this,
+                                        !rq_.force_new_connection, rq_.head_request, &ready);
   rq_.upstream_reused = ready;
   if (ready) {
     onUpstreamReady();
   } else {
     wait_upstream_ = true;
   }
+}
+
+void HttpConnection::leaveQueue() {
+  if (!rq_.queued) return;
+  rq_.queued = false;
+  rq_.cluster->info->breaker->pending.fetch_sub(1, std::memory_order_relaxed);
+  worker_.stats().add(rq_.cluster->info->stats.rq_pending_active, -1);
+  worker_.removeWaiter(*rq_.cluster->hosts[rq_.host_index], this);
+}
+
+bool HttpConnection::onConnectionAvailable() {
+  Guard g(this);
+  if (!rq_.queued) return true;
+  if (!worker_.connectionAvailable(*rq_.cluster, rq_.host_index)) return false;
+  leaveQueue();
+  acquireUpstream();
+  return true;
 }
 
 void HttpConnection::onUpstreamReady() {
@@ -728,6 +773,7 @@ void HttpConnection::endAttempt(bool failed) {
   rq_.attempt_active = false;
   attempt_timer_.cancel();
   if (rq_.cluster != nullptr && rq_.host_index >= 0) {
+    rq_.cluster->info->breaker->requests.fetch_sub(1, std::memory_order_relaxed);
     --rq_.cluster->hosts[rq_.host_index]->active_requests;
     --rq_.cluster->active[rq_.host_index];
     if (failed) worker_.stats().inc(rq_.cluster->info->hosts[rq_.host_index].stats.rq_error);
@@ -735,6 +781,7 @@ void HttpConnection::endAttempt(bool failed) {
 }
 
 void HttpConnection::abortUpstream(bool failed) {
+  leaveQueue();
   if (upstream_ != nullptr) {
     UpstreamConnection* u = upstream_;
     upstream_ = nullptr;

@@ -52,6 +52,7 @@ class HttpConnection final : public UpstreamCallbacks {
   void onUpstreamReset(bool response_bytes_seen) override;
   void onUpstreamProtocolError(http::ParseError e) override;
   void onUpstreamWriteComplete() override;
+  bool onConnectionAvailable() override;
 
  private:
   struct Guard;
@@ -99,6 +100,7 @@ class HttpConnection final : public UpstreamCallbacks {
     int last_host = -1;
     std::optional<uint64_t> hash;
     bool fault_abort = false;  // abort once the injected delay is over
+    bool queued = false;       // waiting in the host's queue for a connection
     const char* details = "";
     uint32_t generation = 0;
   };
@@ -118,6 +120,8 @@ class HttpConnection final : public UpstreamCallbacks {
   void onParseError();
   void startRoute(const http::RequestHead& req);
   void startAttempt();
+  void acquireUpstream();
+  void leaveQueue();
   void flushUpstreamHead();
   void endAttempt(bool failed);
   void releaseUpstream();

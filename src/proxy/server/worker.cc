@@ -1,8 +1,7 @@
 #include "proxy/server/worker.h"
 
-#include <boost/asio/post.hpp>
-
 #include <algorithm>
+#include <boost/asio/post.hpp>
 
 #include "core/log.h"
 #include "proxy/http/http_connection.h"
@@ -19,22 +18,22 @@ struct Worker::Acceptor {
   }
   void accept() {
     ++pending;
-    acceptor.async_accept([this](const boost::system::error_code& ec,
-                                 boost::asio::ip::tcp::socket socket) {
-      --pending;
-      if (closed) {
-        delete this;
-        return;
-      }
-      if (!ec) {
-        auto* c = new HttpConnection(worker, std::move(socket), slot);
-        c->start();
-      } else if (ec == boost::asio::error::no_descriptors ||
-                 ec == boost::asio::error::no_buffer_space) {
-        MESH_LOG("main", warn, "accept: {}", ec.message());
-      }
-      accept();
-    });
+    acceptor.async_accept(
+        [this](const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket) {
+          --pending;
+          if (closed) {
+            delete this;
+            return;
+          }
+          if (!ec) {
+            auto* c = new HttpConnection(worker, std::move(socket), slot);
+            c->start();
+          } else if (ec == boost::asio::error::no_descriptors ||
+                     ec == boost::asio::error::no_buffer_space) {
+            MESH_LOG("main", warn, "accept: {}", ec.message());
+          }
+          accept();
+        });
   }
   // Stops accepting; the object is gone when this returns or once the pending accept returns.
   void close() {
@@ -176,7 +175,7 @@ void Worker::collectGarbage() {
     if (hs.runtimes == 0) {
       std::vector<UpstreamConnection*> idle = hs.idle;
       for (UpstreamConnection* u : idle) u->closeIdle();
-      if (hs.open_connections == 0 && hs.active_requests == 0) {
+      if (hs.open_connections == 0 && hs.active_requests == 0 && hs.waiters.empty()) {
         it = hosts_.erase(it);
         continue;
       }
@@ -215,7 +214,7 @@ UpstreamConnection* Worker::acquireConnection(ClusterRuntime& cluster, int host_
     }
   }
   const Host& host = cluster.info->hosts[host_index];
-  auto* c = new UpstreamConnection(*this, hs, host, cluster.info->connect_timeout);
+  auto* c = new UpstreamConnection(*this, hs, host, *cluster.info);
   ++hs.open_connections;
   stats_.inc(cluster.info->stats.cx_total);
   stats_.inc(host.stats.cx_total);
@@ -224,13 +223,47 @@ UpstreamConnection* Worker::acquireConnection(ClusterRuntime& cluster, int host_
   return c;
 }
 
-void Worker::onConnectionIdle(UpstreamConnection* c) { c->host().idle.push_back(c); }
+bool Worker::connectionAvailable(const ClusterRuntime& cluster, int host_index) const {
+  const HostState& hs = *cluster.hosts[host_index];
+  if (!hs.idle.empty() || hs.open_connections == 0) return true;
+  return cluster.info->breaker->connections.load(std::memory_order_relaxed) <
+         cluster.info->limits.max_connections;
+}
+
+void Worker::enqueueWaiter(ClusterRuntime& cluster, int host_index, UpstreamCallbacks* w) {
+  cluster.hosts[host_index]->waiters.push_back(w);
+}
+
+void Worker::removeWaiter(HostState& host, UpstreamCallbacks* w) {
+  auto it = std::find(host.waiters.begin(), host.waiters.end(), w);
+  if (it != host.waiters.end()) host.waiters.erase(it);
+}
+
+void Worker::serveWaiters(const std::string& host_key) {
+  auto it = hosts_.find(host_key);
+  if (it == hosts_.end()) return;
+  HostState& hs = *it->second;
+  while (!hs.waiters.empty()) {
+    UpstreamCallbacks* w = hs.waiters.front();
+    if (!w->onConnectionAvailable()) break;
+    if (!hs.waiters.empty() && hs.waiters.front() == w) hs.waiters.pop_front();
+  }
+}
+
+// A connection freed or closed lets the first queued request go. Served from the loop, not from
+// inside the connection's own callback, so no request starts in the middle of another's.
+void Worker::onConnectionIdle(UpstreamConnection* c) {
+  HostState& hs = c->host();
+  hs.idle.push_back(c);
+  if (!hs.waiters.empty()) post([this, key = hs.key] { serveWaiters(key); });
+}
 
 void Worker::onUpstreamClosed(UpstreamConnection* c) {
   HostState& hs = c->host();
   --hs.open_connections;
   auto it = std::find(hs.idle.begin(), hs.idle.end(), c);
   if (it != hs.idle.end()) hs.idle.erase(it);
+  if (!hs.waiters.empty()) post([this, key = hs.key] { serveWaiters(key); });
 }
 
 void Worker::addConnection(HttpConnection* c) { connections_.push_back(c); }

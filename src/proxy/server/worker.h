@@ -3,11 +3,11 @@
 // telemetry caches. Other threads reach a worker only through post().
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <atomic>
+#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
@@ -37,6 +37,7 @@ struct HostState {
   uint32_t open_connections = 0;
   uint32_t runtimes = 0;  // cluster runtimes that list this host
   std::vector<UpstreamConnection*> idle;
+  std::deque<UpstreamCallbacks*> waiters;  // requests held back by maxConnections
 };
 
 // Per worker, per ClusterInfo instance: host states aligned with info->hosts and LB state.
@@ -90,9 +91,15 @@ class Worker {
   UpstreamConnection* acquireConnection(ClusterRuntime& cluster, int host_index,
                                         UpstreamCallbacks* cb, bool allow_reuse, bool head,
                                         bool* ready);
+  // Whether a request could get a connection to this host now: an idle one, or a new one within
+  // the cluster's maxConnections (a worker with none to the host may always open one).
+  bool connectionAvailable(const ClusterRuntime& cluster, int host_index) const;
+  void enqueueWaiter(ClusterRuntime& cluster, int host_index, UpstreamCallbacks* w);
+  void removeWaiter(HostState& host, UpstreamCallbacks* w);
   void onConnectionIdle(UpstreamConnection* c);
   void onUpstreamClosed(UpstreamConnection* c);
 
+  void serveWaiters(const std::string& host_key);
   void addConnection(HttpConnection* c);
   void removeConnection(HttpConnection* c);
 

@@ -4,8 +4,10 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,23 @@ struct ClusterStats {
   stats::SeriesId cx_total;
   stats::SeriesId cx_connect_fail;
   stats::SeriesId rq_no_host;
+  stats::SeriesId rq_pending_overflow;  // requests refused by a circuit breaker (flag UO)
+  stats::SeriesId rq_pending_active;    // gauge: requests queued for a connection
+};
+
+// Circuit-breaker limits of a cluster; UINT32_MAX = unlimited.
+struct CircuitBreakers {
+  uint32_t max_connections = UINT32_MAX;
+  uint32_t max_pending_requests = UINT32_MAX;
+  uint32_t max_requests = UINT32_MAX;
+};
+
+// What the limits are checked against: counts for the whole cluster, across workers and across
+// config snapshots (kept by name in the SnapshotContext).
+struct CircuitBreakerState {
+  std::atomic<uint32_t> connections{0};  // open upstream connections
+  std::atomic<uint32_t> pending{0};      // requests waiting for a connection
+  std::atomic<uint32_t> requests{0};     // requests on upstream connections
 };
 
 enum class LbPolicy : uint8_t { kRoundRobin, kLeastRequest, kRandom, kRingHash, kMaglev };
@@ -60,6 +79,9 @@ struct ClusterInfo {
   std::vector<Host> hosts;
   uint32_t service_id = 0;  // telemetry service id; 0 = unknown
   ClusterStats stats;
+  CircuitBreakers limits;
+  std::shared_ptr<CircuitBreakerState> breaker;  // never null in a built snapshot
+  uint32_t max_requests_per_connection = 0;      // 0: unlimited
 
   // STRICT_DNS: the names to resolve, and how often.
   bool dns = false;

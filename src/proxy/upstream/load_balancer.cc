@@ -13,8 +13,8 @@ int pickOnce(const ClusterInfo& c, LbState& state, const std::vector<uint32_t>& 
   const size_t n = c.hosts.size();
   if (ctx.hash && (c.lb == LbPolicy::kRingHash || c.lb == LbPolicy::kMaglev)) {
     if (c.lb == LbPolicy::kRingHash && !c.ring.empty()) {
-      auto it = std::lower_bound(c.ring.begin(), c.ring.end(),
-                                 std::make_pair(*ctx.hash, uint32_t{0}));
+      auto it =
+          std::lower_bound(c.ring.begin(), c.ring.end(), std::make_pair(*ctx.hash, uint32_t{0}));
       if (it == c.ring.end()) it = c.ring.begin();
       return static_cast<int>(it->second);
     }
@@ -105,7 +105,8 @@ void buildLoadBalancerTables(ClusterInfo& c) {
       uint64_t replicas = per_unit * h.weight;
       // Huge weights: scale down so the ring stays bounded (8M points in all).
       constexpr uint64_t kMaxRing = 1u << 23;
-      if (c.total_weight > kMaxRing) replicas = std::max<uint64_t>(1, h.weight * kMaxRing / c.total_weight);
+      if (c.total_weight > kMaxRing)
+        replicas = std::max<uint64_t>(1, h.weight * kMaxRing / c.total_weight);
       for (uint64_t r = 0; r < replicas; ++r) {
         key = h.key;
         key += '_';

@@ -2,7 +2,6 @@
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
-
 #include <cstring>
 
 #include "proxy/server/worker.h"
@@ -28,16 +27,23 @@ struct UpstreamConnection::Guard {
 };
 
 UpstreamConnection::UpstreamConnection(Worker& worker, HostState& host, const Host& desc,
-                                       Millis connect_timeout)
+                                       const ClusterInfo& cluster)
     : worker_(worker),
       host_(host),
       socket_(worker.io()),
       connect_timer_(worker.io()),
-      connect_timeout_(connect_timeout),
+      connect_timeout_(cluster.connect_timeout),
       in_(kReadChunk),
-      parser_(http::Http1Parser::Type::kResponse) {
+      parser_(http::Http1Parser::Type::kResponse),
+      max_requests_(cluster.max_requests_per_connection),
+      breaker_(cluster.breaker) {
   std::memcpy(endpoint_.data(), &desc.sockaddr, desc.sockaddr_len);
   endpoint_.resize(desc.sockaddr_len);
+  breaker_->connections.fetch_add(1, std::memory_order_relaxed);
+}
+
+UpstreamConnection::~UpstreamConnection() {
+  breaker_->connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void UpstreamConnection::connect(UpstreamCallbacks* cb, bool head_request) {
@@ -221,7 +227,7 @@ void UpstreamConnection::release(bool reusable) {
   cb_ = nullptr;
   paused_ = false;
   if (state_ != State::kActive || !reusable || !in_.empty() || writing_ || !parser_.idle() ||
-      worker_.draining()) {
+      worker_.draining() || (max_requests_ != 0 && requests_ >= max_requests_)) {
     close();
     return;
   }

@@ -6,10 +6,9 @@
 // terminal callback (connect failure, reset, protocol error) the attached party must forget it.
 #pragma once
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
-
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -55,11 +54,16 @@ class UpstreamCallbacks {
   // Terminal: the response could not be parsed.
   virtual void onUpstreamProtocolError(http::ParseError e) = 0;
   virtual void onUpstreamWriteComplete() = 0;
+  // For a request queued on a host (Worker::enqueueWaiter): a connection may be had now. Return
+  // false to stay first in the queue; once served, the callee has left the queue.
+  virtual bool onConnectionAvailable() { return true; }
 };
 
 class UpstreamConnection {
  public:
-  UpstreamConnection(Worker& worker, HostState& host, const Host& desc, Millis connect_timeout);
+  // Counts itself in the cluster's open connections until it is deleted.
+  UpstreamConnection(Worker& worker, HostState& host, const Host& desc, const ClusterInfo& cluster);
+  ~UpstreamConnection();
 
   // Starts connecting; onUpstreamReady or onUpstreamConnectFailure follows.
   void connect(UpstreamCallbacks* cb, bool head_request);
@@ -109,6 +113,8 @@ class UpstreamConnection {
   uint32_t pending_ = 0;  // outstanding async operations
   uint32_t depth_ = 0;    // nested calls in progress
   uint32_t requests_ = 0;
+  uint32_t max_requests_ = 0;  // per connection; 0: unlimited
+  std::shared_ptr<CircuitBreakerState> breaker_;
   std::chrono::steady_clock::time_point idle_since_;
 };
 
