@@ -438,6 +438,67 @@ clusters:
       << m;
 }
 
+// A failing endpoint is ejected after consecutive 5xx, shown in /clusters, and comes back once
+// its ejection time is over.
+TEST_F(ProxyIntegrationTest, OutlierDetectionEjectsAndReturns) {
+  Httpbin bad = startHttpbin(dir_, "httpbin-bad", "v1", {"--status-override", "503"});
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: mixed}
+clusters:
+)" + cluster("mixed", {v1_.port, bad.port}, "v1",
+             "  lbPolicy: ROUND_ROBIN\n"
+             "  outlierDetection: {consecutive5xx: 2, baseEjectionTime: 1s, "
+             "maxEjectionPercent: 50}\n"),
+            1);
+  HttpClient c(port_);
+  // Round robin alternates: after two 503s from the bad endpoint it is ejected.
+  int failures = 0, i = 0;
+  auto ejected_at = Clock::now();  // no later than the ejection: the start of its request
+  for (; i < 20 && failures < 2; ++i) {
+    ejected_at = Clock::now();
+    HttpResponse r = c.get("/");
+    ASSERT_TRUE(r.ok) << r.error;
+    failures += r.status == 503;
+  }
+  ASSERT_EQ(failures, 2) << "after " << i << " requests";
+  HttpResponse clusters = httpGet(proxy_.admin, "/clusters");
+  ASSERT_TRUE(clusters.ok) << clusters.error;
+  const std::string bad_key = "mixed::127.0.0.1:" + std::to_string(bad.port) + "::";
+  EXPECT_THAT(clusters.body, HasSubstr(bad_key + "health_flags::/failed_outlier_check"));
+  EXPECT_THAT(clusters.body, HasSubstr(bad_key + "outlier_ejection::consecutive_5xx"));
+  EXPECT_EQ(promSum(metrics(), "envoy_cluster_outlier_detection_ejections_enforced_total",
+                    {"cluster_name=\"mixed\""}),
+            1);
+
+  // While ejected, every request goes to the healthy endpoint.
+  int served = 0;
+  while (Clock::now() - ejected_at < milliseconds(500)) {
+    HttpResponse r = c.get("/");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200);
+    ++served;
+  }
+  EXPECT_GT(served, 0);
+
+  // After the 1 s ejection it is used again: a 503 shows up (bounded wait).
+  bool returned = false;
+  auto deadline = Clock::now() + milliseconds(10000);
+  while (!returned && Clock::now() < deadline) {
+    HttpResponse r = c.get("/");
+    ASSERT_TRUE(r.ok) << r.error;
+    returned = r.status == 503;
+  }
+  EXPECT_TRUE(returned) << "the ejected endpoint never came back";
+  // Ejection times are kept in whole milliseconds, so allow for one of rounding.
+  EXPECT_GE(std::chrono::duration_cast<milliseconds>(Clock::now() - ejected_at).count(), 998);
+}
+
 // Reload while two clients send requests back to back (one keep-alive, one new connection per
 // request): no request fails, and each reload's split takes effect.
 TEST_F(ProxyIntegrationTest, ReloadUnderLoadDropsNothing) {

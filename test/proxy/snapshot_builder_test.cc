@@ -248,6 +248,37 @@ TEST(SnapshotBuilderTest, CircuitBreakersAreValidatedAndShareStateAcrossBuilds) 
   EXPECT_EQ((*two)->clusters[0]->breaker.get(), c.breaker.get());
 }
 
+TEST(SnapshotBuilderTest, OutlierDetectionIsValidatedAndKeepsHostHealthAcrossBuilds) {
+  SnapshotFixture f;
+  auto bad = f.build(R"(clusters:
+- name: c
+  outlierDetection: {maxEjectionPercent: 150, baseEjectionTime: 0s}
+  endpoints: [{address: 10.0.0.1, port: 80}]
+)");
+  ASSERT_FALSE(bad.ok());
+  const std::string m(bad.status().message());
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:3: clusters[0].outlierDetection.maxEjectionPercent: must "
+                           "be <= 100"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:3: clusters[0].outlierDetection.baseEjectionTime: must be "
+                           ">= 1ms"));
+
+  const char* good = R"(clusters:
+- name: c
+  outlierDetection: {consecutiveGatewayFailure: 3}
+  endpoints: [{address: 10.0.0.1, port: 80}, {address: 10.0.0.2, port: 80}]
+)";
+  auto one = f.build(good);
+  ASSERT_TRUE(one.ok()) << one.status().toString();
+  const ClusterInfo& c = *(*one)->clusters[0];
+  EXPECT_TRUE(c.outlier.enabled);
+  EXPECT_EQ(c.outlier.consecutive_5xx, 5u);  // Envoy's default
+  EXPECT_EQ(c.outlier.consecutive_gateway, 3u);
+  ASSERT_NE(c.hosts[0].health, nullptr);
+  auto two = f.build(good, one->get());
+  ASSERT_TRUE(two.ok()) << two.status().toString();
+  EXPECT_EQ((*two)->clusters[0]->hosts[0].health.get(), c.hosts[0].health.get());
+}
+
 TEST(SnapshotBuilderTest, UnknownFieldsAreRejectedNotDropped) {
   SnapshotFixture f;
   auto snap = f.build("clusters:\n- name: c\n  lbPolcy: RANDOM\n");

@@ -260,6 +260,31 @@ void Builder::buildClusters() {
             &info->limits.max_requests);
     }
     info->max_requests_per_connection = c.max_requests_per_connection();
+    info->stats.outlier_ejections = series(ctx_.upstream_outlier_ejections);
+    if (c.has_outlier_detection()) {
+      const auto& o = c.outlier_detection();
+      std::string op = path + ".outlierDetection";
+      OutlierDetection& od = info->outlier;
+      od.enabled = true;
+      if (o.has_consecutive_5xx()) od.consecutive_5xx = o.consecutive_5xx().value();
+      if (o.has_consecutive_gateway_failure())
+        od.consecutive_gateway = o.consecutive_gateway_failure().value();
+      if (o.has_base_ejection_time()) {
+        od.base_ejection = duration(o.base_ejection_time(), op + ".baseEjectionTime");
+        if (od.base_ejection.count() < 1) error(op + ".baseEjectionTime", "must be >= 1ms");
+      }
+      if (o.has_interval()) {
+        if (duration(o.interval(), op + ".interval").count() < 1)
+          error(op + ".interval", "must be >= 1ms");
+      }
+      if (o.has_max_ejection_percent()) {
+        od.max_ejection_percent = o.max_ejection_percent().value();
+        if (od.max_ejection_percent > 100) error(op + ".maxEjectionPercent", "must be <= 100");
+      }
+      od.min_health_percent = o.min_health_percent();
+      if (od.min_health_percent > 100) error(op + ".minHealthPercent", "must be <= 100");
+      if (od.consecutive_5xx == 0 && od.consecutive_gateway == 0) od.enabled = false;
+    }
 
     info->dns = c.type() == v1::Cluster::STRICT_DNS;
     if (c.has_dns_refresh_rate()) {
@@ -331,6 +356,7 @@ void Builder::buildClusters() {
       h.stats.cx_total = ctx_.store().series(ctx_.host_cx_total, labels_two);
       h.stats.cx_connect_fail = ctx_.store().series(ctx_.host_cx_connect_fail, labels_two);
     }
+    ctx_.attachHealth(*info);
     buildLoadBalancerTables(*info);
     snap_->cluster_index.emplace(info->name, static_cast<uint32_t>(snap_->clusters.size()));
     snap_->clusters.push_back(std::move(info));
@@ -825,6 +851,9 @@ SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
   upstream_rq_pending_overflow = stats::registerFamily(
       store, "envoy_cluster_upstream_rq_pending_overflow", MetricType::kCounter,
       "Requests refused by the cluster's circuit breakers (flag UO).", cluster);
+  upstream_outlier_ejections =
+      stats::registerFamily(store, "envoy_cluster_outlier_detection_ejections_enforced_total",
+                            MetricType::kCounter, "Hosts ejected by outlier detection.", cluster);
   upstream_rq_pending_active =
       stats::registerFamily(store, "envoy_cluster_upstream_rq_pending_active", MetricType::kGauge,
                             "Requests waiting for a connection (maxConnections reached).", cluster);
@@ -843,6 +872,17 @@ SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
 uint32_t SnapshotContext::listenerSlot(const std::string& name) {
   auto [it, inserted] = slots_.emplace(name, static_cast<uint32_t>(slots_.size()));
   return it->second;
+}
+
+std::shared_ptr<HostHealth> SnapshotContext::hostHealth(const std::string& cluster,
+                                                        const std::string& host_key) {
+  auto& h = health_[cluster + "|" + host_key];
+  if (!h) h = std::make_shared<HostHealth>();
+  return h;
+}
+
+void SnapshotContext::attachHealth(ClusterInfo& c) {
+  for (Host& h : c.hosts) h.health = c.outlier.enabled ? hostHealth(c.name, h.key) : nullptr;
 }
 
 std::shared_ptr<CircuitBreakerState> SnapshotContext::breakerState(const std::string& cluster) {
@@ -895,6 +935,7 @@ std::vector<Host> dnsHosts(const ClusterInfo& c,
       h.stats.rq_error = ctx.store().series(ctx.host_rq_error, labels_two);
       h.stats.cx_total = ctx.store().series(ctx.host_cx_total, labels_two);
       h.stats.cx_connect_fail = ctx.store().series(ctx.host_cx_connect_fail, labels_two);
+      if (c.outlier.enabled) h.health = ctx.hostHealth(c.name, h.key);
       hosts.push_back(std::move(h));
     }
   }
@@ -904,6 +945,12 @@ std::vector<Host> dnsHosts(const ClusterInfo& c,
 std::shared_ptr<const ClusterInfo> withHosts(const ClusterInfo& c, std::vector<Host> hosts) {
   auto copy = std::make_shared<ClusterInfo>(c);
   copy->hosts = std::move(hosts);
+  for (Host& h : copy->hosts) {
+    // Hosts that stay keep their health; new ones start healthy (attached by dnsHosts).
+    for (const Host& old : c.hosts) {
+      if (old.key == h.key && old.health) h.health = old.health;
+    }
+  }
   buildLoadBalancerTables(*copy);
   return copy;
 }

@@ -35,12 +35,16 @@ class SnapshotContext {
   uint32_t listenerSlot(const std::string& name);
   // The circuit-breaker counts of a cluster, the same object for every snapshot.
   std::shared_ptr<CircuitBreakerState> breakerState(const std::string& cluster);
+  // The passive health of a host of a cluster, the same object for every snapshot.
+  std::shared_ptr<HostHealth> hostHealth(const std::string& cluster, const std::string& host_key);
+  // Attaches host health to every host of a cluster with outlier detection.
+  void attachHealth(ClusterInfo& c);
 
   // Stat families for listeners, clusters and hosts.
   stats::FamilyId cx_total, cx_active, rq_total, rq_xx, protocol_error;
   stats::FamilyId upstream_rq_total, upstream_rq_retry, upstream_rq_timeout, upstream_cx_total,
       upstream_cx_connect_fail, upstream_no_host, upstream_rq_pending_overflow,
-      upstream_rq_pending_active;
+      upstream_rq_pending_active, upstream_outlier_ejections;
   stats::FamilyId host_rq_total, host_rq_error, host_cx_total, host_cx_connect_fail;
 
  private:
@@ -49,6 +53,7 @@ class SnapshotContext {
   Resolver resolver_;
   std::map<std::string, uint32_t> slots_;
   std::map<std::string, std::shared_ptr<CircuitBreakerState>> breakers_;
+  std::map<std::string, std::shared_ptr<HostHealth>> health_;  // by "cluster|host"
 };
 
 struct BuildInput {

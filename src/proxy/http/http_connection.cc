@@ -547,6 +547,7 @@ void HttpConnection::startAttempt() {
   LbContext ctx;
   ctx.hash = rq_.hash;
   ctx.avoid_host = rq_.retries > 0 ? rq_.last_host : -1;
+  if (cluster.info->outlier.enabled) ctx.now_ms = outlierNowMs();
   int host = chooseHost(*cluster.info, cluster.lb, cluster.active, worker_.random(), ctx);
   if (host < 0) {
     worker_.stats().inc(cluster.info->stats.rq_no_host);
@@ -826,6 +827,7 @@ void HttpConnection::onAttemptTimer(uint32_t generation, bool backoff) {
   }
   // Per-try timeout.
   if (!rq_.attempt_active || rq_.response_started) return;
+  noteOutcome(AttemptOutcome::kLocalFailure);
   worker_.stats().inc(rq_.cluster->info->stats.rq_timeout);
   abortUpstream(true);
   if (canRetry() && (rq_.retry->retry_on & (kRetry5xx | kRetryGatewayError | kRetryReset))) {
@@ -858,6 +860,7 @@ void HttpConnection::onUpstreamConnectFailure(bool timed_out) {
   upstream_ = nullptr;
   upstream_write_inflight_ = false;
   wait_upstream_ = false;
+  noteOutcome(AttemptOutcome::kLocalFailure);
   if (rq_.cluster != nullptr && rq_.host_index >= 0) {
     worker_.stats().inc(rq_.cluster->info->stats.cx_connect_fail);
     worker_.stats().inc(rq_.cluster->info->hosts[rq_.host_index].stats.cx_connect_fail);
@@ -890,6 +893,9 @@ void HttpConnection::onUpstreamReset(bool response_bytes_seen) {
     close();
     return;
   }
+  // A pooled connection closed by the server before it saw our request is not the host's fault.
+  const bool stale_pooled = rq_.upstream_reused && !response_bytes_seen;
+  if (!stale_pooled) noteOutcome(AttemptOutcome::kLocalFailure);
   if (rq_.upstream_reused && !response_bytes_seen && !rq_.silent_retry_done && replayOk() &&
       (rq_.body_bytes_forwarded == 0 || !replay_.empty() || !rq_.body_expected)) {
     // A pooled connection the server had closed: try once more on a fresh one. Not a retry.
@@ -936,9 +942,21 @@ void HttpConnection::failRequest(uint16_t status, std::string_view body, uint32_
 // ---------------------------------------------------------------------------------------------
 // Responses
 
+void HttpConnection::noteOutcome(AttemptOutcome o) {
+  if (rq_.cluster == nullptr || rq_.host_index < 0) return;
+  const ClusterInfo& c = *rq_.cluster->info;
+  if (!c.outlier.enabled) return;
+  if (recordOutcome(c, static_cast<size_t>(rq_.host_index), o, outlierNowMs())) {
+    worker_.stats().inc(c.stats.outlier_ejections);
+    MESH_LOG("upstream", info, "outlier detection ejected {} of cluster {}",
+             c.hosts[rq_.host_index].key, c.name);
+  }
+}
+
 void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
   Guard g(this);
   attempt_timer_.cancel();
+  noteOutcome(outcomeOfStatus(resp.status));
   if (rq_.retry != nullptr && rq_.retry->retriableStatus(resp.status)) {
     if (canRetry()) {
       abortUpstream(true);

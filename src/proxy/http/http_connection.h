@@ -18,6 +18,7 @@
 
 #include "core/buffer.h"
 #include "core/http/http1_parser.h"
+#include "proxy/upstream/outlier_detection.h"
 #include "proxy/upstream/upstream_connection.h"
 
 namespace mesh::proxy {
@@ -122,6 +123,7 @@ class HttpConnection final : public UpstreamCallbacks {
   void startAttempt();
   void acquireUpstream();
   void leaveQueue();
+  void noteOutcome(AttemptOutcome o);
   void flushUpstreamHead();
   void endAttempt(bool failed);
   void releaseUpstream();

@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <boost/asio/post.hpp>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -18,6 +17,7 @@
 #include "core/config/yaml_proto.h"
 #include "core/log.h"
 #include "core/net/address.h"
+#include "proxy/upstream/outlier_detection.h"
 #include "proxy/v1/config.pb.h"
 
 namespace mesh::proxy {
@@ -36,11 +36,21 @@ std::string jsonEscape(std::string_view s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (static_cast<unsigned char>(c) < 0x20) {
           char buf[8];
@@ -120,7 +130,7 @@ Server::Server(ServerOptions options)
       telemetry_(store_),
       ctx_(store_, telemetry_, systemResolve) {
   auto f = stats::registerFamily(store_, "mesh_config_reload_total", stats::MetricType::kCounter,
-                            "Config loads, by result.", {"result"});
+                                 "Config loads, by result.", {"result"});
   std::string_view ok[] = {"success"};
   std::string_view bad[] = {"rejected"};
   reload_ok_ = store_.series(f, ok);
@@ -385,8 +395,8 @@ void Server::refreshDns(const std::string& cluster) {
     std::vector<std::vector<std::string>> addrs;
     for (const auto& n : names) {
       auto r = resolve(n);
-      if (!r.ok()) MESH_LOG("upstream", warn, "DNS refresh for cluster {}: {}", cluster,
-                            r.status().message());
+      if (!r.ok())
+        MESH_LOG("upstream", warn, "DNS refresh for cluster {}: {}", cluster, r.status().message());
       addrs.push_back(r.ok() ? *r : std::vector<std::string>{});
     }
     boost::asio::post(io_, [this, cluster, addrs = std::move(addrs)]() mutable {
@@ -395,8 +405,7 @@ void Server::refreshDns(const std::string& cluster) {
   });
 }
 
-void Server::onDnsResult(const std::string& cluster,
-                         std::vector<std::vector<std::string>> addrs) {
+void Server::onDnsResult(const std::string& cluster, std::vector<std::vector<std::string>> addrs) {
   auto timer = dns_timers_.find(cluster);
   const ClusterInfo* c = current_ ? current_->findCluster(cluster) : nullptr;
   if (c == nullptr || timer == dns_timers_.end() || state_ == State::kDraining) return;
@@ -429,12 +438,10 @@ void Server::installAdminHandlers() {
   auto text = [](int status, std::string body) {
     return AdminResponse{status, "text/plain; charset=UTF-8", std::move(body)};
   };
-  a.addHandler("/", "this help", false, [this, text](const AdminRequest&) {
-    return text(200, admin_->helpText());
-  });
-  a.addHandler("/help", "this help", false, [this, text](const AdminRequest&) {
-    return text(200, admin_->helpText());
-  });
+  a.addHandler("/", "this help", false,
+               [this, text](const AdminRequest&) { return text(200, admin_->helpText()); });
+  a.addHandler("/help", "this help", false,
+               [this, text](const AdminRequest&) { return text(200, admin_->helpText()); });
   a.addHandler("/stats", "counters, gauges and histograms (?filter=<re2>, ?usedonly)", false,
                [this](const AdminRequest& r) { return handleStats(r); });
   auto prom = [this](const AdminRequest& r) {
@@ -473,19 +480,21 @@ void Server::installAdminHandlers() {
                });
   auto ready = [this, text](const AdminRequest&) {
     switch (state_) {
-      case State::kLive: return text(200, "LIVE\n");
-      case State::kDraining: return text(503, "DRAINING\n");
-      default: return text(503, "PRE_INITIALIZING\n");
+      case State::kLive:
+        return text(200, "LIVE\n");
+      case State::kDraining:
+        return text(503, "DRAINING\n");
+      default:
+        return text(503, "PRE_INITIALIZING\n");
     }
   };
   a.addHandler("/ready", "200 when live, 503 otherwise", false, ready);
   a.addHandler("/healthz", "liveness: 200 while the process serves", false,
                [text](const AdminRequest&) { return text(200, "OK\n"); });
-  health_->addHandler("/healthz/ready", "readiness", false,
-                      [this, text](const AdminRequest&) {
-                        bool ok = state_ == State::kLive && !healthcheck_failed_;
-                        return text(ok ? 200 : 503, ok ? "LIVE\n" : "NOT READY\n");
-                      });
+  health_->addHandler("/healthz/ready", "readiness", false, [this, text](const AdminRequest&) {
+    bool ok = state_ == State::kLive && !healthcheck_failed_;
+    return text(ok ? 200 : 503, ok ? "LIVE\n" : "NOT READY\n");
+  });
   a.addHandler("/server_info", "version, state, uptime and node", false,
                [this](const AdminRequest& r) { return handleServerInfo(r); });
   a.addHandler("/logging", "list or set log levels (?level=debug, ?<logger>=<level>)", true,
@@ -496,32 +505,30 @@ void Server::installAdminHandlers() {
   });
   a.addHandler("/reload", "re-read the config file", true, [this, text](const AdminRequest&) {
     Status st = reload();
-    if (!st.ok()) return text(400, "config rejected; still serving version " +
-                                       std::to_string(current_->version) + ":\n" +
-                                       st.message() + "\n");
+    if (!st.ok())
+      return text(400, "config rejected; still serving version " +
+                           std::to_string(current_->version) + ":\n" + st.message() + "\n");
     return text(200, "config version " + std::to_string(current_->version) + " applied\n");
   });
-  a.addHandler("/healthcheck/fail", "fail /healthz/ready", true,
-               [this, text](const AdminRequest&) {
-                 healthcheck_failed_ = true;
-                 return text(200, "OK\n");
-               });
+  a.addHandler("/healthcheck/fail", "fail /healthz/ready", true, [this, text](const AdminRequest&) {
+    healthcheck_failed_ = true;
+    return text(200, "OK\n");
+  });
   a.addHandler("/healthcheck/ok", "pass /healthz/ready again", true,
                [this, text](const AdminRequest&) {
                  healthcheck_failed_ = false;
                  return text(200, "OK\n");
                });
-  a.addHandler("/memory", "resident and virtual memory of the process", false,
-               [text](const AdminRequest&) {
-                 std::ifstream f("/proc/self/statm");
-                 uint64_t size = 0, resident = 0;
-                 f >> size >> resident;
-                 uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-                 return AdminResponse{200, "application/json",
-                                      "{\"allocated\":\"" + std::to_string(resident * page) +
-                                          "\",\"virtual\":\"" + std::to_string(size * page) +
-                                          "\"}\n"};
-               });
+  a.addHandler(
+      "/memory", "resident and virtual memory of the process", false, [text](const AdminRequest&) {
+        std::ifstream f("/proc/self/statm");
+        uint64_t size = 0, resident = 0;
+        f >> size >> resident;
+        uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+        return AdminResponse{200, "application/json",
+                             "{\"allocated\":\"" + std::to_string(resident * page) +
+                                 "\",\"virtual\":\"" + std::to_string(size * page) + "\"}\n"};
+      });
 }
 
 AdminResponse Server::handleStats(const AdminRequest& r) {
@@ -563,9 +570,12 @@ AdminResponse Server::handleConfigDump(const AdminRequest&) {
 AdminResponse Server::handleClusters(const AdminRequest& r) {
   bool json = r.get("format") == "json";
   std::string out;
-  if (json) out = "{\"cluster_statuses\":[";
-  else out = "version_info::" + std::to_string(current_->version) + "\n";
+  if (json)
+    out = "{\"cluster_statuses\":[";
+  else
+    out = "version_info::" + std::to_string(current_->version) + "\n";
   bool first_cluster = true;
+  const int64_t now_ms = outlierNowMs();
   for (const auto& c : current_->clusters) {
     if (json) {
       out += std::string(first_cluster ? "" : ",") + "{\"name\":\"" + jsonEscape(c->name) +
@@ -578,6 +588,13 @@ AdminResponse Server::handleClusters(const AdminRequest& r) {
       uint64_t cx_fail = store_.counterValue(h.stats.cx_connect_fail);
       uint64_t rq = store_.counterValue(h.stats.rq_total);
       uint64_t err = store_.counterValue(h.stats.rq_error);
+      const bool ejected = isEjected(h, now_ms);
+      std::string reason;
+      if (ejected) {
+        reason = h.health->reason.load() == HostHealth::kConsecutiveGatewayFailure
+                     ? "consecutive_gateway_failure"
+                     : "consecutive_5xx";
+      }
       if (json) {
         out += std::string(first_host ? "" : ",") + "{\"address\":{\"socket_address\":{" +
                "\"address\":\"" + h.address + "\",\"port_value\":" + std::to_string(h.port) +
@@ -585,17 +602,19 @@ AdminResponse Server::handleClusters(const AdminRequest& r) {
                "\"},{\"name\":\"cx_connect_fail\",\"value\":\"" + std::to_string(cx_fail) +
                "\"},{\"name\":\"rq_total\",\"value\":\"" + std::to_string(rq) +
                "\"},{\"name\":\"rq_error\",\"value\":\"" + std::to_string(err) +
-               "\"}],\"health_status\":{\"eds_health_status\":\"HEALTHY\"},\"weight\":" +
-               std::to_string(h.weight) + (h.hostname.empty() ? "" : ",\"hostname\":\"" +
-                                                                          h.hostname + "\"") +
-               "}";
+               "\"}],\"health_status\":{\"eds_health_status\":\"HEALTHY\"" +
+               (ejected ? ",\"failed_outlier_check\":true,\"outlier_reason\":\"" + reason + "\""
+                        : std::string()) +
+               "},\"weight\":" + std::to_string(h.weight) +
+               (h.hostname.empty() ? "" : ",\"hostname\":\"" + h.hostname + "\"") + "}";
       } else {
         std::string p = c->name + "::" + h.key + "::";
         out += p + "cx_total::" + std::to_string(cx) + "\n";
         out += p + "cx_connect_fail::" + std::to_string(cx_fail) + "\n";
         out += p + "rq_total::" + std::to_string(rq) + "\n";
         out += p + "rq_error::" + std::to_string(err) + "\n";
-        out += p + "health_flags::healthy\n";
+        out += p + "health_flags::" + (ejected ? "/failed_outlier_check" : "healthy") + "\n";
+        if (ejected) out += p + "outlier_ejection::" + reason + "\n";
         out += p + "weight::" + std::to_string(h.weight) + "\n";
         if (!h.hostname.empty()) out += p + "hostname::" + h.hostname + "\n";
       }
@@ -642,18 +661,18 @@ AdminResponse Server::handleServerInfo(const AdminRequest&) {
   const char* state = state_ == State::kLive       ? "LIVE"
                       : state_ == State::kDraining ? "DRAINING"
                                                    : "INITIALIZING";
-  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
-                    std::chrono::system_clock::now() - started_at_)
+  auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
+                                                                 started_at_)
                     .count();
   const NodeInfo& n = current_->node;
-  std::string out = "{\"version\":\"" MESH_VERSION "\",\"state\":\"" + std::string(state) +
-                    "\",\"uptime_current_epoch\":\"" + std::to_string(uptime) +
-                    "s\",\"uptime_all_epochs\":\"" + std::to_string(uptime) +
-                    "s\",\"command_line_options\":{\"concurrency\":" +
-                    std::to_string(workers_.size()) + ",\"config_path\":\"" +
-                    jsonEscape(options_.config_path) + "\"},\"node\":{\"id\":\"" + jsonEscape(n.id) +
-                    "\",\"workload_name\":\"" + jsonEscape(n.workload_name) +
-                    "\",\"namespace\":\"" + jsonEscape(n.namespace_) + "\"}}\n";
+  std::string out =
+      "{\"version\":\"" MESH_VERSION "\",\"state\":\"" + std::string(state) +
+      "\",\"uptime_current_epoch\":\"" + std::to_string(uptime) + "s\",\"uptime_all_epochs\":\"" +
+      std::to_string(uptime) +
+      "s\",\"command_line_options\":{\"concurrency\":" + std::to_string(workers_.size()) +
+      ",\"config_path\":\"" + jsonEscape(options_.config_path) + "\"},\"node\":{\"id\":\"" +
+      jsonEscape(n.id) + "\",\"workload_name\":\"" + jsonEscape(n.workload_name) +
+      "\",\"namespace\":\"" + jsonEscape(n.namespace_) + "\"}}\n";
   return {200, "application/json", std::move(out)};
 }
 

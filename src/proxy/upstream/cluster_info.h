@@ -24,6 +24,17 @@ struct HostStats {
   stats::SeriesId cx_connect_fail;
 };
 
+// Passive health of one host, shared by every worker and kept across reloads (by cluster name
+// and host key, in the SnapshotContext).
+struct HostHealth {
+  enum Reason : uint8_t { kNone, kConsecutive5xx, kConsecutiveGatewayFailure };
+  std::atomic<uint32_t> consecutive_5xx{0};
+  std::atomic<uint32_t> consecutive_gateway{0};
+  std::atomic<int64_t> ejected_until_ms{0};  // steady-clock milliseconds; 0: never ejected
+  std::atomic<uint32_t> times_ejected{0};
+  std::atomic<uint8_t> reason{kNone};
+};
+
 struct Host {
   std::string address;  // IP literal
   uint16_t port = 0;
@@ -34,6 +45,7 @@ struct Host {
   uint32_t weight = 1;
   uint32_t workload_id = 0;  // telemetry peer id; 0 = unknown
   HostStats stats;
+  std::shared_ptr<HostHealth> health;  // set when the cluster has outlier detection
 };
 
 struct ClusterStats {
@@ -45,6 +57,16 @@ struct ClusterStats {
   stats::SeriesId rq_no_host;
   stats::SeriesId rq_pending_overflow;  // requests refused by a circuit breaker (flag UO)
   stats::SeriesId rq_pending_active;    // gauge: requests queued for a connection
+  stats::SeriesId outlier_ejections;    // hosts ejected by outlier detection
+};
+
+struct OutlierDetection {
+  bool enabled = false;
+  uint32_t consecutive_5xx = 5;      // 0: off
+  uint32_t consecutive_gateway = 0;  // 0: off
+  Millis base_ejection{30000};
+  uint32_t max_ejection_percent = 10;
+  uint32_t min_health_percent = 0;
 };
 
 // Circuit-breaker limits of a cluster; UINT32_MAX = unlimited.
@@ -82,6 +104,7 @@ struct ClusterInfo {
   CircuitBreakers limits;
   std::shared_ptr<CircuitBreakerState> breaker;  // never null in a built snapshot
   uint32_t max_requests_per_connection = 0;      // 0: unlimited
+  OutlierDetection outlier;
 
   // STRICT_DNS: the names to resolve, and how often.
   bool dns = false;

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "core/hash.h"
+#include "proxy/upstream/outlier_detection.h"
 
 namespace mesh::proxy {
 namespace {
@@ -69,6 +70,16 @@ int chooseHost(const ClusterInfo& c, LbState& state, const std::vector<uint32_t>
                Random& random, const LbContext& ctx) {
   if (c.hosts.empty()) return -1;
   int host = pickOnce(c, state, active, random, ctx);
+  if (c.outlier.enabled && isEjected(c.hosts[host], ctx.now_ms) && ejectionsApply(c, ctx.now_ms)) {
+    // Ejected hosts are skipped; if every pick lands on one, the last pick stands (as Envoy's
+    // panic routing uses all hosts when too few are healthy).
+    for (size_t attempt = 0; attempt < 2 * c.hosts.size() && isEjected(c.hosts[host], ctx.now_ms);
+         ++attempt) {
+      LbContext again = ctx;
+      if (again.hash) again.hash = *again.hash * 0x9e3779b97f4a7c15ULL + attempt + 7;
+      host = pickOnce(c, state, active, random, again);
+    }
+  }
   if (ctx.avoid_host >= 0 && host == ctx.avoid_host && c.hosts.size() > 1) {
     // Retry host predicate: a few more picks to land elsewhere; hashing policies rehash.
     for (int attempt = 0; attempt < 3 && host == ctx.avoid_host; ++attempt) {

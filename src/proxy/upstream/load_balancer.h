@@ -20,6 +20,7 @@ struct LbState {
 struct LbContext {
   std::optional<uint64_t> hash;  // consistent-hash key, when the route has a hash policy
   int avoid_host = -1;           // a host to avoid if another exists (retries)
+  int64_t now_ms = 0;            // for outlier ejections (outlierNowMs), when enabled
 };
 
 // Picks a host index, or -1 when the cluster has no hosts. `active` holds this worker's active
