@@ -26,7 +26,11 @@ std::string key(const std::string& path, const std::string& k) { return path + "
 
 constexpr int64_t kNanosPerMs = 1'000'000;
 
+// Saturates instead of overflowing: Duration allows about 10,000 years, int64 nanoseconds 292.
 int64_t toNanos(const Duration& d) {
+  constexpr int64_t kMaxSeconds = INT64_MAX / 1'000'000'000 - 1;
+  if (d.seconds() > kMaxSeconds) return INT64_MAX;
+  if (d.seconds() < -kMaxSeconds) return INT64_MIN;
   return d.seconds() * 1'000'000'000 + static_cast<int64_t>(d.nanos());
 }
 
