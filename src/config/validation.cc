@@ -277,7 +277,9 @@ class Checker {
     weights(path, route);
   }
 
-  void l4Match(const std::string& path, const nw::L4MatchAttributes& m) {
+  // The attributes TCP and TLS matches share.
+  template <typename Match>
+  void l4Match(const std::string& path, const Match& m) {
     for (int i = 0; i < m.destination_subnets_size(); ++i) {
       if (!isIpOrCidr(m.destination_subnets(i))) {
         error(idx(path + ".destinationSubnets", i),
@@ -308,14 +310,7 @@ class Checker {
       }
       if (!covered) error(p, "SNI host " + quoted(sni) + " is not within the VirtualService hosts");
     }
-    for (int i = 0; i < m.destination_subnets_size(); ++i) {
-      if (!isIpOrCidr(m.destination_subnets(i))) {
-        error(idx(path + ".destinationSubnets", i),
-              "invalid IP address or CIDR " + quoted(m.destination_subnets(i)));
-      }
-    }
-    if (m.port() != 0) port(path + ".port", m.port());
-    labels(path + ".sourceLabels", m.source_labels());
+    l4Match(path, m);
   }
 
   void httpMatch(const std::string& path, const nw::HTTPMatchRequest& m) {

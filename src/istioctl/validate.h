@@ -9,8 +9,8 @@
 namespace mesh::istioctl {
 
 // Validates the files; prints errors and warnings to `err`, and one `"name" (Kind) is valid`
-// line per good object to `out`. Returns the exit code: 0 when everything is valid, 1 otherwise
-//; an unreadable file counts as invalid, a file without Istio objects only warns.
+// line per good object to `out`. Returns the exit code: 0 when everything is valid, else 1. An
+// unreadable file counts as invalid; a file without Istio objects only warns.
 int runValidate(const std::vector<std::string>& files, std::ostream& out, std::ostream& err);
 
 // "istioctl version 0.1.0".
