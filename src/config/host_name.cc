@@ -9,7 +9,6 @@ namespace mesh::config {
 namespace {
 
 bool isAlnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
-bool isLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
 
 // One RFC 1123 label: letters, digits and inner hyphens, 1..63 characters.
 bool isDnsLabel(std::string_view l) {
@@ -60,12 +59,10 @@ bool isWildcardDnsName(std::string_view host) {
 }
 
 bool isDns1123Label(std::string_view s) {
-  if (s.empty() || s.size() > 63) return false;
-  if (!isLowerAlnum(s.front()) || !isLowerAlnum(s.back())) return false;
   for (char c : s) {
-    if (!isLowerAlnum(c) && c != '-') return false;
+    if (c >= 'A' && c <= 'Z') return false;
   }
-  return true;
+  return isDnsLabel(s);
 }
 
 bool isDns1123Subdomain(std::string_view s) {
