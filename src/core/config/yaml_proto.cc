@@ -5,6 +5,7 @@
 #include <google/protobuf/timestamp.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@
 #include <limits>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <utility>
 
 namespace mesh::config {
@@ -49,6 +51,48 @@ std::optional<ValidationError> runYaml(const std::string& file, int first_line, 
     const int line = e.mark.is_null() ? 0 : first_line + e.mark.line;
     return ValidationError{file, line, "", "invalid YAML: " + e.msg};
   }
+}
+
+// yaml-cpp 0.7 (Debian 12) loops forever in LoadAll, allocating a null document per turn, when a
+// document holds a token no node can start with (a stray ',' at the top level: upstream issue
+// jbeder/yaml-cpp#1040, fixed after 0.8). A first pass through the event parser notices a
+// document that starts where the previous one did, i.e. consumed nothing, and throws instead.
+class ProgressCheck : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (started_ && mark.pos == last_start_) {
+      throw YAML::ParserException(mark, "unexpected token here");
+    }
+    started_ = true;
+    last_start_ = mark.pos;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  bool started_ = false;
+  int last_start_ = 0;
+};
+
+// YAML::LoadAll that cannot hang on the input above. Throws YAML::Exception like LoadAll.
+std::vector<YAML::Node> loadAllDocuments(const std::string& text) {
+  {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    ProgressCheck check;
+    while (parser.HandleNextDocument(check)) {
+    }
+  }
+  return YAML::LoadAll(text);
 }
 
 // --- small text helpers --------------------------------------------------------------------------
@@ -890,7 +934,7 @@ LoadResult loadYaml(std::string_view text, Message* msg, const LoadOptions& opts
   msg->Clear();
   Loader loader(opts, &result);
   std::optional<ValidationError> error = runYaml(opts.file, opts.first_line, [&] {
-    const std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
+    const std::vector<YAML::Node> docs = loadAllDocuments(std::string(text));
     loader.loadDocuments(docs, msg);
   });
   if (error) result.errors.add(std::move(*error));
@@ -943,7 +987,7 @@ StatusOr<std::vector<YamlDocument>> splitYamlDocuments(std::string_view text,
   ValidationErrors errors;
   for (const YamlDocument& doc : docs) {
     std::optional<ValidationError> error =
-        runYaml(file, doc.first_line, [&] { YAML::LoadAll(doc.text); });
+        runYaml(file, doc.first_line, [&] { loadAllDocuments(doc.text); });
     if (error) errors.add(std::move(*error));
   }
   if (!errors.empty()) return errors.toStatus();

@@ -565,6 +565,19 @@ TEST(YamlProtoTest, HostileInputIsBounded) {
   EXPECT_THAT(errorLines(r), ElementsAre(HasSubstr("nested deeper than 100 levels")));
 }
 
+// yaml-cpp 0.7's LoadAll never returns (and eats memory) on a stray ',' where a node should
+// start; found by istio_config_fuzz.
+TEST(YamlProtoTest, StrayCommaIsAnErrorNotAHang) {
+  TestConfig c;
+  LoadResult r = loadYaml("name: a\n---\n,\n", &c, {.file = "t.yaml"});
+  EXPECT_THAT(errorLines(r), ElementsAre("t.yaml:3: invalid YAML: unexpected token here"));
+  r = loadYaml(",x", &c, {.file = "t.yaml"});
+  EXPECT_THAT(errorLines(r), ElementsAre("t.yaml:1: invalid YAML: unexpected token here"));
+  StatusOr<std::vector<YamlDocument>> docs = splitYamlDocuments("a: 1\n---\n,\n", "s.yaml");
+  ASSERT_FALSE(docs.ok());
+  EXPECT_EQ(docs.status().message(), "s.yaml:3: invalid YAML: unexpected token here");
+}
+
 TEST(YamlProtoTest, LoadYamlFileReportsUnreadableFile) {
   TestConfig c;
   LoadResult r = loadYamlFile("/nonexistent/proxy.yaml", &c, {});
