@@ -585,6 +585,22 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
           policy.max_replay_body_bytes = rp.max_replay_body_bytes();
         if (policy.num_retries > 0) out->retry = std::move(policy);
       }
+      for (int i = 0; i < a.request_mirror_policies_size(); ++i) {
+        const v1::RequestMirror& m = a.request_mirror_policies(i);
+        std::string mp = ap + ".requestMirrorPolicies[" + std::to_string(i) + "]";
+        auto it = snap_->cluster_index.find(m.cluster());
+        if (m.cluster().empty()) {
+          error(mp + ".cluster", "required");
+        } else if (it == snap_->cluster_index.end()) {
+          error(mp + ".cluster", "unknown cluster '" + m.cluster() + "'");
+        }
+        double pct = m.has_percentage() ? m.percentage().value() : 100.0;
+        if (!(pct >= 0.0 && pct <= 100.0)) error(mp + ".percentage", "must be between 0 and 100");
+        if (it != snap_->cluster_index.end()) {
+          out->mirrors.push_back(
+              {it->second, perMillion(m.has_percentage(), std::clamp(pct, 0.0, 100.0))});
+        }
+      }
       for (int i = 0; i < a.hash_policy_size(); ++i) {
         const v1::HashPolicy& hp = a.hash_policy(i);
         std::string hpp = ap + ".hashPolicy[" + std::to_string(i) + "]";

@@ -116,6 +116,11 @@ struct FaultPolicy {
   uint32_t abort_per_million = 0;
 };
 
+struct MirrorPolicy {
+  uint32_t cluster = 0;  // index into Snapshot::clusters
+  uint32_t per_million = 1000000;
+};
+
 struct WeightedTarget {
   uint32_t cluster = 0;  // index into Snapshot::clusters
   uint32_t weight = 1;
@@ -148,6 +153,7 @@ struct Route {
   std::optional<RetryPolicy> retry;
   std::vector<HashPolicy> hash_policies;
   std::optional<FaultPolicy> fault;
+  std::vector<MirrorPolicy> mirrors;
   HeaderOps request_ops;
   HeaderOps response_ops;
 
