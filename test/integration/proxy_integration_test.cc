@@ -603,6 +603,64 @@ clusters:
   }
 }
 
+TEST_F(ProxyIntegrationTest, CorsPreflightAndResponseHeaders) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1}
+      cors:
+        allowOrigins: [{exact: "https://shop.example"}, {regex: "https://.*\\.trusted\\.example"}]
+        allowMethods: [GET, POST]
+        allowHeaders: [x-custom]
+        exposeHeaders: [x-version]
+        maxAge: 24h
+        allowCredentials: true
+clusters:
+)" + cluster("v1", {v1_.port}, "v1"));
+
+  // A preflight from an allowed origin is answered by the proxy.
+  HttpResponse r = httpGet(port_, "/status/204", {}, "test.local");  // baseline: no Origin
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("access-control-allow-origin"), "");
+  HttpClient c(port_);
+  r = c.roundTrip(
+      "OPTIONS /anything HTTP/1.1\r\nHost: test.local\r\nOrigin: https://shop.example\r\n"
+      "Access-Control-Request-Method: POST\r\n\r\n",
+      milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("access-control-allow-origin"), "https://shop.example");
+  EXPECT_EQ(r.header("access-control-allow-methods"), "GET,POST");
+  EXPECT_EQ(r.header("access-control-allow-headers"), "x-custom");
+  EXPECT_EQ(r.header("access-control-max-age"), "86400");
+  EXPECT_EQ(r.header("access-control-allow-credentials"), "true");
+  EXPECT_EQ(r.header("x-version"), "");  // not forwarded
+
+  // An actual request from an allowed origin (regex) is forwarded and gets the headers.
+  r = c.get("/status/200", {"Origin: https://eu.trusted.example"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("x-version"), "v1");
+  EXPECT_EQ(r.header("access-control-allow-origin"), "https://eu.trusted.example");
+  EXPECT_EQ(r.header("access-control-expose-headers"), "x-version");
+  EXPECT_EQ(r.header("access-control-allow-credentials"), "true");
+
+  // Another origin: nothing added, and its preflight goes to the upstream.
+  r = c.get("/status/200", {"Origin: https://evil.example"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("access-control-allow-origin"), "");
+  r = c.roundTrip(
+      "OPTIONS /status/200 HTTP/1.1\r\nHost: test.local\r\nOrigin: https://evil.example\r\n"
+      "Access-Control-Request-Method: POST\r\n\r\n",
+      milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("x-version"), "v1");
+  EXPECT_EQ(r.header("access-control-allow-origin"), "");
+}
+
 // Reload while two clients send requests back to back (one keep-alive, one new connection per
 // request): no request fails, and each reload's split takes effect.
 TEST_F(ProxyIntegrationTest, ReloadUnderLoadDropsNothing) {

@@ -472,6 +472,52 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
 
   out->request_ops = headerOps(r.request_headers(), path + ".requestHeaders");
   out->response_ops = headerOps(r.response_headers(), path + ".responseHeaders");
+  if (r.has_cors()) {
+    const v1::CorsPolicy& c = r.cors();
+    std::string cp = path + ".cors";
+    CorsPolicy cors;
+    for (int i = 0; i < c.allow_origins_size(); ++i) {
+      auto m = stringMatch(c.allow_origins(i), cp + ".allowOrigins[" + std::to_string(i) + "]");
+      if (m) cors.allow_origins.push_back(std::move(*m));
+    }
+    if (c.allow_origins_size() == 0) error(cp + ".allowOrigins", "at least one origin is required");
+    auto joined = [&](const google::protobuf::RepeatedPtrField<std::string>& items,
+                      const std::string& field) {
+      std::string out;
+      for (int i = 0; i < items.size(); ++i) {
+        if (!validHeaderValue(items[i]) || items[i].empty() ||
+            items[i].find(',') != std::string::npos) {
+          error(cp + "." + field + "[" + std::to_string(i) + "]",
+                "invalid value '" + items[i] + "'");
+        }
+        if (!out.empty()) out += ",";
+        out += items[i];
+      }
+      return out;
+    };
+    std::string methods = joined(c.allow_methods(), "allowMethods");
+    std::string headers = joined(c.allow_headers(), "allowHeaders");
+    std::string expose = joined(c.expose_headers(), "exposeHeaders");
+    auto line = [](std::string& out, const char* name, const std::string& value) {
+      if (!value.empty()) out.append(name).append(": ").append(value).append("\r\n");
+    };
+    line(cors.preflight_headers, "access-control-allow-methods", methods);
+    line(cors.preflight_headers, "access-control-allow-headers", headers);
+    if (c.has_max_age()) {
+      Millis age = duration(c.max_age(), cp + ".maxAge");
+      line(cors.preflight_headers, "access-control-max-age", std::to_string(age.count() / 1000));
+    }
+    line(cors.response_headers, "access-control-expose-headers", expose);
+    if (c.allow_credentials()) {
+      line(cors.preflight_headers, "access-control-allow-credentials", "true");
+      line(cors.response_headers, "access-control-allow-credentials", "true");
+    }
+    if (r.action_case() != v1::Route::kRoute) {
+      error(cp, "only allowed on a route to a cluster");
+    } else {
+      out->cors = std::move(cors);
+    }
+  }
   if (r.has_fault()) {
     if (r.action_case() != v1::Route::kRoute) {
       error(path + ".fault", "only allowed on a route to a cluster");

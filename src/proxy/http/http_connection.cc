@@ -330,6 +330,7 @@ void HttpConnection::closeIfIdle(Clock::time_point now) {
 // Request flow
 
 void HttpConnection::resetRequest() {
+  cors_headers_.clear();
   shadow_clusters_.clear();
   shadow_body_.clear();
   uint32_t gen = rq_.generation + 1;
@@ -376,6 +377,22 @@ void HttpConnection::onRequestHead() {
       return;
     }
     case Route::Action::kCluster:
+      if (route->cors) {
+        const http::Header* origin = req.headers.find("origin");
+        if (origin != nullptr && route->cors->allowsOrigin(origin->value)) {
+          if (req.method == "OPTIONS" && req.headers.has("access-control-request-method")) {
+            // A preflight the proxy answers itself.
+            cors_headers_.assign("access-control-allow-origin: ");
+            cors_headers_.append(origin->value).append(kCrlf);
+            cors_headers_.append(route->cors->preflight_headers);
+            sendLocalReply(200, "", 0, "cors_preflight");
+            return;
+          }
+          cors_headers_.assign("access-control-allow-origin: ");
+          cors_headers_.append(origin->value).append(kCrlf);
+          cors_headers_.append(route->cors->response_headers);
+        }
+      }
       if (route->fault) {
         // Decided once per request, as Envoy's fault filter does: delay first, then abort.
         const FaultPolicy& f = *route->fault;
@@ -1074,6 +1091,7 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   appendOps(out, ops);
   if (tops != nullptr) appendOps(out, *tops);
   if (!set_cookie_.empty()) appendHeader(out, "set-cookie", set_cookie_);
+  out.append(cors_headers_);
   if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n");
   if (close_after_) {
     out.append("connection: close\r\n");
@@ -1164,6 +1182,7 @@ void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint
   appendHeader(out, "content-length", std::to_string(body.size()));
   if (!body.empty()) out.append("content-type: text/plain\r\n");
   if (!location.empty()) appendHeader(out, "location", location);
+  out.append(cors_headers_);  // a CORS-allowed origin sees local replies too
   if (rq_.route != nullptr) appendOps(out, rq_.route->response_ops);
   out.append("server: istio-envoy\r\n");
   if (close_after_) out.append("connection: close\r\n");

@@ -176,6 +176,7 @@ class HttpConnection final : public UpstreamCallbacks {
   std::string upstream_head_;
   // Mirrors chosen for the current request and the body kept for them.
   std::vector<uint32_t> shadow_clusters_;
+  std::string cors_headers_;  // CORS response header lines for the current request
   std::string shadow_body_;
   std::string response_head_;
   std::string replay_;
