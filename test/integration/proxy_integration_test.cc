@@ -661,6 +661,71 @@ clusters:
   EXPECT_EQ(r.header("access-control-allow-origin"), "");
 }
 
+// A TCP proxy listener: bytes relayed both ways, clusters picked per connection by weight,
+// a refused upstream closes the client's connection, Istio's TCP metrics.
+TEST_F(ProxyIntegrationTest, TcpProxyRelaysAndSplitsConnections) {
+  // A port with nothing behind it: bind, note the port, close.
+  int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t dead_port = ntohs(addr.sin_port);
+  ::close(probe);
+
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: tcp
+  address: 127.0.0.1:0
+  tcpProxy: {weightedClusters: {clusters: [{name: v1, weight: 80}, {name: v2, weight: 20}]}}
+- name: dead
+  address: 127.0.0.1:0
+  tcpProxy: {cluster: dead}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1") +
+                     cluster("v2", {v2_.port}, "v2") + cluster("dead", {dead_port}, "v1");
+  proxy_ = startProxy(dir_, yaml, {"tcp", "dead"});
+  const uint16_t tcp = proxy_.listeners["tcp"];
+
+  // One connection, several requests: all on the backend the connection was given.
+  HttpClient c(tcp);
+  HttpResponse first = c.roundTrip(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", milliseconds(5000));
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_EQ(first.body, "hello");
+  for (int i = 0; i < 5; ++i) {
+    HttpResponse r = c.get("/");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(versionOf(r), versionOf(first));
+  }
+  c.close();
+
+  // 300 connections split 80/20 within five standard deviations (6.9 each).
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 300; ++i) {
+    HttpResponse r = httpGet(tcp, "/");  // Connection: close: the backend's FIN is passed on
+    ASSERT_TRUE(r.ok) << r.error;
+    ++seen[versionOf(r)];
+  }
+  EXPECT_EQ(seen["v1"] + seen["v2"], 300);
+  EXPECT_NEAR(seen["v2"], 60, 35);
+
+  // A refused upstream: the client's connection is closed without a byte.
+  HttpResponse dead = httpGet(proxy_.listeners["dead"], "/");
+  EXPECT_FALSE(dead.ok);
+  EXPECT_THAT(dead.error, ::testing::AnyOf(HasSubstr("closed"), HasSubstr("reset")));
+
+  std::string m = metricsWhen("istio_tcp_connections_closed_total", {}, 302);
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_opened_total", {"request_protocol=\"tcp\""}), 302);
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total",
+                    {"destination_version=\"v2\"", "reporter=\"source\""}),
+            seen["v2"] + (versionOf(first) == "v2" ? 1 : 0));  // the keep-alive one too
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}), 1);
+  EXPECT_GT(promSum(m, "istio_tcp_received_bytes_total"), 300 * 20);
+  EXPECT_GT(promSum(m, "istio_tcp_sent_bytes_total"), 300 * 50);
+}
+
 // Reload while two clients send requests back to back (one keep-alive, one new connection per
 // request): no request fails, and each reload's split takes effect.
 TEST_F(ProxyIntegrationTest, ReloadUnderLoadDropsNothing) {

@@ -304,6 +304,25 @@ clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
                            "allowOrigins: at least one origin is required"));
 }
 
+TEST(SnapshotBuilderTest, TcpProxyListenersAreValidated) {
+  SnapshotFixture f;
+  auto snap = f.build(R"(listeners:
+- {name: a, address: "127.0.0.1:0", tcpProxy: {cluster: nowhere}}
+- {name: b, address: "127.0.0.1:0"}
+- name: c
+  address: "127.0.0.1:0"
+  tcpProxy: {cluster: c, weightedClusters: {clusters: [{name: c, weight: 1}]}}
+clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
+)");
+  ASSERT_FALSE(snap.ok());
+  const std::string m(snap.status().message());
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:2: listeners[0].tcpProxy.cluster: unknown cluster "
+                           "'nowhere'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:3: listeners[1].http: http or tcpProxy is required"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:6: listeners[2].tcpProxy: set either cluster or "
+                           "weightedClusters, not both"));
+}
+
 TEST(SnapshotBuilderTest, UnknownFieldsAreRejectedNotDropped) {
   SnapshotFixture f;
   auto snap = f.build("clusters:\n- name: c\n  lbPolcy: RANDOM\n");

@@ -43,6 +43,9 @@ class Builder {
                                               const std::string& path);
   void buildRoute(const v1::Route& r, const std::string& path, Route* out);
   void buildListeners();
+  void httpListener(const v1::HttpConnectionManager& h, const std::string& hp_path,
+                    ListenerInfo& info);
+  TcpProxyInfo tcpProxy(const v1::TcpProxy& t, const std::string& path);
 
   const BuildInput& in_;
   SnapshotContext& ctx_;
@@ -763,6 +766,89 @@ void Builder::buildRouteTables() {
   }
 }
 
+void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string& hp_path,
+                           ListenerInfo& info) {
+  if (h.has_route_config()) {
+    if (!h.route_config_name().empty()) {
+      error(hp_path + ".routeConfigName", "set either routeConfigName or routeConfig, not both");
+    }
+    auto table = buildRouteTable(h.route_config(), hp_path + ".routeConfig");
+    info.routes = table.get();
+    snap_->route_tables.push_back(std::move(table));
+  } else {
+    auto it = tables_by_name_.find(h.route_config_name());
+    if (h.route_config_name().empty()) {
+      error(hp_path + ".routeConfigName", "routeConfigName or routeConfig is required");
+    } else if (it == tables_by_name_.end()) {
+      error(hp_path + ".routeConfigName",
+            "unknown route configuration '" + h.route_config_name() + "'");
+    } else {
+      info.routes = it->second;
+    }
+  }
+  const v1::HttpLimits& lim = h.limits();
+  if (lim.max_request_headers_kb() != 0) {
+    if (lim.max_request_headers_kb() > 8192) {
+      error(hp_path + ".limits.maxRequestHeadersKb", "must be <= 8192");
+    }
+    info.limits.max_head_bytes = size_t{lim.max_request_headers_kb()} * 1024;
+  }
+  if (lim.max_headers_count() != 0) info.limits.max_headers = lim.max_headers_count();
+  if (lim.max_uri_kb() != 0) {
+    info.limits.max_uri_bytes = size_t{lim.max_uri_kb()} * 1024;
+    if (info.limits.max_uri_bytes > info.limits.max_head_bytes) {
+      error(hp_path + ".limits.maxUriKb", "must not exceed maxRequestHeadersKb");
+    }
+  }
+  if (h.has_idle_timeout())
+    info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
+  if (h.has_generate_request_id()) info.generate_request_id = h.generate_request_id().value();
+  info.access_log = h.access_log().enabled();
+  info.access_log_path = h.access_log().path();
+  if (h.tracing().has_random_sampling()) {
+    double s = h.tracing().random_sampling().value();
+    if (s < 0 || s > 100) error(hp_path + ".tracing.randomSampling", "must be 0..100");
+    info.trace_sampling = s;
+  }
+}
+
+TcpProxyInfo Builder::tcpProxy(const v1::TcpProxy& t, const std::string& path) {
+  TcpProxyInfo out;
+  auto add = [&](const std::string& name, uint32_t weight, const std::string& p) {
+    auto it = snap_->cluster_index.find(name);
+    if (name.empty()) {
+      error(p, "cluster name required");
+    } else if (it == snap_->cluster_index.end()) {
+      error(p, "unknown cluster '" + name + "'");
+    } else {
+      WeightedTarget target;
+      target.cluster = it->second;
+      target.cluster_name = name;
+      target.weight = weight;
+      out.targets.push_back(std::move(target));
+      out.total_weight += weight;
+    }
+  };
+  if (!t.cluster().empty() && t.has_weighted_clusters()) {
+    error(path, "set either cluster or weightedClusters, not both");
+  } else if (!t.cluster().empty()) {
+    add(t.cluster(), 1, path + ".cluster");
+  } else if (t.has_weighted_clusters()) {
+    const auto& wc = t.weighted_clusters().clusters();
+    for (int i = 0; i < wc.size(); ++i) {
+      add(wc[i].name(), wc[i].weight(),
+          path + ".weightedClusters.clusters[" + std::to_string(i) + "].name");
+    }
+    if (!wc.empty() && out.total_weight == 0) {
+      error(path + ".weightedClusters", "weights must not all be 0");
+    }
+  } else {
+    error(path, "cluster or weightedClusters is required");
+  }
+  if (t.has_idle_timeout()) out.idle_timeout = duration(t.idle_timeout(), path + ".idleTimeout");
+  return out;
+}
+
 void Builder::buildListeners() {
   const auto& ls = in_.config->listeners();
   std::set<std::string> names, addresses;
@@ -789,53 +875,14 @@ void Builder::buildListeners() {
     }
     info.address = l.address();
     info.direction = l.direction() == v1::INBOUND ? Direction::kInbound : Direction::kOutbound;
-    if (!l.has_http()) {
-      error(path + ".http", "required");
+    if (l.has_tcp_proxy()) {
+      if (l.has_http()) error(path, "set either http or tcpProxy, not both");
+      info.tcp = tcpProxy(l.tcp_proxy(), path + ".tcpProxy");
+    } else if (!l.has_http()) {
+      error(path + ".http", "http or tcpProxy is required");
       continue;
-    }
-    const v1::HttpConnectionManager& h = l.http();
-    std::string hp_path = path + ".http";
-    if (h.has_route_config()) {
-      if (!h.route_config_name().empty()) {
-        error(hp_path + ".routeConfigName", "set either routeConfigName or routeConfig, not both");
-      }
-      auto table = buildRouteTable(h.route_config(), hp_path + ".routeConfig");
-      info.routes = table.get();
-      snap_->route_tables.push_back(std::move(table));
     } else {
-      auto it = tables_by_name_.find(h.route_config_name());
-      if (h.route_config_name().empty()) {
-        error(hp_path + ".routeConfigName", "routeConfigName or routeConfig is required");
-      } else if (it == tables_by_name_.end()) {
-        error(hp_path + ".routeConfigName",
-              "unknown route configuration '" + h.route_config_name() + "'");
-      } else {
-        info.routes = it->second;
-      }
-    }
-    const v1::HttpLimits& lim = h.limits();
-    if (lim.max_request_headers_kb() != 0) {
-      if (lim.max_request_headers_kb() > 8192) {
-        error(hp_path + ".limits.maxRequestHeadersKb", "must be <= 8192");
-      }
-      info.limits.max_head_bytes = size_t{lim.max_request_headers_kb()} * 1024;
-    }
-    if (lim.max_headers_count() != 0) info.limits.max_headers = lim.max_headers_count();
-    if (lim.max_uri_kb() != 0) {
-      info.limits.max_uri_bytes = size_t{lim.max_uri_kb()} * 1024;
-      if (info.limits.max_uri_bytes > info.limits.max_head_bytes) {
-        error(hp_path + ".limits.maxUriKb", "must not exceed maxRequestHeadersKb");
-      }
-    }
-    if (h.has_idle_timeout())
-      info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
-    if (h.has_generate_request_id()) info.generate_request_id = h.generate_request_id().value();
-    info.access_log = h.access_log().enabled();
-    info.access_log_path = h.access_log().path();
-    if (h.tracing().has_random_sampling()) {
-      double s = h.tracing().random_sampling().value();
-      if (s < 0 || s > 100) error(hp_path + ".tracing.randomSampling", "must be 0..100");
-      info.trace_sampling = s;
+      httpListener(l.http(), path + ".http", info);
     }
     info.slot = ctx_.listenerSlot(info.name);
     std::string_view label[] = {info.name};
