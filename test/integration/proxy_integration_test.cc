@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "test/integration/harness.h"
+#include "test/testing/client_hello_builder.h"
 
 namespace mesh::integration {
 namespace {
@@ -724,6 +725,43 @@ clusters:
   EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}), 1);
   EXPECT_GT(promSum(m, "istio_tcp_received_bytes_total"), 300 * 20);
   EXPECT_GT(promSum(m, "istio_tcp_sent_bytes_total"), 300 * 50);
+}
+
+// TLS passthrough routed by the ClientHello's server name, never terminated: the backends are
+// plain httpbins, which answer the TLS bytes with a 400 naming their version.
+TEST_F(ProxyIntegrationTest, SniRoutesPickTheClusterWithoutTerminatingTls) {
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: sni
+  address: 127.0.0.1:0
+  tcpProxy:
+    cluster: v1
+    sniRoutes: [{serverNames: [reviews.example, "*.v2.example"], cluster: v2}]
+- name: strict
+  address: 127.0.0.1:0
+  tcpProxy: {sniRoutes: [{serverNames: [reviews.example], cluster: v2}]}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1") +
+                     cluster("v2", {v2_.port}, "v2");
+  proxy_ = startProxy(dir_, yaml, {"sni", "strict"});
+  // The bytes are followed by an empty line, so that httpbin's parser sees a (bad) request
+  // line and answers at once.
+  auto versionFor = [&](uint16_t port, const std::string& bytes) {
+    HttpClient c(port);
+    HttpResponse r = c.roundTrip(bytes + "\r\n\r\n", milliseconds(5000));
+    return r.ok ? versionOf(r) : "error: " + r.error;
+  };
+  const uint16_t sni = proxy_.listeners["sni"];
+  EXPECT_EQ(versionFor(sni, testing::clientHello("reviews.example")), "v2");
+  EXPECT_EQ(versionFor(sni, testing::clientHello("EU.v2.example")), "v2");
+  EXPECT_EQ(versionFor(sni, testing::clientHello("other.example")), "v1");
+  // Not TLS at all: the default cluster, the bytes unchanged.
+  EXPECT_EQ(versionFor(sni, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close"), "v1");
+  // No default: a name that matches nothing is closed.
+  EXPECT_THAT(versionFor(proxy_.listeners["strict"], testing::clientHello("other.example")),
+              HasSubstr("error"));
+  EXPECT_EQ(versionFor(proxy_.listeners["strict"], testing::clientHello("reviews.example")), "v2");
+  std::string m = metricsWhen("istio_tcp_connections_closed_total", {}, 6);
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", {"response_flags=\"NR\""}), 1) << m;
 }
 
 // Reload while two clients send requests back to back (one keep-alive, one new connection per

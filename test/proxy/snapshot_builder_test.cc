@@ -312,6 +312,9 @@ TEST(SnapshotBuilderTest, TcpProxyListenersAreValidated) {
 - name: c
   address: "127.0.0.1:0"
   tcpProxy: {cluster: c, weightedClusters: {clusters: [{name: c, weight: 1}]}}
+- name: d
+  address: "127.0.0.1:0"
+  tcpProxy: {sniRoutes: [{serverNames: ["a.*"], cluster: c}, {serverNames: [], cluster: x}]}
 clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
 )");
   ASSERT_FALSE(snap.ok());
@@ -321,6 +324,11 @@ clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
   EXPECT_THAT(m, HasSubstr("proxy.yaml:3: listeners[1].http: http or tcpProxy is required"));
   EXPECT_THAT(m, HasSubstr("proxy.yaml:6: listeners[2].tcpProxy: set either cluster or "
                            "weightedClusters, not both"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:9: listeners[3].tcpProxy.sniRoutes[0].serverNames[0]: "
+                           "must be a host name or '*.' followed by one, got 'a.*'"));
+  EXPECT_THAT(m, HasSubstr("listeners[3].tcpProxy.sniRoutes[1].cluster: unknown cluster 'x'"));
+  EXPECT_THAT(m, HasSubstr("listeners[3].tcpProxy.sniRoutes[1].serverNames: at least one name is "
+                           "required"));
 }
 
 TEST(SnapshotBuilderTest, UnknownFieldsAreRejectedNotDropped) {

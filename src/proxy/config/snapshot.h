@@ -32,7 +32,23 @@ struct ListenerStats {
   stats::SeriesId protocol_error;
 };
 
+struct SniRoute {
+  std::vector<std::string> exact;     // lowercase names
+  std::vector<std::string> suffixes;  // "*.example.com" as ".example.com"
+  uint32_t cluster = 0;
+  bool matches(std::string_view sni) const {
+    for (const auto& e : exact) {
+      if (e == sni) return true;
+    }
+    for (const auto& s : suffixes) {
+      if (sni.size() > s.size() && sni.ends_with(s)) return true;
+    }
+    return false;
+  }
+};
+
 struct TcpProxyInfo {
+  std::vector<SniRoute> sni_routes;     // checked first, when present
   std::vector<WeightedTarget> targets;  // cluster indexes and weights
   uint64_t total_weight = 0;
   Millis idle_timeout{3600 * 1000};

@@ -842,8 +842,34 @@ TcpProxyInfo Builder::tcpProxy(const v1::TcpProxy& t, const std::string& path) {
     if (!wc.empty() && out.total_weight == 0) {
       error(path + ".weightedClusters", "weights must not all be 0");
     }
-  } else {
-    error(path, "cluster or weightedClusters is required");
+  } else if (t.sni_routes_size() == 0) {
+    error(path, "cluster, weightedClusters or sniRoutes is required");
+  }
+  for (int i = 0; i < t.sni_routes_size(); ++i) {
+    const v1::SniRoute& sr = t.sni_routes(i);
+    std::string sp = path + ".sniRoutes[" + std::to_string(i) + "]";
+    SniRoute route;
+    auto it = snap_->cluster_index.find(sr.cluster());
+    if (sr.cluster().empty()) {
+      error(sp + ".cluster", "required");
+    } else if (it == snap_->cluster_index.end()) {
+      error(sp + ".cluster", "unknown cluster '" + sr.cluster() + "'");
+    } else {
+      route.cluster = it->second;
+    }
+    if (sr.server_names_size() == 0) error(sp + ".serverNames", "at least one name is required");
+    for (int k = 0; k < sr.server_names_size(); ++k) {
+      std::string name = lower(sr.server_names(k));
+      if (name.starts_with("*.") && name.size() > 2) {
+        route.suffixes.push_back(name.substr(1));
+      } else if (name.empty() || name.find('*') != std::string::npos) {
+        error(sp + ".serverNames[" + std::to_string(k) + "]",
+              "must be a host name or '*.' followed by one, got '" + sr.server_names(k) + "'");
+      } else {
+        route.exact.push_back(std::move(name));
+      }
+    }
+    out.sni_routes.push_back(std::move(route));
   }
   if (t.has_idle_timeout()) out.idle_timeout = duration(t.idle_timeout(), path + ".idleTimeout");
   return out;

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/tls/client_hello.h"
 #include "proxy/server/worker.h"
 #include "proxy/telemetry/response_flags.h"
 #include "proxy/upstream/load_balancer.h"
@@ -43,9 +44,31 @@ void TcpProxyConnection::start() {
   }
   worker_.stats().inc(listener_->stats.cx_total);
   worker_.stats().add(listener_->stats.cx_active, 1);
+  boost::system::error_code ec;
+  downstream_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  last_activity_ = std::chrono::steady_clock::now();
+  armIdleTimer();
+  if (!listener_->tcp->sni_routes.empty()) {
+    sniffing_ = true;
+    sniff_deadline_ = last_activity_ + kSniffTimeout;
+    sniff();
+    return;
+  }
+  pickCluster({});
+}
+
+void TcpProxyConnection::pickCluster(std::string_view sni) {
+  sniffing_ = false;
   const TcpProxyInfo& t = *listener_->tcp;
+  for (const SniRoute& r : t.sni_routes) {
+    if (!sni.empty() && r.matches(sni)) {
+      cluster_ = holder_->clusters[r.cluster];
+      connectUpstream();
+      return;
+    }
+  }
   if (t.targets.empty()) {
-    close(kNoClusterFound);
+    close(t.sni_routes.empty() ? kNoClusterFound : kNoRouteFound);
     return;
   }
   size_t pick = 0;
@@ -57,11 +80,38 @@ void TcpProxyConnection::start() {
     }
   }
   cluster_ = holder_->clusters[t.targets[pick].cluster];
-  boost::system::error_code ec;
-  downstream_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-  last_activity_ = std::chrono::steady_clock::now();
-  armIdleTimer();
   connectUpstream();
+}
+
+void TcpProxyConnection::sniff() {
+  if (!up_.buf) up_.buf = std::make_unique<char[]>(kBufferSize);
+  ++pending_;
+  downstream_.async_read_some(boost::asio::buffer(up_.buf.get(), kBufferSize),
+                              [this](const boost::system::error_code& ec, size_t n) {
+                                Guard g(this);
+                                --pending_;
+                                if (closed_ || !sniffing_) return;
+                                if (ec) {
+                                  close(kDownstreamConnectionTermination);
+                                  return;
+                                }
+                                last_activity_ = std::chrono::steady_clock::now();
+                                sniffed_.append(up_.buf.get(), n);
+                                up_.bytes += n;
+                                std::string sni;
+                                switch (tls::parseClientHello(sniffed_, &sni)) {
+                                  case tls::HelloResult::kNeedMore:
+                                    sniff();
+                                    return;
+                                  case tls::HelloResult::kFound:
+                                    pickCluster(sni);
+                                    return;
+                                  case tls::HelloResult::kNoSni:
+                                  case tls::HelloResult::kNotTls:
+                                    pickCluster({});
+                                    return;
+                                }
+                              });
 }
 
 void TcpProxyConnection::connectUpstream() {
@@ -108,10 +158,29 @@ void TcpProxyConnection::onConnect(const boost::system::error_code& ec) {
   boost::system::error_code ignored;
   upstream_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
   record(false);
-  up_.buf = std::make_unique<char[]>(kBufferSize);
+  if (!up_.buf) up_.buf = std::make_unique<char[]>(kBufferSize);
   down_.buf = std::make_unique<char[]>(kBufferSize);
-  pump(downstream_, upstream_, up_);
   pump(upstream_, downstream_, down_);
+  if (sniffed_.empty()) {
+    pump(downstream_, upstream_, up_);
+    return;
+  }
+  // What was read while looking for the server name goes first.
+  up_.writing = true;
+  ++pending_;
+  boost::asio::async_write(upstream_, boost::asio::buffer(sniffed_),
+                           [this](const boost::system::error_code& ec, size_t) {
+                             Guard g(this);
+                             --pending_;
+                             up_.writing = false;
+                             if (closed_) return;
+                             if (ec) {
+                               close(kUpstreamConnectionTermination);
+                               return;
+                             }
+                             std::string().swap(sniffed_);
+                             pump(downstream_, upstream_, up_);
+                           });
 }
 
 // Reads from `from` when the pipe is idle, then writes everything read to `to`. EOF from `from`
@@ -167,6 +236,10 @@ void TcpProxyConnection::armIdleTimer() {
     Guard g(this);
     --pending_;
     if (ec || closed_) return;
+    if (sniffing_ && std::chrono::steady_clock::now() >= sniff_deadline_) {
+      close(kNoRouteFound);  // nothing to route by in time (as Envoy's listener filter timeout)
+      return;
+    }
     if (std::chrono::steady_clock::now() - last_activity_ >= listener_->tcp->idle_timeout) {
       close(kStreamIdleTimeout);
       return;

@@ -38,6 +38,9 @@ class TcpProxyConnection {
   };
   struct Guard;
 
+  // TLS passthrough: reads the ClientHello's server name, then picks the cluster.
+  void sniff();
+  void pickCluster(std::string_view sni);
   void connectUpstream();
   void onConnect(const boost::system::error_code& ec);
   void pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to, Pipe& p);
@@ -55,8 +58,11 @@ class TcpProxyConnection {
   const ListenerInfo* listener_ = nullptr;
   ClusterRuntime* cluster_ = nullptr;
   int host_ = -1;
-  Pipe up_;    // client -> upstream
-  Pipe down_;  // upstream -> client
+  Pipe up_;              // client -> upstream
+  Pipe down_;            // upstream -> client
+  std::string sniffed_;  // bytes read while looking for the server name; sent upstream first
+  bool sniffing_ = false;
+  std::chrono::steady_clock::time_point sniff_deadline_;
   uint32_t flags_ = 0;
   uint32_t pending_ = 0;
   uint32_t depth_ = 0;
@@ -64,6 +70,7 @@ class TcpProxyConnection {
   bool opened_recorded_ = false;
   std::chrono::steady_clock::time_point last_activity_;
   static constexpr size_t kBufferSize = 16 * 1024;
+  static constexpr std::chrono::seconds kSniffTimeout{5};
 };
 
 }  // namespace mesh::proxy
