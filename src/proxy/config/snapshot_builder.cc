@@ -46,6 +46,23 @@ class Builder {
   void httpListener(const v1::HttpConnectionManager& h, const std::string& hp_path,
                     ListenerInfo& info);
   TcpProxyInfo tcpProxy(const v1::TcpProxy& t, const std::string& path);
+  // Resolves a cluster name to a weighted target appended to *targets (an error if unknown).
+  void addTarget(const std::string& name, uint32_t weight, const std::string& path,
+                 std::vector<WeightedTarget>* targets, uint64_t* total_weight) {
+    auto it = snap_->cluster_index.find(name);
+    if (name.empty()) {
+      error(path, "cluster name required");
+    } else if (it == snap_->cluster_index.end()) {
+      error(path, "unknown cluster '" + name + "'");
+    } else {
+      WeightedTarget t;
+      t.cluster = it->second;
+      t.cluster_name = name;
+      t.weight = weight;
+      targets->push_back(std::move(t));
+      *total_weight += weight;
+    }
+  }
 
   const BuildInput& in_;
   SnapshotContext& ctx_;
@@ -535,21 +552,7 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
       std::string ap = path + ".route";
       out->action = Route::Action::kCluster;
       auto target = [&](const std::string& name, uint32_t weight, const std::string& p) {
-        auto it = snap_->cluster_index.find(name);
-        if (name.empty()) {
-          error(p, "cluster name required");
-          return;
-        }
-        if (it == snap_->cluster_index.end()) {
-          error(p, "unknown cluster '" + name + "'");
-          return;
-        }
-        WeightedTarget t;
-        t.cluster = it->second;
-        t.cluster_name = name;
-        t.weight = weight;
-        out->targets.push_back(std::move(t));
-        out->total_weight += weight;
+        addTarget(name, weight, p, &out->targets, &out->total_weight);
       };
       if (a.cluster_specifier_case() == v1::RouteAction::kCluster) {
         target(a.cluster(), 1, ap + ".cluster");
@@ -815,19 +818,7 @@ void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string
 TcpProxyInfo Builder::tcpProxy(const v1::TcpProxy& t, const std::string& path) {
   TcpProxyInfo out;
   auto add = [&](const std::string& name, uint32_t weight, const std::string& p) {
-    auto it = snap_->cluster_index.find(name);
-    if (name.empty()) {
-      error(p, "cluster name required");
-    } else if (it == snap_->cluster_index.end()) {
-      error(p, "unknown cluster '" + name + "'");
-    } else {
-      WeightedTarget target;
-      target.cluster = it->second;
-      target.cluster_name = name;
-      target.weight = weight;
-      out.targets.push_back(std::move(target));
-      out.total_weight += weight;
-    }
+    addTarget(name, weight, p, &out.targets, &out.total_weight);
   };
   if (!t.cluster().empty() && t.has_weighted_clusters()) {
     error(path, "set either cluster or weightedClusters, not both");

@@ -432,15 +432,7 @@ void HttpConnection::onFaultDelayEnd(uint32_t generation) {
 
 void HttpConnection::startRoute(const http::RequestHead& req) {
   const Route& route = *rq_.route;
-  size_t pick = 0;
-  if (route.targets.size() > 1) {
-    uint64_t r = worker_.random().uniform(route.total_weight);
-    while (pick + 1 < route.targets.size() && r >= route.targets[pick].weight) {
-      r -= route.targets[pick].weight;
-      ++pick;
-    }
-  }
-  rq_.target = &route.targets[pick];
+  rq_.target = &route.targets[pickWeighted(route.targets, route.total_weight, worker_.random())];
   rq_.cluster = rq_.holder->clusters[rq_.target->cluster];
 
   for (const HashPolicy& hp : route.hash_policies) {

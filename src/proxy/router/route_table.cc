@@ -4,6 +4,8 @@
 
 #include <algorithm>
 
+#include "core/random.h"
+
 namespace mesh::proxy {
 namespace {
 
@@ -207,6 +209,19 @@ bool Route::matches(const http::RequestHead& req) const {
     if (!qm.presence_only && !qm.value.matches(*v)) return false;
   }
   return true;
+}
+
+size_t pickWeighted(const std::vector<WeightedTarget>& targets, uint64_t total_weight,
+                    Random& random) {
+  size_t pick = 0;
+  if (targets.size() > 1) {
+    uint64_t r = random.uniform(total_weight);
+    while (pick + 1 < targets.size() && r >= targets[pick].weight) {
+      r -= targets[pick].weight;
+      ++pick;
+    }
+  }
+  return pick;
 }
 
 bool Route::rewritePath(const http::RequestHead& req, std::string* out) const {

@@ -17,6 +17,10 @@ namespace re2 {
 class RE2;
 }
 
+namespace mesh {
+class Random;
+}  // namespace mesh
+
 namespace mesh::proxy {
 
 using Millis = std::chrono::milliseconds;
@@ -141,6 +145,11 @@ struct WeightedTarget {
   HeaderOps request_ops;
   HeaderOps response_ops;
 };
+
+// Index of a target picked at random in proportion to the weights (which sum to total_weight);
+// 0 when there is only one.
+size_t pickWeighted(const std::vector<WeightedTarget>& targets, uint64_t total_weight,
+                    Random& random);
 
 struct Route {
   enum class PathKind : uint8_t { kAny, kPrefix, kExact, kRegex };

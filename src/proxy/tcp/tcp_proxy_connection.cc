@@ -71,15 +71,9 @@ void TcpProxyConnection::pickCluster(std::string_view sni) {
     close(t.sni_routes.empty() ? kNoClusterFound : kNoRouteFound);
     return;
   }
-  size_t pick = 0;
-  if (t.targets.size() > 1) {
-    uint64_t r = worker_.random().uniform(t.total_weight);
-    while (pick + 1 < t.targets.size() && r >= t.targets[pick].weight) {
-      r -= t.targets[pick].weight;
-      ++pick;
-    }
-  }
-  cluster_ = holder_->clusters[t.targets[pick].cluster];
+  cluster_ =
+      holder_
+          ->clusters[t.targets[pickWeighted(t.targets, t.total_weight, worker_.random())].cluster];
   connectUpstream();
 }
 
