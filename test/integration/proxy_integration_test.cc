@@ -764,6 +764,48 @@ clusters:
   EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", {"response_flags=\"NR\""}), 1) << m;
 }
 
+// maxRetries: while one request waits to retry, another request's retry is refused.
+TEST_F(ProxyIntegrationTest, MaxRetriesBoundsRetriesWaitingAtOnce) {
+  Httpbin bad = startHttpbin(dir_, "httpbin-bad", "v1", {"--status-override", "503"});
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route:
+        cluster: failing
+        retryPolicy: {retryOn: 5xx, numRetries: 1, backoffBaseInterval: 1s, backoffMaxInterval: 1s}
+clusters:
+)" + cluster("failing", {bad.port}, "v1", "  circuitBreakers: {maxRetries: 1}\n"),
+            1);
+  // The backoff is jittered in [0, 1 s]: a round in which the first request's retry started
+  // before the second request arrived shows no overflow, so a few rounds are allowed (the
+  // chance that three in a row do is about one in a billion).
+  double overflow = 0, retries = 0;
+  for (int round = 0; round < 3 && overflow == 0; ++round) {
+    HttpResponse first;
+    std::thread a([&] { first = httpGet(port_, "/"); });
+    // Readiness: the first request has scheduled its retry.
+    auto deadline = Clock::now() + milliseconds(10000);
+    while (promSum(metrics(), "envoy_cluster_upstream_rq_retry", {"cluster_name=\"failing\""}) <
+           retries + 1) {
+      ASSERT_LT(Clock::now(), deadline);
+    }
+    HttpResponse second = httpGet(port_, "/");
+    a.join();
+    ASSERT_TRUE(first.ok) << first.error;
+    ASSERT_TRUE(second.ok) << second.error;
+    EXPECT_EQ(first.status, 503);
+    EXPECT_EQ(second.status, 503);
+    std::string m = metrics();
+    overflow = promSum(m, "envoy_cluster_upstream_rq_retry_overflow", {"cluster_name=\"failing\""});
+    retries = promSum(m, "envoy_cluster_upstream_rq_retry", {"cluster_name=\"failing\""});
+  }
+  EXPECT_EQ(overflow, 1);
+}
+
 // Reload while two clients send requests back to back (one keep-alive, one new connection per
 // request): no request fails, and each reload's split takes effect.
 TEST_F(ProxyIntegrationTest, ReloadUnderLoadDropsNothing) {

@@ -278,9 +278,11 @@ void Builder::buildClusters() {
             &info->limits.max_pending_requests);
       limit(cb.has_max_requests(), cb.max_requests().value(), "maxRequests",
             &info->limits.max_requests);
+      if (cb.has_max_retries()) info->limits.max_retries = cb.max_retries().value();
     }
     info->max_requests_per_connection = c.max_requests_per_connection();
     info->stats.outlier_ejections = series(ctx_.upstream_outlier_ejections);
+    info->stats.rq_retry_overflow = series(ctx_.upstream_rq_retry_overflow);
     if (c.has_outlier_detection()) {
       const auto& o = c.outlier_detection();
       std::string op = path + ".outlierDetection";
@@ -977,6 +979,9 @@ SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
   upstream_rq_pending_overflow = stats::registerFamily(
       store, "envoy_cluster_upstream_rq_pending_overflow", MetricType::kCounter,
       "Requests refused by the cluster's circuit breakers (flag UO).", cluster);
+  upstream_rq_retry_overflow =
+      stats::registerFamily(store, "envoy_cluster_upstream_rq_retry_overflow", MetricType::kCounter,
+                            "Retries refused by maxRetries.", cluster);
   upstream_outlier_ejections =
       stats::registerFamily(store, "envoy_cluster_outlier_detection_ejections_enforced_total",
                             MetricType::kCounter, "Hosts ejected by outlier detection.", cluster);

@@ -295,6 +295,7 @@ void HttpConnection::onDownstreamWrite(const boost::system::error_code& ec) {
 void HttpConnection::close() {
   if (closed_) return;
   closed_ = true;
+  releaseRetryBudget();
   abortUpstream(false);
   boost::system::error_code ignored;
   socket_.close(ignored);
@@ -330,6 +331,7 @@ void HttpConnection::closeIfIdle(Clock::time_point now) {
 // Request flow
 
 void HttpConnection::resetRequest() {
+  releaseRetryBudget();
   cors_headers_.clear();
   shadow_clusters_.clear();
   shadow_body_.clear();
@@ -562,6 +564,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
 }
 
 void HttpConnection::startAttempt() {
+  releaseRetryBudget();  // a scheduled retry is starting
   if (closed_) return;
   ClusterRuntime& cluster = *rq_.cluster;
   LbContext ctx;
@@ -875,12 +878,29 @@ void HttpConnection::abortUpstream(bool failed) {
 bool HttpConnection::replayOk() const { return rq_.body_bytes_forwarded == 0 || rq_.replayable; }
 
 bool HttpConnection::canRetry() const {
-  return rq_.retry != nullptr && rq_.retries < rq_.retry->num_retries && replayOk() &&
-         !rq_.response_started && !closed_;
+  if (rq_.retry == nullptr || rq_.retries >= rq_.retry->num_retries || !replayOk() ||
+      rq_.response_started || closed_) {
+    return false;
+  }
+  // The cluster-wide budget of retries waiting at once (Istio's maxRetries).
+  const ClusterInfo& info = *rq_.cluster->info;
+  if (info.breaker->retries.load(std::memory_order_relaxed) >= info.limits.max_retries) {
+    worker_.stats().inc(info.stats.rq_retry_overflow);
+    return false;
+  }
+  return true;
+}
+
+void HttpConnection::releaseRetryBudget() {
+  if (!rq_.retry_held) return;
+  rq_.retry_held = false;
+  rq_.cluster->info->breaker->retries.fetch_sub(1, std::memory_order_relaxed);
 }
 
 void HttpConnection::scheduleRetry() {
   ++rq_.retries;
+  rq_.cluster->info->breaker->retries.fetch_add(1, std::memory_order_relaxed);
+  rq_.retry_held = true;
   rq_.last_host = rq_.host_index;
   worker_.stats().inc(rq_.cluster->info->stats.rq_retry);
   Millis delay = rq_.retry->backoff(rq_.retries, worker_.random().next());
@@ -1195,6 +1215,7 @@ void HttpConnection::finishRequest() {
   }
   route_timer_.cancel();
   attempt_timer_.cancel();
+  releaseRetryBudget();  // a retry that was waiting when the request ended
   recordRequest();
   abortUpstream(false);
   if (rq_.holder != nullptr) {

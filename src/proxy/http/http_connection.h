@@ -102,6 +102,7 @@ class HttpConnection final : public UpstreamCallbacks {
     std::optional<uint64_t> hash;
     bool fault_abort = false;  // abort once the injected delay is over
     bool queued = false;       // waiting in the host's queue for a connection
+    bool retry_held = false;   // holds one of the cluster's maxRetries until the retry starts
     const char* details = "";
     uint32_t generation = 0;
   };
@@ -123,6 +124,7 @@ class HttpConnection final : public UpstreamCallbacks {
   void startAttempt();
   void acquireUpstream();
   void leaveQueue();
+  void releaseRetryBudget();
   void noteOutcome(AttemptOutcome o);
   void sendShadows();
   void flushUpstreamHead();

@@ -58,6 +58,7 @@ struct ClusterStats {
   stats::SeriesId rq_pending_overflow;  // requests refused by a circuit breaker (flag UO)
   stats::SeriesId rq_pending_active;    // gauge: requests queued for a connection
   stats::SeriesId outlier_ejections;    // hosts ejected by outlier detection
+  stats::SeriesId rq_retry_overflow;    // retries refused by maxRetries
 };
 
 struct OutlierDetection {
@@ -74,6 +75,7 @@ struct CircuitBreakers {
   uint32_t max_connections = UINT32_MAX;
   uint32_t max_pending_requests = UINT32_MAX;
   uint32_t max_requests = UINT32_MAX;
+  uint32_t max_retries = UINT32_MAX;
 };
 
 // What the limits are checked against: counts for the whole cluster, across workers and across
@@ -82,6 +84,7 @@ struct CircuitBreakerState {
   std::atomic<uint32_t> connections{0};  // open upstream connections
   std::atomic<uint32_t> pending{0};      // requests waiting for a connection
   std::atomic<uint32_t> requests{0};     // requests on upstream connections
+  std::atomic<uint32_t> retries{0};      // retries scheduled and not yet started
 };
 
 enum class LbPolicy : uint8_t { kRoundRobin, kLeastRequest, kRandom, kRingHash, kMaglev };
