@@ -225,6 +225,9 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     view->route_configs.push_back(std::move(rc));
     view->http_ports.push_back(port);
   }
+  // A policy shared by several ports or subsets is reported once.
+  std::set<std::string> seen;
+  std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
   return view;
 }
 
