@@ -146,7 +146,10 @@ v1::RetryPolicy retryPolicy(const networking::HTTPRetry& in) {
       codes = true;
       continue;
     }
-    if (tok == "retriable-status-codes") codes = false;  // added once below
+    if (tok == "retriable-status-codes") {
+      codes = true;  // added once, at the end
+      continue;
+    }
     if (!retry_on.empty()) retry_on += ",";
     retry_on += tok;
   }
