@@ -45,7 +45,8 @@ void ServiceEntryRegistry::update(const std::vector<config::Resource>& resources
         const auto* we = w.as<networking::WorkloadEntry>();
         if (we == nullptr || w.namespace_name != r.namespace_name) continue;
         std::map<std::string, std::string> labels(we->labels().begin(), we->labels().end());
-        if (labelsMatch(selector, labels)) eps.push_back(endpointFrom(*we, w.namespace_name, w.name));
+        if (labelsMatch(selector, labels))
+          eps.push_back(endpointFrom(*we, w.namespace_name, w.name));
       }
     } else {
       for (const auto& we : se->endpoints()) eps.push_back(endpointFrom(we, r.namespace_name, ""));
@@ -84,8 +85,9 @@ void ServiceEntryRegistry::update(const std::vector<config::Resource>& resources
       }
       std::string key = host + "/" + r.namespace_name;
       if (entries_.count(key)) {
-        warnings_.push_back(r.displayName() + ": host '" + host + "' is already defined in namespace '" +
-                            r.namespace_name + "'; the first definition is used");
+        warnings_.push_back(r.displayName() + ": host '" + host +
+                            "' is already defined in namespace '" + r.namespace_name +
+                            "'; the first definition is used");
         continue;
       }
       entries_.emplace(std::move(key), std::move(entry));

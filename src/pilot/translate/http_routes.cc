@@ -37,8 +37,7 @@ bool stringMatcher(const StringMatch& in, v1::StringMatcher* out) {
 template <typename Map>
 std::vector<std::pair<std::string, typename Map::mapped_type>> sorted(const Map& m) {
   std::vector<std::pair<std::string, typename Map::mapped_type>> out(m.begin(), m.end());
-  std::sort(out.begin(), out.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
 
@@ -203,14 +202,15 @@ bool routeToDestinations(const HTTPRoute& in, const RouteContext& ctx, v1::Route
   };
   std::vector<Target> targets;
   for (const auto& d : in.route()) {
-    std::string host = config::expandShortHostName(d.destination().host(), ctx.vs_namespace,
-                                                   ctx.domain_suffix);
+    std::string host =
+        config::expandShortHostName(d.destination().host(), ctx.vs_namespace, ctx.domain_suffix);
     std::string cluster =
         ctx.cluster_for(host, d.destination().subset(), d.destination().port().number());
     if (cluster.empty()) {
-      ctx.warnings->push_back(ctx.where + ": destination " + host +
-                              (d.destination().subset().empty() ? "" : " subset " + d.destination().subset()) +
-                              " is unknown to this proxy; dropped");
+      ctx.warnings->push_back(
+          ctx.where + ": destination " + host +
+          (d.destination().subset().empty() ? "" : " subset " + d.destination().subset()) +
+          " is unknown to this proxy; dropped");
       continue;
     }
     Target t{cluster, static_cast<uint32_t>(std::max(d.weight(), 0)), {}, {}};

@@ -31,8 +31,8 @@ struct RouteContext {
 // Routes in order. Matches that cannot apply to this proxy and port (port, sourceLabels,
 // sourceNamespace, gateways without "mesh") are dropped; a route left without matches is
 // dropped too.
-std::vector<mesh::proxy::v1::Route> translateHttpRoutes(const config::networking::VirtualService& vs,
-                                                        const RouteContext& ctx);
+std::vector<mesh::proxy::v1::Route> translateHttpRoutes(
+    const config::networking::VirtualService& vs, const RouteContext& ctx);
 
 // What a route gets when its VirtualService sets no retries (MeshConfig defaultHttpRetryPolicy):
 // 2 retries on connect-failure, refused-stream, unavailable, cancelled and a 503 response.

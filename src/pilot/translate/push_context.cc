@@ -43,9 +43,8 @@ PushContext::PushContext(const model::ServiceRegistry& registry,
     : registry_(registry), options_(std::move(options)), services_(registry.services()) {
   for (const config::Resource& r : resources) {
     if (const auto* vs = r.as<networking::VirtualService>()) {
-      bool mesh = vs->gateways().empty() ||
-                  std::find(vs->gateways().begin(), vs->gateways().end(), "mesh") !=
-                      vs->gateways().end();
+      bool mesh = vs->gateways().empty() || std::find(vs->gateways().begin(), vs->gateways().end(),
+                                                      "mesh") != vs->gateways().end();
       if (!mesh) continue;
       virtual_services_.push_back(&r);
       for (const auto& http : vs->http()) {
@@ -85,8 +84,7 @@ const config::Resource* PushContext::sidecarFor(const ProxyIdentity& proxy) cons
 }
 
 bool PushContext::sidecarImports(const config::Resource* sidecar, const ProxyIdentity& proxy,
-                                 const std::string& namespace_name,
-                                 const std::string& host) const {
+                                 const std::string& namespace_name, const std::string& host) const {
   if (sidecar == nullptr) return true;
   const auto& sc = *sidecar->as<networking::Sidecar>();
   if (sc.egress().empty()) return true;
@@ -123,7 +121,8 @@ std::vector<const model::Service*> PushContext::visibleServices(
       if (!exportedTo(strings(vs.export_to()), r->namespace_name, proxy.namespace_name)) continue;
       bool imported = false;
       for (const std::string& h : vs.hosts()) {
-        std::string host = config::expandShortHostName(h, r->namespace_name, options_.domain_suffix);
+        std::string host =
+            config::expandShortHostName(h, r->namespace_name, options_.domain_suffix);
         if (sidecarImports(sidecar, proxy, r->namespace_name, host)) imported = true;
       }
       if (!imported) continue;

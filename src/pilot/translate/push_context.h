@@ -33,8 +33,8 @@ struct PushOptions {
 // `registry` and `resources`, which must outlive it and not change while it is in use.
 class PushContext {
  public:
-  PushContext(const model::ServiceRegistry& registry, const std::vector<config::Resource>& resources,
-              PushOptions options = {});
+  PushContext(const model::ServiceRegistry& registry,
+              const std::vector<config::Resource>& resources, PushOptions options = {});
 
   const PushOptions& options() const { return options_; }
   const model::ServiceRegistry& registry() const { return registry_; }

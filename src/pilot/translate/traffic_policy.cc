@@ -49,14 +49,15 @@ void applyPolicy(const EffectivePolicy& policy, v1::Cluster* cluster, const std:
         }
       } else {
         cluster->set_lb_policy(v1::Cluster::RING_HASH);
-        uint64_t ring = ch.has_ring_hash() ? ch.ring_hash().minimum_ring_size()
-                                           : ch.minimum_ring_size();
+        uint64_t ring =
+            ch.has_ring_hash() ? ch.ring_hash().minimum_ring_size() : ch.minimum_ring_size();
         if (ring != 0) cluster->set_ring_hash_minimum_ring_size(ring);
       }
-      if (ch.hash_key_case() == networking::LoadBalancerSettings::ConsistentHashLB::
-                                    kHttpQueryParameterName) {
-        warnings->push_back(where + ": consistentHash.httpQueryParameterName is not supported by "
-                                    "the proxy; requests are spread without a hash key");
+      if (ch.hash_key_case() ==
+          networking::LoadBalancerSettings::ConsistentHashLB::kHttpQueryParameterName) {
+        warnings->push_back(where +
+                            ": consistentHash.httpQueryParameterName is not supported by "
+                            "the proxy; requests are spread without a hash key");
       }
     } else {
       switch (lb->simple()) {
@@ -67,8 +68,9 @@ void applyPolicy(const EffectivePolicy& policy, v1::Cluster* cluster, const std:
           cluster->set_lb_policy(v1::Cluster::RANDOM);
           break;
         case networking::LoadBalancerSettings::PASSTHROUGH:
-          warnings->push_back(where + ": loadBalancer PASSTHROUGH is not supported by the proxy; "
-                                      "using LEAST_REQUEST");
+          warnings->push_back(where +
+                              ": loadBalancer PASSTHROUGH is not supported by the proxy; "
+                              "using LEAST_REQUEST");
           break;
         default:  // UNSPECIFIED, LEAST_REQUEST and its alias LEAST_CONN
           break;

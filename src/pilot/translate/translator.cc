@@ -40,8 +40,7 @@ std::vector<const model::Service*> onePerHost(const std::vector<const model::Ser
 
 }  // namespace
 
-std::string outboundClusterName(uint32_t port, const std::string& subset,
-                                const std::string& host) {
+std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host) {
   return "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
 }
 
@@ -163,8 +162,8 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       if (model::isHttp(sp.protocol)) http_ports.insert(sp.number);
     }
   }
-  auto cluster_for = [&](const std::string& host, const std::string& subset,
-                         uint32_t listener_port, uint32_t port) -> std::string {
+  auto cluster_for = [&](const std::string& host, const std::string& subset, uint32_t listener_port,
+                         uint32_t port) -> std::string {
     const model::Service* s = nullptr;
     for (const model::Service* c : services) {
       if (c->hostname == host) s = c;

@@ -64,8 +64,7 @@ class Translator {
 
 // Istio's cluster names: "outbound|9080|v1|reviews.default.svc.cluster.local",
 // "inbound|9080||".
-std::string outboundClusterName(uint32_t port, const std::string& subset,
-                                const std::string& host);
+std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host);
 std::string inboundClusterName(uint32_t port);
 
 // The names a proxy in `proxy_namespace` may use for a service: the FQDN and, for Kubernetes

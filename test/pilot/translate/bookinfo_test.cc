@@ -9,17 +9,17 @@
 namespace mesh::pilot::translate {
 namespace {
 
+using google::protobuf::util::MessageDifferencer;
 using ::testing::ElementsAre;
-using ::testing::IsEmpty;
 using testing::findCluster;
 using testing::findListener;
 using testing::findVirtualHost;
 using testing::fromYaml;
+using ::testing::IsEmpty;
 using testing::Mesh;
 using testing::proxyIn;
 using testing::sample;
 using testing::testdata;
-using google::protobuf::util::MessageDifferencer;
 namespace v1 = mesh::proxy::v1;
 
 constexpr char kReviews[] = "reviews.default.svc.cluster.local";
@@ -129,7 +129,8 @@ TEST(BookinfoTest, AllV1RoutesEveryServiceToSubsetV1) {
     std::string host = svc + ".default.svc.cluster.local";
     expectVirtualHost(b, host,
                       "name: " + host + ":9080\ndomains: [" + host + ", " + svc + ".default.svc, " +
-                          svc + ".default, " + svc + "]\nroutes:\n- match: {prefix: /}\n  route:\n" +
+                          svc + ".default, " + svc +
+                          "]\nroutes:\n- match: {prefix: /}\n  route:\n" +
                           "    cluster: outbound|9080|v1|" + host + "\n    " + kDefaultRetry);
   }
   // Subset clusters hold only the endpoints with the subset's labels.
@@ -248,9 +249,9 @@ TEST(BookinfoTest, RatingsRetry) {
   const v1::VirtualHost* vh = findVirtualHost(t.bootstrap, "9080", std::string(kRatings) + ":9080");
   ASSERT_NE(vh, nullptr);
   ASSERT_EQ(vh->routes_size(), 1);
-  v1::RetryPolicy expected =
-      fromYaml<v1::RetryPolicy>("{retryOn: \"5xx,connect-failure,reset\", numRetries: 3, "
-                                "perTryTimeout: 2s}");
+  v1::RetryPolicy expected = fromYaml<v1::RetryPolicy>(
+      "{retryOn: \"5xx,connect-failure,reset\", numRetries: 3, "
+      "perTryTimeout: 2s}");
   EXPECT_TRUE(MessageDifferencer::Equals(expected, vh->routes(0).route().retry_policy()))
       << vh->routes(0).route().retry_policy().DebugString();
 }
@@ -259,7 +260,8 @@ TEST(BookinfoTest, HttpbinCircuitBreaker) {
   Mesh mesh({testdata("bookinfo-services.yaml"),
              sample("destination-rule-httpbin-circuit-breaker.yaml")});
   Translation t = mesh.translate(productpage());
-  const v1::Cluster* c = findCluster(t.bootstrap, "outbound|8000||httpbin.default.svc.cluster.local");
+  const v1::Cluster* c =
+      findCluster(t.bootstrap, "outbound|8000||httpbin.default.svc.cluster.local");
   ASSERT_NE(c, nullptr);
   v1::Cluster expected = fromYaml<v1::Cluster>(R"(
 name: outbound|8000||httpbin.default.svc.cluster.local

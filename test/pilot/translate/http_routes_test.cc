@@ -9,12 +9,12 @@
 namespace mesh::pilot::translate {
 namespace {
 
-using ::testing::Contains;
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
 using google::protobuf::util::MessageDifferencer;
+using ::testing::Contains;
 using testing::findVirtualHost;
 using testing::fromYaml;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using testing::Mesh;
 using testing::proxyIn;
 namespace v1 = mesh::proxy::v1;

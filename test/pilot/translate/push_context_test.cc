@@ -19,7 +19,8 @@ std::string service(const std::string& name, const std::string& ns,
          ", namespace: " + ns + "}\nspec:\n  hosts: [" + name + "." + ns +
          ".svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n" +
          (export_to.empty() ? "" : "  exportTo: " + export_to + "\n") +
-         "  ports: [{number: 80, name: http, protocol: HTTP}]\n  endpoints: [{address: 10.1.1.1}]\n";
+         "  ports: [{number: 80, name: http, protocol: HTTP}]\n  endpoints: [{address: "
+         "10.1.1.1}]\n";
 }
 
 std::vector<std::string> hosts(const std::vector<const model::Service*>& services) {
@@ -107,8 +108,7 @@ TEST(PushContextTest, SidecarEgressHostsLimitTheServices) {
               ElementsAre("db.a.svc.cluster.local", "mon.istio-system.svc.cluster.local",
                           "web.a.svc.cluster.local", "web.b.svc.cluster.local"));
   // Selected Sidecar: one host of namespace a ("~/*" imports nothing).
-  EXPECT_THAT(visible(proxyIn("b", {{"app", "frontend"}})),
-              ElementsAre("web.a.svc.cluster.local"));
+  EXPECT_THAT(visible(proxyIn("b", {{"app", "frontend"}})), ElementsAre("web.a.svc.cluster.local"));
 }
 
 TEST(PushContextTest, SidecarAlsoImportsDestinationsOfImportedVirtualServices) {
@@ -154,9 +154,8 @@ TEST(PushContextTest, DestinationRuleLookupClientThenServiceThenRootNamespace) {
 }
 
 TEST(PushContextTest, DestinationRuleFallsBackToRootWhenTheServiceNamespaceHidesItsRule) {
-  Mesh mesh({service("web", "a") + "---\n" +
-             rule("private", "a", "web", "  exportTo: [\".\"]\n") + "---\n" +
-             rule("root", "istio-system", "*.a.svc.cluster.local") + "---\n" +
+  Mesh mesh({service("web", "a") + "---\n" + rule("private", "a", "web", "  exportTo: [\".\"]\n") +
+             "---\n" + rule("root", "istio-system", "*.a.svc.cluster.local") + "---\n" +
              rule("wild", "istio-system", "*")});
   auto& push = mesh.push();
   const model::Service* web = push.findService("web.a.svc.cluster.local", "x");
@@ -167,7 +166,8 @@ TEST(PushContextTest, DestinationRuleFallsBackToRootWhenTheServiceNamespaceHides
 
 TEST(PushContextTest, DestinationRuleWorkloadSelectorAppliesToSelectedClientsOnly) {
   Mesh mesh({service("web", "a") + "---\n" +
-             rule("canary-clients", "a", "web", "  workloadSelector: {matchLabels: {canary: \"true\"}}\n")});
+             rule("canary-clients", "a", "web",
+                  "  workloadSelector: {matchLabels: {canary: \"true\"}}\n")});
   auto& push = mesh.push();
   EXPECT_TRUE(push.dependsOnProxyLabels());
   const model::Service* web = push.findService("web.a.svc.cluster.local", "a");

@@ -46,10 +46,10 @@ inline std::string testdata(const std::string& name) {
 inline ::testing::AssertionResult proxyAccepts(const v1::Bootstrap& bootstrap) {
   stats::Store store;
   mesh::proxy::IstioTelemetry telemetry{store};
-  mesh::proxy::SnapshotContext ctx{
-      store, telemetry, [](const std::string&) -> StatusOr<std::vector<std::string>> {
-        return std::vector<std::string>{"10.99.0.1"};
-      }};
+  mesh::proxy::SnapshotContext ctx{store, telemetry,
+                                   [](const std::string&) -> StatusOr<std::vector<std::string>> {
+                                     return std::vector<std::string>{"10.99.0.1"};
+                                   }};
   mesh::proxy::BuildInput in;
   in.config = std::make_shared<v1::Bootstrap>(bootstrap);
   in.file = "translated";

@@ -9,15 +9,15 @@
 namespace mesh::pilot::translate {
 namespace {
 
-using ::testing::HasSubstr;
-using ::testing::IsEmpty;
-using ::testing::SizeIs;
 using google::protobuf::util::MessageDifferencer;
 using testing::findCluster;
 using testing::findVirtualHost;
 using testing::fromYaml;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using testing::Mesh;
 using testing::proxyIn;
+using ::testing::SizeIs;
 namespace v1 = mesh::proxy::v1;
 
 constexpr char kWeb[] = R"(apiVersion: networking.istio.io/v1
@@ -70,7 +70,8 @@ kind: DestinationRule
 metadata: {name: web, namespace: a}
 spec:
   host: web
-  trafficPolicy: {loadBalancer: {simple: )" + simple + "}}\n",
+  trafficPolicy: {loadBalancer: {simple: )" +
+                         simple + "}}\n",
                      "outbound|80||web.a.svc.cluster.local")
         .lb_policy();
   };
