@@ -286,5 +286,43 @@ outlierDetection:
   EXPECT_TRUE(d.Compare(expected, *c)) << diff;
 }
 
+TEST(BookinfoTest, KubernetesServicesEndpointsAndPodsFeedTheSameTranslation) {
+  Mesh mesh({testdata("bookinfo-kube.yaml"), sample("destination-rule-all.yaml"),
+             sample("virtual-service-reviews-test-v2.yaml")});
+  Translation t = mesh.translate(productpage());
+  const v1::Bootstrap& b = t.bootstrap;
+  // Subsets select endpoints by their Pods' labels; v3 is not ready and left out.
+  const v1::Cluster* v2 = findCluster(b, "outbound|9080|v2|reviews.default.svc.cluster.local");
+  ASSERT_NE(v2, nullptr);
+  ASSERT_EQ(v2->endpoints_size(), 1);
+  EXPECT_EQ(v2->endpoints(0).address(), "10.0.3.2");
+  EXPECT_EQ(v2->endpoints(0).workload().name(), "reviews-v2-6c9d8f8b7-fghij");
+  EXPECT_EQ(v2->endpoints(0).workload().service_account(), "bookinfo-reviews");
+  const v1::Cluster* v3 = findCluster(b, "outbound|9080|v3|reviews.default.svc.cluster.local");
+  ASSERT_NE(v3, nullptr);
+  EXPECT_EQ(v3->endpoints_size(), 0);
+  const v1::Cluster* all = findCluster(b, "outbound|9080||reviews.default.svc.cluster.local");
+  ASSERT_NE(all, nullptr);
+  EXPECT_EQ(all->endpoints_size(), 2);
+  const v1::VirtualHost* vh = findVirtualHost(b, "9080", std::string(kReviews) + ":9080");
+  ASSERT_NE(vh, nullptr);
+  ASSERT_EQ(vh->routes_size(), 2);
+  EXPECT_EQ(vh->routes(0).route().cluster(), "outbound|9080|v2|reviews.default.svc.cluster.local");
+  // ratings: the http-api port targets 8080 on the endpoint; its TLS port has no listener.
+  const v1::Cluster* ratings = findCluster(b, "outbound|9080||ratings.default.svc.cluster.local");
+  ASSERT_NE(ratings, nullptr);
+  ASSERT_EQ(ratings->endpoints_size(), 1);
+  EXPECT_EQ(ratings->endpoints(0).port(), 8080u);
+  EXPECT_NE(findCluster(b, "outbound|9443||ratings.default.svc.cluster.local"), nullptr);
+  EXPECT_EQ(findListener(b, "0.0.0.0_9443"), nullptr);
+  // ratings is exported to its own namespace and istio-system only.
+  Translation other = mesh.translate(proxyIn("other"));
+  EXPECT_EQ(findCluster(other.bootstrap, "outbound|9080||ratings.default.svc.cluster.local"),
+            nullptr);
+  Translation system = mesh.translate(proxyIn("istio-system"));
+  EXPECT_NE(findCluster(system.bootstrap, "outbound|9080||ratings.default.svc.cluster.local"),
+            nullptr);
+}
+
 }  // namespace
 }  // namespace mesh::pilot::translate

@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "config/kubernetes.h"
 #include "config/resource.h"
 #include "config/validation.h"
 #include "core/config/yaml_proto.h"
 #include "core/stats/store.h"
+#include "pilot/model/kubernetes_registry.h"
 #include "pilot/model/service_entry_registry.h"
 #include "pilot/translate/push_context.h"
 #include "pilot/translate/translator.h"
@@ -70,13 +72,18 @@ class Mesh {
           config::loadConfigStream(yaml_docs[i], "input" + std::to_string(i) + ".yaml");
       EXPECT_TRUE(loaded.errors.empty()) << loaded.errors.toStatus().toString();
       for (auto& r : loaded.resources) resources_.push_back(std::move(r));
+      config::LoadedKubernetes kube =
+          config::loadKubernetesStream(yaml_docs[i], "input" + std::to_string(i) + ".yaml");
+      EXPECT_TRUE(kube.errors.empty()) << kube.errors.toStatus().toString();
+      for (auto& o : kube.objects) kube_objects_.push_back(std::move(o));
     }
     auto reports = config::validateResources(resources_);
     for (size_t i = 0; i < reports.size(); ++i) {
       EXPECT_TRUE(reports[i].ok())
           << resources_[i].displayName() << ": " << reports[i].errors.toStatus().toString();
     }
-    registry_.update(resources_);
+    service_entries_.update(resources_);
+    kubernetes_.update(kube_objects_);
     push_ = std::make_unique<PushContext>(registry_, resources_, options);
     translator_ = std::make_unique<Translator>(*push_, std::move(topts));
   }
@@ -88,13 +95,15 @@ class Mesh {
     return t;
   }
 
-  model::ServiceEntryRegistry& registry() { return registry_; }
   PushContext& push() { return *push_; }
   Translator& translator() { return *translator_; }
 
  private:
   std::vector<config::Resource> resources_;
-  model::ServiceEntryRegistry registry_;
+  std::vector<config::KubernetesObject> kube_objects_;
+  model::ServiceEntryRegistry service_entries_;
+  model::KubernetesRegistry kubernetes_;
+  model::AggregateRegistry registry_{{&kubernetes_, &service_entries_}};
   std::unique_ptr<PushContext> push_;
   std::unique_ptr<Translator> translator_;
 };
