@@ -121,7 +121,9 @@ const std::vector<Endpoint>& KubernetesRegistry::endpoints(const Service& servic
 }
 
 AggregateRegistry::AggregateRegistry(std::vector<ServiceRegistry*> registries)
-    : registries_(std::move(registries)) {}
+    : registries_(std::move(registries)) {
+  for (ServiceRegistry* r : registries_) r->onChange([this] { owners_.clear(); });
+}
 
 std::vector<const Service*> AggregateRegistry::services() const {
   std::vector<const Service*> out;
@@ -138,12 +140,13 @@ std::vector<const Service*> AggregateRegistry::services() const {
 
 const std::vector<Endpoint>& AggregateRegistry::endpoints(const Service& service) const {
   static const std::vector<Endpoint> kNone;
-  for (const ServiceRegistry* r : registries_) {
-    for (const Service* s : r->services()) {
-      if (s == &service) return r->endpoints(service);
+  if (owners_.empty()) {
+    for (const ServiceRegistry* r : registries_) {
+      for (const Service* s : r->services()) owners_[s] = r;
     }
   }
-  return kNone;
+  auto it = owners_.find(&service);
+  return it == owners_.end() ? kNone : it->second->endpoints(service);
 }
 
 void AggregateRegistry::onChange(ChangeCallback callback) {

@@ -36,7 +36,8 @@ class KubernetesRegistry : public ServiceRegistry {
 };
 
 // Several registries seen as one (Istio's aggregate controller): services of all, in hostname
-// order; endpoints from the registry that owns the service. The registries must outlive it.
+// order; endpoints from the registry that owns the service. The registries must outlive it, and
+// it must outlive their updates (it registers a change callback on each).
 class AggregateRegistry : public ServiceRegistry {
  public:
   explicit AggregateRegistry(std::vector<ServiceRegistry*> registries);
@@ -47,6 +48,8 @@ class AggregateRegistry : public ServiceRegistry {
 
  private:
   std::vector<ServiceRegistry*> registries_;
+  // Which registry owns each service; rebuilt lazily after any registry changes.
+  mutable std::map<const Service*, const ServiceRegistry*> owners_;
 };
 
 }  // namespace mesh::pilot::model
