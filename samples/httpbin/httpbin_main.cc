@@ -9,16 +9,18 @@
 //   ANY /echo             the request body back
 //   GET /bytes/{n}        n bytes (at most 100 MB), streamed
 //   GET /count            requests served so far by this instance
+//   GET /last             the request before this one: method, path, headers, body size
 //   GET /close            closes the connection without answering
-#include <CLI/CLI.hpp>
-#include <boost/asio.hpp>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
+#include <boost/asio.hpp>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +43,8 @@ struct Config {
 };
 
 std::atomic<uint64_t> g_requests{0};
+std::mutex g_last_mu;
+std::string g_last = "{}";  // the last request other than /last, as JSON
 
 std::string jsonEscape(std::string_view s) {
   std::string out;
@@ -67,7 +71,9 @@ bool parseNumber(std::string_view s, uint64_t* out) {
 class Session : public std::enable_shared_from_this<Session> {
  public:
   Session(tcp::socket socket, const Config& cfg)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), cfg_(cfg),
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        cfg_(cfg),
         parser_(Http1Parser::Type::kRequest) {}
 
   void start() {
@@ -105,8 +111,8 @@ class Session : public std::enable_shared_from_this<Session> {
           headers_json_ = "{";
           bool first = true;
           for (const auto& f : h.headers) {
-            headers_json_ += std::string(first ? "" : ",") + "\"" + jsonEscape(f.name) +
-                             "\":\"" + jsonEscape(f.value) + "\"";
+            headers_json_ += std::string(first ? "" : ",") + "\"" + jsonEscape(f.name) + "\":\"" +
+                             jsonEscape(f.value) + "\"";
             first = false;
           }
           headers_json_ += "}";
@@ -140,6 +146,17 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void handle() {
     std::string_view p = path_;
+    if (p == "/last") {
+      std::lock_guard<std::mutex> l(g_last_mu);
+      respond(200, "application/json", g_last + "\n");
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> l(g_last_mu);
+      g_last = "{" + identity() + ",\"method\":\"" + jsonEscape(method_) + "\",\"path\":\"" +
+               jsonEscape(path_) + "\",\"headers\":" + headers_json_ +
+               ",\"body_bytes\":" + std::to_string(body_.size()) + "}";
+    }
     if (cfg_.status_override != 0) {
       respond(cfg_.status_override, "application/json",
               "{" + identity() + ",\"status\":" + std::to_string(cfg_.status_override) + "}\n");
@@ -167,8 +184,8 @@ class Session : public std::enable_shared_from_this<Session> {
       });
     } else if (p == "/headers") {
       respond(200, "application/json",
-              "{" + identity() + ",\"method\":\"" + jsonEscape(method_) + "\",\"headers\":" +
-                  headers_json_ + "}\n");
+              "{" + identity() + ",\"method\":\"" + jsonEscape(method_) +
+                  "\",\"headers\":" + headers_json_ + "}\n");
     } else if (p == "/echo") {
       respond(200, "application/octet-stream", body_);
     } else if (p.starts_with("/bytes/")) {

@@ -20,10 +20,11 @@ class IoBuffer {
   std::string_view view() const { return {data(), size()}; }
   size_t capacity() const { return capacity_; }
 
-  void consume(size_t n) {
-    begin_ += n;
-    if (begin_ == end_) begin_ = end_ = 0;
-  }
+  // Never moves the write position: a read may be in flight into the span prepare() returned,
+  // and its commit() must land where that read wrote. (Rewinding an emptied buffer to offset 0
+  // here once made a read that was in flight while a request body was consumed commit stale
+  // bytes: the next request on that keep-alive connection was never parsed.)
+  void consume(size_t n) { begin_ += n; }
 
   // Space to read into: at least `min_free` bytes when the buffer may grow to `max_capacity`.
   // Moves unconsumed bytes to the front when that frees enough room. Returns the writable span;
@@ -33,6 +34,7 @@ class IoBuffer {
       capacity_ = initial_;
       data_ = std::make_unique<char[]>(capacity_);
     }
+    if (begin_ == end_) begin_ = end_ = 0;  // empty: reuse the storage from its start
     if (capacity_ - end_ < min_free && begin_ > 0) {
       std::memmove(data_.get(), data_.get() + begin_, end_ - begin_);
       end_ -= begin_;

@@ -2,9 +2,13 @@
 // every port picked by the OS. Covers routing and rewrites, a weighted split, retries hiding a
 // failing endpoint, route timeouts, reload under load, a refused reload, drain, and Istio
 // metrics after traffic.
+#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -497,6 +501,229 @@ clusters:
   EXPECT_TRUE(returned) << "the ejected endpoint never came back";
   // Ejection times are kept in whole milliseconds, so allow for one of rounding.
   EXPECT_GE(std::chrono::duration_cast<milliseconds>(Clock::now() - ejected_at).count(), 998);
+}
+
+// Mirroring: v1 answers, v2 receives a copy with the host suffixed "-shadow" and the body; a
+// mirror that never answers does not hold the primary back; 50% mirroring within tolerance.
+TEST_F(ProxyIntegrationTest, MirroringIsFireAndForget) {
+  // A mirror target that accepts connections (the kernel completes the handshake) but never
+  // reads or answers.
+  int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(silent, 64), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t silent_port = ntohs(addr.sin_port);
+
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /full/}
+      route: {cluster: v1, prefixRewrite: /, requestMirrorPolicies: [{cluster: v2}]}
+    - match: {prefix: /half/}
+      route: {cluster: v1, prefixRewrite: /, requestMirrorPolicies: [{cluster: v2, percentage: 50}]}
+    - match: {prefix: /silent/}
+      route: {cluster: v1, prefixRewrite: /, timeout: 2s, requestMirrorPolicies: [{cluster: silent}]}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1") +
+            cluster("v2", {v2_.port}, "v2") + cluster("silent", {silent_port}, "v1"));
+
+  // The caller sees only the primary; the mirror got the same request, "-shadow" host, body.
+  HttpClient c(port_);
+  HttpResponse r = c.roundTrip(
+      "POST /full/echo HTTP/1.1\r\nHost: httpbin.local:8000\r\nContent-Length: 11\r\n\r\nhello "
+      "there",
+      milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(versionOf(r), "v1");
+  EXPECT_EQ(r.body, "hello there");
+  auto deadline = Clock::now() + milliseconds(5000);
+  std::string last;
+  while (last.find("/echo") == std::string::npos && Clock::now() < deadline) {
+    HttpResponse l = httpGet(v2_.port, "/last");
+    ASSERT_TRUE(l.ok) << l.error;
+    last = l.body;
+  }
+  EXPECT_THAT(last, HasSubstr("\"method\":\"POST\",\"path\":\"/echo\""));
+  EXPECT_THAT(last, HasSubstr("\"host\":\"httpbin.local-shadow:8000\""));
+  EXPECT_THAT(last, HasSubstr("\"body_bytes\":11"));
+
+  // 50% of 400 requests mirrored, within five standard deviations (10 each).
+  for (int i = 0; i < 400; ++i) {
+    HttpResponse h = c.get("/half/status/200");
+    ASSERT_TRUE(h.ok) << h.error;
+    EXPECT_EQ(versionOf(h), "v1");
+  }
+  std::string m = metricsWhen("envoy_cluster_upstream_rq_total", {"cluster_name=\"v1\""}, 401);
+  double mirrored = promSum(m, "envoy_cluster_upstream_rq_total", {"cluster_name=\"v2\""}) - 1;
+  EXPECT_NEAR(mirrored, 200, 50);
+
+  // A mirror that never answers: every primary still completes (each would time out at 5 s if
+  // it waited for its mirror; the mirror itself gives up at the route's 2 s timeout).
+  for (int i = 0; i < 5; ++i) {
+    HttpResponse s = c.get("/silent/status/201", {}, "test.local", milliseconds(1500));
+    ASSERT_TRUE(s.ok) << s.error;
+    EXPECT_EQ(s.status, 201);
+  }
+  ::close(silent);
+}
+
+// A request body consumed while a read was in flight (the upstream connection was still being
+// established) once left the next request on the connection unparsed.
+TEST_F(ProxyIntegrationTest, KeepAliveAfterABodyOnAFreshUpstreamConnection) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1", "  maxRequestsPerConnection: 1\n"));
+  HttpClient c(port_);
+  for (int i = 0; i < 5; ++i) {
+    // Each request gets a new upstream connection (maxRequestsPerConnection: 1).
+    HttpResponse r = c.roundTrip(
+        "POST /echo HTTP/1.1\r\nHost: test.local\r\nContent-Length: 11\r\n\r\nhello there",
+        milliseconds(5000));
+    ASSERT_TRUE(r.ok) << "POST " << i << ": " << r.error;
+    EXPECT_EQ(r.body, "hello there");
+    r = c.get("/status/201");
+    ASSERT_TRUE(r.ok) << "GET " << i << ": " << r.error;
+    EXPECT_EQ(r.status, 201);
+  }
+}
+
+TEST_F(ProxyIntegrationTest, CorsPreflightAndResponseHeaders) {
+  startWith(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1}
+      cors:
+        allowOrigins: [{exact: "https://shop.example"}, {regex: "https://.*\\.trusted\\.example"}]
+        allowMethods: [GET, POST]
+        allowHeaders: [x-custom]
+        exposeHeaders: [x-version]
+        maxAge: 24h
+        allowCredentials: true
+clusters:
+)" + cluster("v1", {v1_.port}, "v1"));
+
+  // A preflight from an allowed origin is answered by the proxy.
+  HttpResponse r = httpGet(port_, "/status/204", {}, "test.local");  // baseline: no Origin
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("access-control-allow-origin"), "");
+  HttpClient c(port_);
+  r = c.roundTrip(
+      "OPTIONS /anything HTTP/1.1\r\nHost: test.local\r\nOrigin: https://shop.example\r\n"
+      "Access-Control-Request-Method: POST\r\n\r\n",
+      milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("access-control-allow-origin"), "https://shop.example");
+  EXPECT_EQ(r.header("access-control-allow-methods"), "GET,POST");
+  EXPECT_EQ(r.header("access-control-allow-headers"), "x-custom");
+  EXPECT_EQ(r.header("access-control-max-age"), "86400");
+  EXPECT_EQ(r.header("access-control-allow-credentials"), "true");
+  EXPECT_EQ(r.header("x-version"), "");  // not forwarded
+
+  // An actual request from an allowed origin (regex) is forwarded and gets the headers.
+  r = c.get("/status/200", {"Origin: https://eu.trusted.example"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("x-version"), "v1");
+  EXPECT_EQ(r.header("access-control-allow-origin"), "https://eu.trusted.example");
+  EXPECT_EQ(r.header("access-control-expose-headers"), "x-version");
+  EXPECT_EQ(r.header("access-control-allow-credentials"), "true");
+
+  // Another origin: nothing added, and its preflight goes to the upstream.
+  r = c.get("/status/200", {"Origin: https://evil.example"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("access-control-allow-origin"), "");
+  r = c.roundTrip(
+      "OPTIONS /status/200 HTTP/1.1\r\nHost: test.local\r\nOrigin: https://evil.example\r\n"
+      "Access-Control-Request-Method: POST\r\n\r\n",
+      milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.header("x-version"), "v1");
+  EXPECT_EQ(r.header("access-control-allow-origin"), "");
+}
+
+// A TCP proxy listener: bytes relayed both ways, clusters picked per connection by weight,
+// a refused upstream closes the client's connection, Istio's TCP metrics.
+TEST_F(ProxyIntegrationTest, TcpProxyRelaysAndSplitsConnections) {
+  // A port with nothing behind it: bind, note the port, close.
+  int probe = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t dead_port = ntohs(addr.sin_port);
+  ::close(probe);
+
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: tcp
+  address: 127.0.0.1:0
+  tcpProxy: {weightedClusters: {clusters: [{name: v1, weight: 80}, {name: v2, weight: 20}]}}
+- name: dead
+  address: 127.0.0.1:0
+  tcpProxy: {cluster: dead}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1") +
+                     cluster("v2", {v2_.port}, "v2") + cluster("dead", {dead_port}, "v1");
+  proxy_ = startProxy(dir_, yaml, {"tcp", "dead"});
+  const uint16_t tcp = proxy_.listeners["tcp"];
+
+  // One connection, several requests: all on the backend the connection was given.
+  HttpClient c(tcp);
+  HttpResponse first = c.roundTrip(
+      "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", milliseconds(5000));
+  ASSERT_TRUE(first.ok) << first.error;
+  EXPECT_EQ(first.body, "hello");
+  for (int i = 0; i < 5; ++i) {
+    HttpResponse r = c.get("/");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(versionOf(r), versionOf(first));
+  }
+  c.close();
+
+  // 300 connections split 80/20 within five standard deviations (6.9 each).
+  std::map<std::string, int> seen;
+  for (int i = 0; i < 300; ++i) {
+    HttpResponse r = httpGet(tcp, "/");  // Connection: close: the backend's FIN is passed on
+    ASSERT_TRUE(r.ok) << r.error;
+    ++seen[versionOf(r)];
+  }
+  EXPECT_EQ(seen["v1"] + seen["v2"], 300);
+  EXPECT_NEAR(seen["v2"], 60, 35);
+
+  // A refused upstream: the client's connection is closed without a byte.
+  HttpResponse dead = httpGet(proxy_.listeners["dead"], "/");
+  EXPECT_FALSE(dead.ok);
+  EXPECT_THAT(dead.error, ::testing::AnyOf(HasSubstr("closed"), HasSubstr("reset")));
+
+  std::string m = metricsWhen("istio_tcp_connections_closed_total", {}, 302);
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_opened_total", {"request_protocol=\"tcp\""}), 302);
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total",
+                    {"destination_version=\"v2\"", "reporter=\"source\""}),
+            seen["v2"] + (versionOf(first) == "v2" ? 1 : 0));  // the keep-alive one too
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}), 1);
+  EXPECT_GT(promSum(m, "istio_tcp_received_bytes_total"), 300 * 20);
+  EXPECT_GT(promSum(m, "istio_tcp_sent_bytes_total"), 300 * 50);
 }
 
 // Reload while two clients send requests back to back (one keep-alive, one new connection per

@@ -279,6 +279,50 @@ TEST(SnapshotBuilderTest, OutlierDetectionIsValidatedAndKeepsHostHealthAcrossBui
   EXPECT_EQ((*two)->clusters[0]->hosts[0].health.get(), c.hosts[0].health.get());
 }
 
+TEST(SnapshotBuilderTest, CorsPolicyIsValidated) {
+  SnapshotFixture f;
+  auto snap = f.build(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - domains: ["*"]
+    routes:
+    - match: {prefix: /a}
+      route: {cluster: c}
+      cors: {allowOrigins: [{regex: "(unclosed"}], allowMethods: ["GET,POST"]}
+    - match: {prefix: /b}
+      route: {cluster: c}
+      cors: {allowMethods: [GET]}
+clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
+)");
+  ASSERT_FALSE(snap.ok());
+  const std::string m(snap.status().message());
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:8: routeConfigs[0].virtualHosts[0].routes[0].cors."
+                           "allowOrigins[0].regex: "));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:8: routeConfigs[0].virtualHosts[0].routes[0].cors."
+                           "allowMethods[0]: invalid value 'GET,POST'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:11: routeConfigs[0].virtualHosts[0].routes[1].cors."
+                           "allowOrigins: at least one origin is required"));
+}
+
+TEST(SnapshotBuilderTest, TcpProxyListenersAreValidated) {
+  SnapshotFixture f;
+  auto snap = f.build(R"(listeners:
+- {name: a, address: "127.0.0.1:0", tcpProxy: {cluster: nowhere}}
+- {name: b, address: "127.0.0.1:0"}
+- name: c
+  address: "127.0.0.1:0"
+  tcpProxy: {cluster: c, weightedClusters: {clusters: [{name: c, weight: 1}]}}
+clusters: [{name: c, endpoints: [{address: 10.0.0.1, port: 80}]}]
+)");
+  ASSERT_FALSE(snap.ok());
+  const std::string m(snap.status().message());
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:2: listeners[0].tcpProxy.cluster: unknown cluster "
+                           "'nowhere'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:3: listeners[1].http: http or tcpProxy is required"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:6: listeners[2].tcpProxy: set either cluster or "
+                           "weightedClusters, not both"));
+}
+
 TEST(SnapshotBuilderTest, UnknownFieldsAreRejectedNotDropped) {
   SnapshotFixture f;
   auto snap = f.build("clusters:\n- name: c\n  lbPolcy: RANDOM\n");

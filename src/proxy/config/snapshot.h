@@ -32,12 +32,19 @@ struct ListenerStats {
   stats::SeriesId protocol_error;
 };
 
+struct TcpProxyInfo {
+  std::vector<WeightedTarget> targets;  // cluster indexes and weights
+  uint64_t total_weight = 0;
+  Millis idle_timeout{3600 * 1000};
+};
+
 struct ListenerInfo {
   std::string name;
   std::string address;  // as configured, "127.0.0.1:0"
   uint32_t slot = 0;    // stable across snapshots for the same name
   Direction direction = Direction::kOutbound;
-  const RouteTable* routes = nullptr;  // owned by the snapshot
+  const RouteTable* routes = nullptr;  // owned by the snapshot; null for a TCP listener
+  std::optional<TcpProxyInfo> tcp;     // a TCP proxy listener
   http::Limits limits;
   Millis idle_timeout{3600 * 1000};
   bool generate_request_id = true;

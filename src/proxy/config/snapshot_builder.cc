@@ -43,6 +43,9 @@ class Builder {
                                               const std::string& path);
   void buildRoute(const v1::Route& r, const std::string& path, Route* out);
   void buildListeners();
+  void httpListener(const v1::HttpConnectionManager& h, const std::string& hp_path,
+                    ListenerInfo& info);
+  TcpProxyInfo tcpProxy(const v1::TcpProxy& t, const std::string& path);
 
   const BuildInput& in_;
   SnapshotContext& ctx_;
@@ -472,6 +475,52 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
 
   out->request_ops = headerOps(r.request_headers(), path + ".requestHeaders");
   out->response_ops = headerOps(r.response_headers(), path + ".responseHeaders");
+  if (r.has_cors()) {
+    const v1::CorsPolicy& c = r.cors();
+    std::string cp = path + ".cors";
+    CorsPolicy cors;
+    for (int i = 0; i < c.allow_origins_size(); ++i) {
+      auto m = stringMatch(c.allow_origins(i), cp + ".allowOrigins[" + std::to_string(i) + "]");
+      if (m) cors.allow_origins.push_back(std::move(*m));
+    }
+    if (c.allow_origins_size() == 0) error(cp + ".allowOrigins", "at least one origin is required");
+    auto joined = [&](const google::protobuf::RepeatedPtrField<std::string>& items,
+                      const std::string& field) {
+      std::string out;
+      for (int i = 0; i < items.size(); ++i) {
+        if (!validHeaderValue(items[i]) || items[i].empty() ||
+            items[i].find(',') != std::string::npos) {
+          error(cp + "." + field + "[" + std::to_string(i) + "]",
+                "invalid value '" + items[i] + "'");
+        }
+        if (!out.empty()) out += ",";
+        out += items[i];
+      }
+      return out;
+    };
+    std::string methods = joined(c.allow_methods(), "allowMethods");
+    std::string headers = joined(c.allow_headers(), "allowHeaders");
+    std::string expose = joined(c.expose_headers(), "exposeHeaders");
+    auto line = [](std::string& out, const char* name, const std::string& value) {
+      if (!value.empty()) out.append(name).append(": ").append(value).append("\r\n");
+    };
+    line(cors.preflight_headers, "access-control-allow-methods", methods);
+    line(cors.preflight_headers, "access-control-allow-headers", headers);
+    if (c.has_max_age()) {
+      Millis age = duration(c.max_age(), cp + ".maxAge");
+      line(cors.preflight_headers, "access-control-max-age", std::to_string(age.count() / 1000));
+    }
+    line(cors.response_headers, "access-control-expose-headers", expose);
+    if (c.allow_credentials()) {
+      line(cors.preflight_headers, "access-control-allow-credentials", "true");
+      line(cors.response_headers, "access-control-allow-credentials", "true");
+    }
+    if (r.action_case() != v1::Route::kRoute) {
+      error(cp, "only allowed on a route to a cluster");
+    } else {
+      out->cors = std::move(cors);
+    }
+  }
   if (r.has_fault()) {
     if (r.action_case() != v1::Route::kRoute) {
       error(path + ".fault", "only allowed on a route to a cluster");
@@ -584,6 +633,22 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
         if (rp.max_replay_body_bytes() != 0)
           policy.max_replay_body_bytes = rp.max_replay_body_bytes();
         if (policy.num_retries > 0) out->retry = std::move(policy);
+      }
+      for (int i = 0; i < a.request_mirror_policies_size(); ++i) {
+        const v1::RequestMirror& m = a.request_mirror_policies(i);
+        std::string mp = ap + ".requestMirrorPolicies[" + std::to_string(i) + "]";
+        auto it = snap_->cluster_index.find(m.cluster());
+        if (m.cluster().empty()) {
+          error(mp + ".cluster", "required");
+        } else if (it == snap_->cluster_index.end()) {
+          error(mp + ".cluster", "unknown cluster '" + m.cluster() + "'");
+        }
+        double pct = m.has_percentage() ? m.percentage().value() : 100.0;
+        if (!(pct >= 0.0 && pct <= 100.0)) error(mp + ".percentage", "must be between 0 and 100");
+        if (it != snap_->cluster_index.end()) {
+          out->mirrors.push_back(
+              {it->second, perMillion(m.has_percentage(), std::clamp(pct, 0.0, 100.0))});
+        }
       }
       for (int i = 0; i < a.hash_policy_size(); ++i) {
         const v1::HashPolicy& hp = a.hash_policy(i);
@@ -701,6 +766,89 @@ void Builder::buildRouteTables() {
   }
 }
 
+void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string& hp_path,
+                           ListenerInfo& info) {
+  if (h.has_route_config()) {
+    if (!h.route_config_name().empty()) {
+      error(hp_path + ".routeConfigName", "set either routeConfigName or routeConfig, not both");
+    }
+    auto table = buildRouteTable(h.route_config(), hp_path + ".routeConfig");
+    info.routes = table.get();
+    snap_->route_tables.push_back(std::move(table));
+  } else {
+    auto it = tables_by_name_.find(h.route_config_name());
+    if (h.route_config_name().empty()) {
+      error(hp_path + ".routeConfigName", "routeConfigName or routeConfig is required");
+    } else if (it == tables_by_name_.end()) {
+      error(hp_path + ".routeConfigName",
+            "unknown route configuration '" + h.route_config_name() + "'");
+    } else {
+      info.routes = it->second;
+    }
+  }
+  const v1::HttpLimits& lim = h.limits();
+  if (lim.max_request_headers_kb() != 0) {
+    if (lim.max_request_headers_kb() > 8192) {
+      error(hp_path + ".limits.maxRequestHeadersKb", "must be <= 8192");
+    }
+    info.limits.max_head_bytes = size_t{lim.max_request_headers_kb()} * 1024;
+  }
+  if (lim.max_headers_count() != 0) info.limits.max_headers = lim.max_headers_count();
+  if (lim.max_uri_kb() != 0) {
+    info.limits.max_uri_bytes = size_t{lim.max_uri_kb()} * 1024;
+    if (info.limits.max_uri_bytes > info.limits.max_head_bytes) {
+      error(hp_path + ".limits.maxUriKb", "must not exceed maxRequestHeadersKb");
+    }
+  }
+  if (h.has_idle_timeout())
+    info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
+  if (h.has_generate_request_id()) info.generate_request_id = h.generate_request_id().value();
+  info.access_log = h.access_log().enabled();
+  info.access_log_path = h.access_log().path();
+  if (h.tracing().has_random_sampling()) {
+    double s = h.tracing().random_sampling().value();
+    if (s < 0 || s > 100) error(hp_path + ".tracing.randomSampling", "must be 0..100");
+    info.trace_sampling = s;
+  }
+}
+
+TcpProxyInfo Builder::tcpProxy(const v1::TcpProxy& t, const std::string& path) {
+  TcpProxyInfo out;
+  auto add = [&](const std::string& name, uint32_t weight, const std::string& p) {
+    auto it = snap_->cluster_index.find(name);
+    if (name.empty()) {
+      error(p, "cluster name required");
+    } else if (it == snap_->cluster_index.end()) {
+      error(p, "unknown cluster '" + name + "'");
+    } else {
+      WeightedTarget target;
+      target.cluster = it->second;
+      target.cluster_name = name;
+      target.weight = weight;
+      out.targets.push_back(std::move(target));
+      out.total_weight += weight;
+    }
+  };
+  if (!t.cluster().empty() && t.has_weighted_clusters()) {
+    error(path, "set either cluster or weightedClusters, not both");
+  } else if (!t.cluster().empty()) {
+    add(t.cluster(), 1, path + ".cluster");
+  } else if (t.has_weighted_clusters()) {
+    const auto& wc = t.weighted_clusters().clusters();
+    for (int i = 0; i < wc.size(); ++i) {
+      add(wc[i].name(), wc[i].weight(),
+          path + ".weightedClusters.clusters[" + std::to_string(i) + "].name");
+    }
+    if (!wc.empty() && out.total_weight == 0) {
+      error(path + ".weightedClusters", "weights must not all be 0");
+    }
+  } else {
+    error(path, "cluster or weightedClusters is required");
+  }
+  if (t.has_idle_timeout()) out.idle_timeout = duration(t.idle_timeout(), path + ".idleTimeout");
+  return out;
+}
+
 void Builder::buildListeners() {
   const auto& ls = in_.config->listeners();
   std::set<std::string> names, addresses;
@@ -727,53 +875,14 @@ void Builder::buildListeners() {
     }
     info.address = l.address();
     info.direction = l.direction() == v1::INBOUND ? Direction::kInbound : Direction::kOutbound;
-    if (!l.has_http()) {
-      error(path + ".http", "required");
+    if (l.has_tcp_proxy()) {
+      if (l.has_http()) error(path, "set either http or tcpProxy, not both");
+      info.tcp = tcpProxy(l.tcp_proxy(), path + ".tcpProxy");
+    } else if (!l.has_http()) {
+      error(path + ".http", "http or tcpProxy is required");
       continue;
-    }
-    const v1::HttpConnectionManager& h = l.http();
-    std::string hp_path = path + ".http";
-    if (h.has_route_config()) {
-      if (!h.route_config_name().empty()) {
-        error(hp_path + ".routeConfigName", "set either routeConfigName or routeConfig, not both");
-      }
-      auto table = buildRouteTable(h.route_config(), hp_path + ".routeConfig");
-      info.routes = table.get();
-      snap_->route_tables.push_back(std::move(table));
     } else {
-      auto it = tables_by_name_.find(h.route_config_name());
-      if (h.route_config_name().empty()) {
-        error(hp_path + ".routeConfigName", "routeConfigName or routeConfig is required");
-      } else if (it == tables_by_name_.end()) {
-        error(hp_path + ".routeConfigName",
-              "unknown route configuration '" + h.route_config_name() + "'");
-      } else {
-        info.routes = it->second;
-      }
-    }
-    const v1::HttpLimits& lim = h.limits();
-    if (lim.max_request_headers_kb() != 0) {
-      if (lim.max_request_headers_kb() > 8192) {
-        error(hp_path + ".limits.maxRequestHeadersKb", "must be <= 8192");
-      }
-      info.limits.max_head_bytes = size_t{lim.max_request_headers_kb()} * 1024;
-    }
-    if (lim.max_headers_count() != 0) info.limits.max_headers = lim.max_headers_count();
-    if (lim.max_uri_kb() != 0) {
-      info.limits.max_uri_bytes = size_t{lim.max_uri_kb()} * 1024;
-      if (info.limits.max_uri_bytes > info.limits.max_head_bytes) {
-        error(hp_path + ".limits.maxUriKb", "must not exceed maxRequestHeadersKb");
-      }
-    }
-    if (h.has_idle_timeout())
-      info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
-    if (h.has_generate_request_id()) info.generate_request_id = h.generate_request_id().value();
-    info.access_log = h.access_log().enabled();
-    info.access_log_path = h.access_log().path();
-    if (h.tracing().has_random_sampling()) {
-      double s = h.tracing().random_sampling().value();
-      if (s < 0 || s > 100) error(hp_path + ".tracing.randomSampling", "must be 0..100");
-      info.trace_sampling = s;
+      httpListener(l.http(), path + ".http", info);
     }
     info.slot = ctx_.listenerSlot(info.name);
     std::string_view label[] = {info.name};

@@ -6,6 +6,7 @@
 #include "core/hash.h"
 #include "core/http/status_codes.h"
 #include "core/log.h"
+#include "proxy/http/shadow_request.h"
 #include "proxy/http/tracing.h"
 #include "proxy/server/worker.h"
 #include "proxy/telemetry/response_flags.h"
@@ -17,6 +18,8 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr size_t kMaxShadowBody = 64 * 1024;          // a mirrored body is kept up to this size
+constexpr mesh::proxy::Millis kShadowTimeout{15000};  // for mirrors of routes with no timeout
 
 using Clock = std::chrono::steady_clock;
 
@@ -327,6 +330,9 @@ void HttpConnection::closeIfIdle(Clock::time_point now) {
 // Request flow
 
 void HttpConnection::resetRequest() {
+  cors_headers_.clear();
+  shadow_clusters_.clear();
+  shadow_body_.clear();
   uint32_t gen = rq_.generation + 1;
   rq_ = Request();
   rq_.generation = gen;
@@ -371,6 +377,22 @@ void HttpConnection::onRequestHead() {
       return;
     }
     case Route::Action::kCluster:
+      if (route->cors) {
+        const http::Header* origin = req.headers.find("origin");
+        if (origin != nullptr && route->cors->allowsOrigin(origin->value)) {
+          if (req.method == "OPTIONS" && req.headers.has("access-control-request-method")) {
+            // A preflight the proxy answers itself.
+            cors_headers_.assign("access-control-allow-origin: ");
+            cors_headers_.append(origin->value).append(kCrlf);
+            cors_headers_.append(route->cors->preflight_headers);
+            sendLocalReply(200, "", 0, "cors_preflight");
+            return;
+          }
+          cors_headers_.assign("access-control-allow-origin: ");
+          cors_headers_.append(origin->value).append(kCrlf);
+          cors_headers_.append(route->cors->response_headers);
+        }
+      }
       if (route->fault) {
         // Decided once per request, as Envoy's fault filter does: delay first, then abort.
         const FaultPolicy& f = *route->fault;
@@ -454,6 +476,12 @@ void HttpConnection::startRoute(const http::RequestHead& req) {
   }
 
   buildUpstreamHead(req);
+  for (const MirrorPolicy& m : route.mirrors) {
+    if (worker_.random().uniform(1000000) < m.per_million) shadow_clusters_.push_back(m.cluster);
+  }
+  if (rq_.body_expected && !rq_.chunked && req.content_length > kMaxShadowBody) {
+    shadow_clusters_.clear();  // too big to keep: not mirrored
+  }
   rq_.retry = route.retry ? &*route.retry : nullptr;
   // A body is kept for replay when a retry policy might need it and it fits.
   rq_.replayable = rq_.retry != nullptr && (!rq_.body_expected || rq_.chunked ||
@@ -655,6 +683,14 @@ void HttpConnection::flushUpstreamHead() {
 
 void HttpConnection::onRequestBody(std::string_view data) {
   rq_.request_body_bytes += data.size();
+  if (!shadow_clusters_.empty()) {
+    if (shadow_body_.size() + data.size() > kMaxShadowBody) {
+      shadow_clusters_.clear();
+      shadow_body_.clear();
+    } else {
+      shadow_body_.append(data);
+    }
+  }
   if (!rq_.forwarding || upstream_ == nullptr) return;
   BufferList b;
   if (rq_.upstream_head_pending) {
@@ -687,6 +723,7 @@ void HttpConnection::onRequestBody(std::string_view data) {
 
 void HttpConnection::onRequestComplete() {
   rq_.request_complete = true;
+  if (!shadow_clusters_.empty() && rq_.forwarding) sendShadows();
   if (rq_.forwarding && upstream_ != nullptr) {
     BufferList b;
     if (rq_.upstream_head_pending) {
@@ -720,6 +757,56 @@ void HttpConnection::onRequestComplete() {
       if (!ec) onRouteTimeout(gen);
     });
   }
+}
+
+// "reviews:9080" -> "reviews-shadow:9080", as Envoy names the host of a mirrored request.
+static std::string shadowHost(std::string_view host) {
+  size_t colon = host.rfind(':');
+  bool has_port = colon != std::string_view::npos && colon + 1 < host.size() &&
+                  host.find(']', colon) == std::string_view::npos;
+  for (size_t i = colon + 1; has_port && i < host.size(); ++i) {
+    has_port = host[i] >= '0' && host[i] <= '9';
+  }
+  std::string out(has_port ? host.substr(0, colon) : host);
+  out += "-shadow";
+  if (has_port) out += host.substr(colon);
+  return out;
+}
+
+void HttpConnection::sendShadows() {
+  // The upstream head with the host suffixed and the body re-framed by its (now known) length.
+  std::string_view head = upstream_head_;
+  std::string out;
+  size_t line_end = head.find(kCrlf);
+  out.append(head.substr(0, line_end + 2));
+  size_t pos = line_end + 2;
+  bool has_length = false;
+  while (pos < head.size()) {
+    size_t end = head.find(kCrlf, pos);
+    std::string_view line = head.substr(pos, end - pos);
+    pos = end + 2;
+    if (line.empty()) break;
+    if (line.starts_with("host: ")) {
+      out.append("host: ").append(shadowHost(line.substr(6))).append(kCrlf);
+      continue;
+    }
+    if (line.starts_with("transfer-encoding: ")) continue;
+    if (line.size() > 15 && http::equalsIgnoreCase(line.substr(0, 15), "content-length:")) {
+      has_length = true;
+    }
+    out.append(line).append(kCrlf);
+  }
+  if (!has_length && !shadow_body_.empty()) {
+    appendHeader(out, "content-length", std::to_string(shadow_body_.size()));
+  }
+  out.append(kCrlf);
+  out.append(shadow_body_);
+  const Millis timeout = rq_.route->timeout.count() > 0 ? rq_.route->timeout : kShadowTimeout;
+  for (uint32_t cluster : shadow_clusters_) {
+    ShadowRequest::send(worker_, cluster, out, rq_.head_request, timeout);
+  }
+  shadow_clusters_.clear();
+  shadow_body_.clear();
 }
 
 void HttpConnection::onUpstreamWriteComplete() {
@@ -1004,6 +1091,7 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   appendOps(out, ops);
   if (tops != nullptr) appendOps(out, *tops);
   if (!set_cookie_.empty()) appendHeader(out, "set-cookie", set_cookie_);
+  out.append(cors_headers_);
   if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n");
   if (close_after_) {
     out.append("connection: close\r\n");
@@ -1094,6 +1182,7 @@ void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint
   appendHeader(out, "content-length", std::to_string(body.size()));
   if (!body.empty()) out.append("content-type: text/plain\r\n");
   if (!location.empty()) appendHeader(out, "location", location);
+  out.append(cors_headers_);  // a CORS-allowed origin sees local replies too
   if (rq_.route != nullptr) appendOps(out, rq_.route->response_ops);
   out.append("server: istio-envoy\r\n");
   if (close_after_) out.append("connection: close\r\n");

@@ -124,6 +124,7 @@ class HttpConnection final : public UpstreamCallbacks {
   void acquireUpstream();
   void leaveQueue();
   void noteOutcome(AttemptOutcome o);
+  void sendShadows();
   void flushUpstreamHead();
   void endAttempt(bool failed);
   void releaseUpstream();
@@ -173,6 +174,10 @@ class HttpConnection final : public UpstreamCallbacks {
 
   Request rq_;
   std::string upstream_head_;
+  // Mirrors chosen for the current request and the body kept for them.
+  std::vector<uint32_t> shadow_clusters_;
+  std::string cors_headers_;  // CORS response header lines for the current request
+  std::string shadow_body_;
   std::string response_head_;
   std::string replay_;
   std::string scratch_;  // local replies, trailers

@@ -65,9 +65,8 @@ void continueTrace(const http::HeaderList& headers, Random& random, double sampl
   std::string_view tp = headers.get("traceparent");
   if (tp.size() >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
       isLowerHex(tp.substr(0, 2)) && tp.substr(0, 2) != "ff" && isLowerHex(tp.substr(3, 32)) &&
-      !allZero(tp.substr(3, 32)) && isLowerHex(tp.substr(36, 16)) &&
-      !allZero(tp.substr(36, 16)) && isLowerHex(tp.substr(53, 2)) &&
-      (tp.size() == 55 || tp[55] == '-')) {
+      !allZero(tp.substr(3, 32)) && isLowerHex(tp.substr(36, 16)) && !allZero(tp.substr(36, 16)) &&
+      isLowerHex(tp.substr(53, 2)) && (tp.size() == 55 || tp[55] == '-')) {
     tp.substr(3, 32).copy(out->trace_id.data(), 32);
     tp.substr(36, 16).copy(out->parent_span_id.data(), 16);
     out->has_parent = true;

@@ -116,6 +116,24 @@ struct FaultPolicy {
   uint32_t abort_per_million = 0;
 };
 
+struct CorsPolicy {
+  std::vector<StringMatch> allow_origins;
+  // Pre-formatted header lines for a matching request: preflight answers, and responses.
+  std::string preflight_headers;  // allow-methods, -headers, -max-age, -credentials
+  std::string response_headers;   // expose-headers, -credentials
+  bool allowsOrigin(std::string_view origin) const {
+    for (const auto& m : allow_origins) {
+      if (m.matches(origin)) return true;
+    }
+    return false;
+  }
+};
+
+struct MirrorPolicy {
+  uint32_t cluster = 0;  // index into Snapshot::clusters
+  uint32_t per_million = 1000000;
+};
+
 struct WeightedTarget {
   uint32_t cluster = 0;  // index into Snapshot::clusters
   uint32_t weight = 1;
@@ -148,6 +166,8 @@ struct Route {
   std::optional<RetryPolicy> retry;
   std::vector<HashPolicy> hash_policies;
   std::optional<FaultPolicy> fault;
+  std::vector<MirrorPolicy> mirrors;
+  std::optional<CorsPolicy> cors;
   HeaderOps request_ops;
   HeaderOps response_ops;
 

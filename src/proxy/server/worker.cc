@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "proxy/http/http_connection.h"
+#include "proxy/tcp/tcp_proxy_connection.h"
 #include "proxy/upstream/upstream_connection.h"
 
 namespace mesh::proxy {
@@ -26,8 +27,12 @@ struct Worker::Acceptor {
             return;
           }
           if (!ec) {
-            auto* c = new HttpConnection(worker, std::move(socket), slot);
-            c->start();
+            const ListenerInfo* l = worker.snapshot().listenerBySlot(slot);
+            if (l != nullptr && l->tcp) {
+              (new TcpProxyConnection(worker, std::move(socket), slot))->start();
+            } else {
+              (new HttpConnection(worker, std::move(socket), slot))->start();
+            }
           } else if (ec == boost::asio::error::no_descriptors ||
                      ec == boost::asio::error::no_buffer_space) {
             MESH_LOG("main", warn, "accept: {}", ec.message());

@@ -47,10 +47,9 @@ std::string orUnknown(const std::string& s) { return s.empty() ? "unknown" : s; 
 }  // namespace
 
 bool WorkloadLabels::operator<(const WorkloadLabels& o) const {
-  return std::tie(name, namespace_, app, version, principal, canonical_service,
-                  canonical_revision, cluster) <
-         std::tie(o.name, o.namespace_, o.app, o.version, o.principal, o.canonical_service,
-                  o.canonical_revision, o.cluster);
+  return std::tie(name, namespace_, app, version, principal, canonical_service, canonical_revision,
+                  cluster) < std::tie(o.name, o.namespace_, o.app, o.version, o.principal,
+                                      o.canonical_service, o.canonical_revision, o.cluster);
 }
 
 bool ServiceLabels::operator<(const ServiceLabels& o) const {
@@ -62,16 +61,35 @@ IstioTelemetry::IstioTelemetry(stats::Store& store) : store_(store) {
   std::vector<double> buckets(stats::kIstioDurationBucketsMs.begin(),
                               stats::kIstioDurationBucketsMs.end());
   requests_ = stats::registerFamily(store_, "istio_requests_total", stats::MetricType::kCounter,
-                               "Requests handled, by Istio's standard labels.", names);
+                                    "Requests handled, by Istio's standard labels.", names);
   duration_ = stats::registerFamily(store_, "istio_request_duration_milliseconds",
-                               stats::MetricType::kHistogram, "Request duration in milliseconds.",
-                               names, buckets);
+                                    stats::MetricType::kHistogram,
+                                    "Request duration in milliseconds.", names, buckets);
   std::vector<double> byte_buckets(stats::kIstioBytesBuckets.begin(),
                                    stats::kIstioBytesBuckets.end());
-  request_bytes_ = stats::registerFamily(store_, "istio_request_bytes", stats::MetricType::kHistogram,
-                                    "Request body sizes in bytes.", names, byte_buckets);
-  response_bytes_ = stats::registerFamily(store_, "istio_response_bytes", stats::MetricType::kHistogram,
-                                     "Response body sizes in bytes.", names, byte_buckets);
+  request_bytes_ =
+      stats::registerFamily(store_, "istio_request_bytes", stats::MetricType::kHistogram,
+                            "Request body sizes in bytes.", names, byte_buckets);
+  response_bytes_ =
+      stats::registerFamily(store_, "istio_response_bytes", stats::MetricType::kHistogram,
+                            "Response body sizes in bytes.", names, byte_buckets);
+  // TCP metrics carry the same labels but response_code and grpc_response_status.
+  std::vector<std::string> tcp_names;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i != kResponseCodeLabel && i != kGrpcStatusLabel) tcp_names.push_back(names[i]);
+  }
+  tcp_opened_ =
+      stats::registerFamily(store_, "istio_tcp_connections_opened_total",
+                            stats::MetricType::kCounter, "TCP connections opened.", tcp_names);
+  tcp_closed_ =
+      stats::registerFamily(store_, "istio_tcp_connections_closed_total",
+                            stats::MetricType::kCounter, "TCP connections closed.", tcp_names);
+  tcp_sent_ =
+      stats::registerFamily(store_, "istio_tcp_sent_bytes_total", stats::MetricType::kCounter,
+                            "Bytes sent to the client on TCP connections.", tcp_names);
+  tcp_received_ =
+      stats::registerFamily(store_, "istio_tcp_received_bytes_total", stats::MetricType::kCounter,
+                            "Bytes received from the client on TCP connections.", tcp_names);
 }
 
 uint32_t IstioTelemetry::internWorkload(const WorkloadLabels& w) {
@@ -88,7 +106,7 @@ uint32_t IstioTelemetry::internService(const ServiceLabels& s) {
   return it->second;
 }
 
-RequestSeries IstioTelemetry::resolve(const RequestKey& key) {
+std::array<std::string, 25> IstioTelemetry::labelValues(const RequestKey& key) {
   std::array<std::string, 25> v;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -121,11 +139,31 @@ RequestSeries IstioTelemetry::resolve(const RequestKey& key) {
     v[18] = orUnknown(dst.canonical_revision);
     v[19] = orUnknown(dst.cluster);
   }
-  v[20] = key.protocol == 1 ? "grpc" : "http";
+  v[20] = key.protocol == 2 ? "tcp" : key.protocol == 1 ? "grpc" : "http";
   v[21] = std::to_string(key.response_code);
   v[22] = "-";
   v[23] = formatResponseFlags(key.flags);
   v[24] = key.security == 2 ? "mutual_tls" : key.security == 1 ? "none" : "unknown";
+  return v;
+}
+
+TcpSeries IstioTelemetry::resolveTcp(const RequestKey& key) {
+  std::array<std::string, 25> v = labelValues(key);
+  std::array<std::string_view, 23> views;
+  size_t n = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i != kResponseCodeLabel && i != kGrpcStatusLabel) views[n++] = v[i];
+  }
+  TcpSeries s;
+  s.opened = store_.series(tcp_opened_, views);
+  s.closed = store_.series(tcp_closed_, views);
+  s.sent = store_.series(tcp_sent_, views);
+  s.received = store_.series(tcp_received_, views);
+  return s;
+}
+
+RequestSeries IstioTelemetry::resolve(const RequestKey& key) {
+  std::array<std::string, 25> v = labelValues(key);
   std::array<std::string_view, 25> views;
   for (size_t i = 0; i < v.size(); ++i) views[i] = v[i];
   RequestSeries s;
@@ -156,8 +194,9 @@ WorkloadLabels workloadFromLabels(const std::string& name, const std::string& ns
   w.canonical_revision = get("service.istio.io/canonical-revision");
   if (w.canonical_revision.empty()) w.canonical_revision = w.version.empty() ? "latest" : w.version;
   if (!service_account.empty() && !ns.empty()) {
-    w.principal = "spiffe://" + (trust_domain.empty() ? std::string("cluster.local") : trust_domain) +
-                  "/ns/" + ns + "/sa/" + service_account;
+    w.principal = "spiffe://" +
+                  (trust_domain.empty() ? std::string("cluster.local") : trust_domain) + "/ns/" +
+                  ns + "/sa/" + service_account;
   }
   w.cluster = cluster.empty() ? "Kubernetes" : cluster;
   if (name.empty() && ns.empty() && labels.empty()) return WorkloadLabels{};

@@ -7,6 +7,7 @@
 // worker takes the shared lock and formats label strings.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -46,7 +47,7 @@ struct RequestKey {
   uint32_t flags = 0;
   uint16_t response_code = 0;
   Reporter reporter = Reporter::kSource;
-  uint8_t protocol = 0;  // 0 http
+  uint8_t protocol = 0;  // 0 http, 1 grpc, 2 tcp
   uint8_t security = 0;  // 0 unknown, 1 none, 2 mutual_tls
   bool operator==(const RequestKey&) const = default;
 };
@@ -60,6 +61,13 @@ struct RequestKeyHash {
          (uint64_t{k.protocol} << 8) | k.security);
     return static_cast<size_t>(h ^ (h >> 29));
   }
+};
+
+struct TcpSeries {
+  stats::SeriesId opened;
+  stats::SeriesId closed;
+  stats::SeriesId sent;      // bytes to the client
+  stats::SeriesId received;  // bytes from the client
 };
 
 struct RequestSeries {
@@ -79,6 +87,8 @@ class IstioTelemetry {
 
   // Series for a key; thread-safe, takes the lock: call through WorkerCache.
   RequestSeries resolve(const RequestKey& key);
+  // The TCP metrics' series for a key (protocol 2); thread-safe, takes the lock.
+  TcpSeries resolveTcp(const RequestKey& key);
 
   class WorkerCache {
    public:
@@ -94,14 +104,25 @@ class IstioTelemetry {
       ts.observe(s.response_bytes, static_cast<double>(response_bytes));
     }
 
+    const TcpSeries& tcp(const RequestKey& key) {
+      auto it = tcp_cache_.find(key);
+      if (it == tcp_cache_.end()) it = tcp_cache_.emplace(key, telemetry_.resolveTcp(key)).first;
+      return it->second;
+    }
+
    private:
     IstioTelemetry& telemetry_;
     std::unordered_map<RequestKey, RequestSeries, RequestKeyHash> cache_;
+    std::unordered_map<RequestKey, TcpSeries, RequestKeyHash> tcp_cache_;
   };
 
  private:
   stats::Store& store_;
+  static constexpr size_t kResponseCodeLabel = 21, kGrpcStatusLabel = 22;
+  std::array<std::string, 25> labelValues(const RequestKey& key);
+
   stats::FamilyId requests_, duration_, request_bytes_, response_bytes_;
+  stats::FamilyId tcp_opened_, tcp_closed_, tcp_sent_, tcp_received_;
   std::mutex mu_;
   std::deque<WorkloadLabels> workloads_;  // index = id - 1
   std::map<WorkloadLabels, uint32_t> workload_ids_;
