@@ -256,6 +256,61 @@ void translateRedirect(const networking::HTTPRedirect& in, const RouteContext& c
   if (in.redirect_code() != 0) out->set_response_code(in.redirect_code());
 }
 
+// Istio's mirror (+ mirrorPercentage, or the deprecated mirrorPercent) and mirrors[].
+void translateMirrors(const HTTPRoute& in, const RouteContext& ctx, v1::RouteAction* action) {
+  auto add = [&](const networking::Destination& d, bool has_pct, double pct) {
+    std::string host = config::expandShortHostName(d.host(), ctx.vs_namespace, ctx.domain_suffix);
+    std::string cluster = ctx.cluster_for(host, d.subset(), d.port().number());
+    if (cluster.empty()) {
+      ctx.warnings->push_back(ctx.where + ": mirror destination " + host +
+                              (d.subset().empty() ? "" : " subset " + d.subset()) +
+                              " is unknown to this proxy; dropped");
+      return;
+    }
+    v1::RequestMirror* m = action->add_request_mirror_policies();
+    m->set_cluster(cluster);
+    if (has_pct) m->mutable_percentage()->set_value(pct);
+  };
+  if (in.has_mirror()) {
+    if (in.has_mirror_percentage()) {
+      add(in.mirror(), true, in.mirror_percentage().value());
+    } else if (in.has_mirror_percent()) {
+      add(in.mirror(), true, static_cast<double>(in.mirror_percent().value()));
+    } else {
+      add(in.mirror(), false, 0);
+    }
+  }
+  for (const auto& m : in.mirrors()) {
+    add(m.destination(), m.has_percentage(), m.percentage().value());
+  }
+}
+
+// Istio's CorsPolicy; the deprecated allowOrigin strings are exact origins, "*" any origin.
+void translateCors(const networking::CorsPolicy& in, const RouteContext& ctx, v1::Route* route) {
+  v1::CorsPolicy out;
+  for (const auto& o : in.allow_origins()) {
+    if (!stringMatcher(o, out.add_allow_origins())) out.mutable_allow_origins()->RemoveLast();
+  }
+  for (const std::string& o : in.allow_origin()) {
+    if (o == "*") {
+      out.add_allow_origins()->set_regex(".*");
+    } else {
+      out.add_allow_origins()->set_exact(o);
+    }
+  }
+  if (out.allow_origins().empty()) {
+    ctx.warnings->push_back(ctx.where +
+                            ": corsPolicy without allowOrigins allows nothing; ignored");
+    return;
+  }
+  for (const auto& m : in.allow_methods()) out.add_allow_methods(m);
+  for (const auto& h : in.allow_headers()) out.add_allow_headers(h);
+  for (const auto& h : in.expose_headers()) out.add_expose_headers(h);
+  if (in.has_max_age()) *out.mutable_max_age() = in.max_age();
+  if (in.has_allow_credentials()) out.set_allow_credentials(in.allow_credentials().value());
+  *route->mutable_cors() = std::move(out);
+}
+
 // The action and everything that goes with it, for one HTTPRoute under one match.
 void translateAction(const HTTPRoute& in, const RouteContext& ctx, v1::Route* out) {
   headerOps(in.headers().request(), out->mutable_request_headers());
@@ -273,17 +328,21 @@ void translateAction(const HTTPRoute& in, const RouteContext& ctx, v1::Route* ou
     out->mutable_direct_response()->set_status(503);
     out->mutable_direct_response()->set_body("no healthy upstream");
   }
-  if (in.has_mirror() || !in.mirrors().empty()) {
-    ctx.warnings->push_back(ctx.where + ": mirror is not supported by the proxy yet; ignored");
-  }
-  if (in.has_cors_policy()) {
-    ctx.warnings->push_back(ctx.where + ": corsPolicy is not supported by the proxy yet; ignored");
-  }
   if (in.has_delegate()) {
     ctx.warnings->push_back(ctx.where + ": delegate is not supported; ignored");
   }
-  if (!out->has_route()) return;
+  if (!out->has_route()) {
+    // The proxy applies mirrors, CORS and faults only on routes to clusters.
+    if (in.has_mirror() || !in.mirrors().empty() || in.has_cors_policy() || in.has_fault()) {
+      ctx.warnings->push_back(ctx.where +
+                              ": mirror, corsPolicy and fault apply only to routes with "
+                              "destinations; ignored here");
+    }
+    return;
+  }
   v1::RouteAction* action = out->mutable_route();
+  translateMirrors(in, ctx, action);
+  if (in.has_cors_policy()) translateCors(in.cors_policy(), ctx, out);
   const auto& rw = in.rewrite();
   if (!rw.uri().empty()) {
     if (out->match().path_specifier_case() == v1::RouteMatch::kRegex) {

@@ -326,16 +326,61 @@ TEST(HttpRoutesTest, FaultsWithAndWithoutPercentages) {
   EXPECT_THAT(r.warnings, Contains(HasSubstr("grpcStatus")));
 }
 
-TEST(HttpRoutesTest, MirrorAndCorsAreLeftOutWithAWarning) {
+TEST(HttpRoutesTest, MirrorsAndCors) {
   Result r = routesFor(R"(  hosts: [web]
   http:
-  - mirror: {host: web, subset: v2}
-    corsPolicy: {allowOrigins: [{exact: "https://example.com"}]}
+  - match: [{uri: {prefix: /one}}]
+    mirror: {host: web, subset: v2}
+    mirrorPercentage: {value: 25}
+    corsPolicy:
+      allowOrigins: [{exact: "https://example.com"}, {regex: "https://.*[.]example[.]org"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-token]
+      exposeHeaders: [x-served-by]
+      maxAge: 24h
+      allowCredentials: true
     route: [{destination: {host: web, subset: v1}}]
+  - match: [{uri: {prefix: /many}}]
+    mirrors:
+    - destination: {host: web, subset: v2}
+    - destination: {host: web, subset: v9}
+      percentage: {value: 5}
+    corsPolicy: {allowOrigin: ["*"]}
+    route: [{destination: {host: web, subset: v1}}]
+  - match: [{uri: {prefix: /old}}]
+    mirror: {host: web, subset: v2}
+    mirrorPercent: 10
+    route: [{destination: {host: web, subset: v1}}]
+  - match: [{uri: {prefix: /redirect}}]
+    mirror: {host: web, subset: v2}
+    redirect: {uri: /elsewhere}
 )");
-  ASSERT_EQ(r.routes.size(), 1u);
-  EXPECT_THAT(r.warnings, Contains(HasSubstr("mirror")));
-  EXPECT_THAT(r.warnings, Contains(HasSubstr("corsPolicy")));
+  ASSERT_EQ(r.routes.size(), 4u);
+  expectRoute(r.routes[0], std::string(R"(
+match: {prefix: /one}
+cors:
+  allowOrigins: [{exact: "https://example.com"}, {regex: "https://.*[.]example[.]org"}]
+  allowMethods: [GET, POST]
+  allowHeaders: [x-token]
+  exposeHeaders: [x-served-by]
+  maxAge: 86400s
+  allowCredentials: true
+route:
+  cluster: outbound|80|v1|web.a.svc.cluster.local
+  requestMirrorPolicies: [{cluster: outbound|80|v2|web.a.svc.cluster.local, percentage: 25}]
+  )") + kRetry);
+  // mirrors[]: absent percentage is every request; an unknown subset is dropped.
+  const auto& many = r.routes[1];
+  ASSERT_EQ(many.route().request_mirror_policies_size(), 1);
+  EXPECT_EQ(many.route().request_mirror_policies(0).cluster(), kV2);
+  EXPECT_FALSE(many.route().request_mirror_policies(0).has_percentage());
+  ASSERT_EQ(many.cors().allow_origins_size(), 1);
+  EXPECT_EQ(many.cors().allow_origins(0).regex(), ".*");
+  EXPECT_EQ(r.routes[2].route().request_mirror_policies(0).percentage().value(), 10.0);
+  EXPECT_TRUE(r.routes[3].has_redirect());
+  EXPECT_THAT(r.warnings,
+              Contains(HasSubstr("mirror destination web.a.svc.cluster.local subset v9")));
+  EXPECT_THAT(r.warnings, Contains(HasSubstr("apply only to routes with destinations")));
 }
 
 TEST(HttpRoutesTest, AVirtualServiceWithNoRouteForThePortFallsBackToTheDefaultRoute) {
