@@ -390,6 +390,52 @@ v1::Route defaultRoute(const std::string& cluster, const std::vector<v1::HashPol
   return r;
 }
 
+v1::TcpProxy translateTcpRoutes(const networking::VirtualService& vs, const RouteContext& ctx) {
+  v1::TcpProxy out;
+  for (int i = 0; i < vs.tcp_size(); ++i) {
+    const networking::TCPRoute& route = vs.tcp(i);
+    bool applies = route.match().empty();
+    for (const auto& m : route.match()) {
+      bool ok =
+          (m.port() == 0 || m.port() == ctx.port) &&
+          (m.source_namespace().empty() || m.source_namespace() == ctx.proxy->namespace_name) &&
+          (m.gateways().empty() ||
+           std::find(m.gateways().begin(), m.gateways().end(), "mesh") != m.gateways().end());
+      for (const auto& [k, v] : m.source_labels()) {
+        auto it = ctx.proxy->labels.find(k);
+        if (it == ctx.proxy->labels.end() || it->second != v) ok = false;
+      }
+      if (!m.destination_subnets().empty()) ok = false;  // needs the original destination
+      if (ok) applies = true;
+    }
+    if (!applies) continue;
+    std::vector<std::pair<std::string, uint32_t>> targets;
+    for (const auto& d : route.route()) {
+      std::string host =
+          config::expandShortHostName(d.destination().host(), ctx.vs_namespace, ctx.domain_suffix);
+      std::string cluster =
+          ctx.cluster_for(host, d.destination().subset(), d.destination().port().number());
+      if (cluster.empty()) {
+        ctx.warnings->push_back(ctx.where + " tcp[" + std::to_string(i) + "]: destination " + host +
+                                " is unknown to this proxy; dropped");
+        continue;
+      }
+      targets.emplace_back(cluster, static_cast<uint32_t>(std::max(d.weight(), 0)));
+    }
+    if (targets.size() == 1) {
+      out.set_cluster(targets[0].first);
+    } else {
+      for (const auto& [cluster, weight] : targets) {
+        auto* cw = out.mutable_weighted_clusters()->add_clusters();
+        cw->set_name(cluster);
+        cw->set_weight(weight);
+      }
+    }
+    break;
+  }
+  return out;
+}
+
 std::vector<v1::Route> translateHttpRoutes(const networking::VirtualService& vs,
                                            const RouteContext& ctx) {
   std::vector<v1::Route> out;

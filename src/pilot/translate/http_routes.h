@@ -34,6 +34,12 @@ struct RouteContext {
 std::vector<mesh::proxy::v1::Route> translateHttpRoutes(
     const config::networking::VirtualService& vs, const RouteContext& ctx);
 
+// A VirtualService's tcp routes for one opaque TCP port: the first route with an applicable
+// match (port, sourceLabels, sourceNamespace, gateways; none = all) gives the (weighted)
+// clusters. Empty when no route applies or no destination exists.
+mesh::proxy::v1::TcpProxy translateTcpRoutes(const config::networking::VirtualService& vs,
+                                             const RouteContext& ctx);
+
 // What a route gets when its VirtualService sets no retries (MeshConfig defaultHttpRetryPolicy):
 // 2 retries on connect-failure, refused-stream, unavailable, cancelled and a 503 response.
 mesh::proxy::v1::RetryPolicy defaultRetryPolicy();

@@ -224,6 +224,46 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     view->route_configs.push_back(std::move(rc));
     view->http_ports.push_back(port);
   }
+  // Opaque TCP ports: a listener per port relays to the one service on it, split by the
+  // VirtualService's first applicable tcp route. Without per-service addresses, a port that
+  // several services share cannot be told apart and gets no listener.
+  std::map<uint32_t, std::vector<const model::Service*>> tcp_services;
+  for (const model::Service* s : services) {
+    for (const model::ServicePort& sp : s->ports) {
+      if (!model::isHttp(sp.protocol) && !http_ports.count(sp.number)) {
+        tcp_services[sp.number].push_back(s);
+      }
+    }
+  }
+  for (const auto& [port, owners] : tcp_services) {
+    if (owners.size() > 1) {
+      std::string names;
+      for (const model::Service* s : owners) names += (names.empty() ? "" : ", ") + s->hostname;
+      view->warnings.push_back("TCP port " + std::to_string(port) + " is shared by " + names +
+                               "; no outbound listener (services are not told apart by address)");
+      continue;
+    }
+    const model::Service* s = owners[0];
+    v1::TcpProxy tcp;
+    if (const config::Resource* vs_res = push_.virtualServiceFor(*s, proxy, sidecar)) {
+      RouteContext ctx;
+      ctx.port = port;
+      ctx.proxy = &proxy;
+      ctx.vs_namespace = vs_res->namespace_name;
+      ctx.domain_suffix = suffix;
+      ctx.where = resourceName(*vs_res);
+      ctx.cluster_for = [&, port = port](const std::string& h, const std::string& sub, uint32_t p) {
+        return cluster_for(h, sub, port, p);
+      };
+      ctx.warnings = &view->warnings;
+      tcp = translateTcpRoutes(*vs_res->as<networking::VirtualService>(), ctx);
+    }
+    if (tcp.cluster().empty() && !tcp.has_weighted_clusters()) {
+      tcp.set_cluster(outboundClusterName(port, "", s->hostname));
+    }
+    view->tcp_ports.emplace_back(port, std::move(tcp));
+  }
+
   // A policy shared by several ports or subsets is reported once.
   std::set<std::string> seen;
   std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
@@ -238,7 +278,6 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
     for (const model::Endpoint& e : registry.endpoints(*s)) {
       if (e.address != proxy.ip) continue;
       for (const model::ServicePort& sp : s->ports) {
-        if (!model::isHttp(sp.protocol)) continue;
         uint32_t target = e.portFor(sp);
         if (!seen.insert(target).second) continue;
         std::string name = inboundClusterName(target);
@@ -252,6 +291,16 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
         ep->set_address(options_.app_address);
         ep->set_port(target);
 
+        v1::Listener* l = out->bootstrap.add_listeners();
+        l->set_name("virtualInbound_" + std::to_string(target));
+        l->set_address(options_.inbound_address(proxy, target));
+        l->set_direction(v1::INBOUND);
+        if (!model::isHttp(sp.protocol)) {
+          l->mutable_tcp_proxy()->set_cluster(name);
+          continue;
+        }
+        l->mutable_http()->set_route_config_name(name);
+
         v1::RouteConfiguration* rc = out->bootstrap.add_route_configs();
         rc->set_name(name);
         v1::VirtualHost* vh = rc->add_virtual_hosts();
@@ -261,12 +310,6 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
         r->set_name("default");
         r->mutable_match()->set_prefix("/");
         r->mutable_route()->set_cluster(name);
-
-        v1::Listener* l = out->bootstrap.add_listeners();
-        l->set_name("virtualInbound_" + std::to_string(target));
-        l->set_address(options_.inbound_address(proxy, target));
-        l->set_direction(v1::INBOUND);
-        l->mutable_http()->set_route_config_name(name);
       }
     }
   }
@@ -290,6 +333,13 @@ Translation Translator::translate(const ProxyIdentity& proxy) {
     l->set_address(options_.outbound_address(port));
     l->set_direction(v1::OUTBOUND);
     l->mutable_http()->set_route_config_name(std::to_string(port));
+  }
+  for (const auto& [port, tcp] : view->tcp_ports) {
+    v1::Listener* l = out.bootstrap.add_listeners();
+    l->set_name("0.0.0.0_" + std::to_string(port));
+    l->set_address(options_.outbound_address(port));
+    l->set_direction(v1::OUTBOUND);
+    *l->mutable_tcp_proxy() = tcp;
   }
   out.warnings = view->warnings;
   addInbound(proxy, &out);

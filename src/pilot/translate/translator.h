@@ -47,6 +47,8 @@ class Translator {
     std::vector<mesh::proxy::v1::Cluster> clusters;
     std::vector<mesh::proxy::v1::RouteConfiguration> route_configs;
     std::vector<uint32_t> http_ports;  // one outbound listener each, ascending
+    // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending.
+    std::vector<std::pair<uint32_t, mesh::proxy::v1::TcpProxy>> tcp_ports;
     std::vector<std::string> warnings;
   };
   std::shared_ptr<const OutboundView> outboundView(const ProxyIdentity& proxy);

@@ -308,13 +308,15 @@ TEST(BookinfoTest, KubernetesServicesEndpointsAndPodsFeedTheSameTranslation) {
   ASSERT_NE(vh, nullptr);
   ASSERT_EQ(vh->routes_size(), 2);
   EXPECT_EQ(vh->routes(0).route().cluster(), "outbound|9080|v2|reviews.default.svc.cluster.local");
-  // ratings: the http-api port targets 8080 on the endpoint; its TLS port has no listener.
+  // ratings: the http-api port targets 8080 on the endpoint; its TLS port is relayed as TCP.
   const v1::Cluster* ratings = findCluster(b, "outbound|9080||ratings.default.svc.cluster.local");
   ASSERT_NE(ratings, nullptr);
   ASSERT_EQ(ratings->endpoints_size(), 1);
   EXPECT_EQ(ratings->endpoints(0).port(), 8080u);
   EXPECT_NE(findCluster(b, "outbound|9443||ratings.default.svc.cluster.local"), nullptr);
-  EXPECT_EQ(findListener(b, "0.0.0.0_9443"), nullptr);
+  const v1::Listener* tls = findListener(b, "0.0.0.0_9443");
+  ASSERT_NE(tls, nullptr);
+  EXPECT_EQ(tls->tcp_proxy().cluster(), "outbound|9443||ratings.default.svc.cluster.local");
   // ratings is exported to its own namespace and istio-system only.
   Translation other = mesh.translate(proxyIn("other"));
   EXPECT_EQ(findCluster(other.bootstrap, "outbound|9080||ratings.default.svc.cluster.local"),

@@ -88,11 +88,16 @@ TEST(TranslatorTest, ClusterNamesDomainsAndDnsClusters) {
   ASSERT_NE(api, nullptr);
   EXPECT_THAT(api->domains(), ElementsAre("api.example.com"));
 
-  // Listeners for HTTP ports only; TCP ports get a cluster but no listener yet.
+  // HTTP ports get HTTP listeners; the TCP port a tcpProxy listener and no route config.
   std::vector<std::string> listeners;
   for (const auto& l : b.listeners()) listeners.push_back(l.name());
-  EXPECT_THAT(listeners, ElementsAre("0.0.0.0_80", "0.0.0.0_443"));
+  EXPECT_THAT(listeners, ElementsAre("0.0.0.0_80", "0.0.0.0_443", "0.0.0.0_5432"));
   EXPECT_EQ(findRouteConfig(b, "5432"), nullptr);
+  const v1::Listener* db = findListener(b, "0.0.0.0_5432");
+  ASSERT_NE(db, nullptr);
+  EXPECT_FALSE(db->has_http());
+  EXPECT_EQ(db->tcp_proxy().cluster(), "outbound|5432||web.a.svc.cluster.local");
+  EXPECT_EQ(db->address(), "0.0.0.0:5432");
 }
 
 TEST(TranslatorTest, ShortNameGoesToTheProxysOwnNamespace) {
@@ -134,7 +139,11 @@ TEST(TranslatorTest, InboundListenerAndClusterForTheProxysOwnService) {
   EXPECT_THAT(vh->domains(), ElementsAre("*"));
   EXPECT_EQ(vh->routes(0).route().cluster(), "inbound|9090||");
   EXPECT_FALSE(vh->routes(0).route().has_retry_policy());
-  EXPECT_EQ(findListener(b, "virtualInbound_5432"), nullptr);
+  // The TCP port is relayed as bytes to the app.
+  const v1::Listener* tcp_in = findListener(b, "virtualInbound_5432");
+  ASSERT_NE(tcp_in, nullptr);
+  EXPECT_EQ(tcp_in->tcp_proxy().cluster(), "inbound|5432||");
+  EXPECT_EQ(findRouteConfig(b, "inbound|5432||"), nullptr);
 }
 
 TEST(TranslatorTest, ProxiesOfOneNamespaceShareTheOutboundView) {
@@ -250,6 +259,64 @@ spec: {address: vm-2.example.com, labels: {app: vm}}
   EXPECT_EQ(c->endpoints(0).workload().name(), "vm-1");
   ASSERT_EQ(t.warnings.size(), 1u);
   EXPECT_THAT(t.warnings[0], HasSubstr("vm-2.example.com"));
+}
+
+TEST(TranslatorTest, TcpRoutesSplitConnectionsAndSharedTcpPortsAreReported) {
+  Mesh mesh({std::string(kTwoNamespaces) + R"(---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: a}
+spec:
+  host: web
+  subsets:
+  - {name: primary, labels: {app: web}}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web-db, namespace: a}
+spec:
+  hosts: [web]
+  tcp:
+  - match: [{port: 6000}]
+    route: [{destination: {host: web, port: {number: 5432}}}]
+  - route:
+    - {destination: {host: web, subset: primary, port: {number: 5432}}, weight: 80}
+    - {destination: {host: web, port: {number: 5432}}, weight: 20}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: redis, namespace: a}
+spec:
+  hosts: [redis.a.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 6379, name: tcp, protocol: TCP}]
+  endpoints: [{address: 10.3.0.1}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: cache, namespace: a}
+spec:
+  hosts: [cache.a.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 6379, name: tcp, protocol: TCP}]
+  endpoints: [{address: 10.3.0.2}]
+)"});
+  Translation t = mesh.translate(proxyIn("a"));
+  const v1::Listener* db = findListener(t.bootstrap, "0.0.0.0_5432");
+  ASSERT_NE(db, nullptr);
+  ASSERT_EQ(db->tcp_proxy().weighted_clusters().clusters_size(), 2);
+  EXPECT_EQ(db->tcp_proxy().weighted_clusters().clusters(0).name(),
+            "outbound|5432|primary|web.a.svc.cluster.local");
+  EXPECT_EQ(db->tcp_proxy().weighted_clusters().clusters(0).weight(), 80u);
+  EXPECT_EQ(db->tcp_proxy().weighted_clusters().clusters(1).name(),
+            "outbound|5432||web.a.svc.cluster.local");
+  EXPECT_EQ(findListener(t.bootstrap, "0.0.0.0_6379"), nullptr);
+  EXPECT_NE(findCluster(t.bootstrap, "outbound|6379||redis.a.svc.cluster.local"), nullptr);
+  ASSERT_EQ(t.warnings.size(), 1u);
+  EXPECT_THAT(t.warnings[0], HasSubstr("TCP port 6379 is shared by cache.a.svc.cluster.local, "
+                                       "redis.a.svc.cluster.local"));
 }
 
 TEST(TranslatorTest, NamesFollowIstio) {
