@@ -9,6 +9,7 @@ void overlay(const networking::TrafficPolicy& tp, EffectivePolicy* out) {
   if (tp.has_load_balancer()) out->load_balancer = &tp.load_balancer();
   if (tp.has_connection_pool()) out->connection_pool = &tp.connection_pool();
   if (tp.has_outlier_detection()) out->outlier_detection = &tp.outlier_detection();
+  if (tp.has_tls()) out->tls = &tp.tls();
 }
 
 // The policy for `port`: destination-level categories, replaced by the port's own ones.
@@ -19,6 +20,7 @@ void overlayWithPort(const networking::TrafficPolicy& tp, uint32_t port, Effecti
     if (pl.has_load_balancer()) out->load_balancer = &pl.load_balancer();
     if (pl.has_connection_pool()) out->connection_pool = &pl.connection_pool();
     if (pl.has_outlier_detection()) out->outlier_detection = &pl.outlier_detection();
+    if (pl.has_tls()) out->tls = &pl.tls();
     break;
   }
 }
@@ -101,6 +103,13 @@ void applyPolicy(const EffectivePolicy& policy, v1::Cluster* cluster, const std:
       *cluster->mutable_connect_timeout() = cp->tcp().connect_timeout();
     }
     if (cp->http().has_idle_timeout()) *cluster->mutable_idle_timeout() = cp->http().idle_timeout();
+  }
+  if (policy.tls != nullptr && (policy.tls->mode() == networking::ClientTLSSettings::SIMPLE ||
+                                policy.tls->mode() == networking::ClientTLSSettings::MUTUAL)) {
+    // ISTIO_MUTUAL is left silent: mesh mTLS arrives with the proxy's TLS support as a whole.
+    warnings->push_back(where + ": tls " +
+                        networking::ClientTLSSettings::TLSmode_Name(policy.tls->mode()) +
+                        " (TLS origination) is not supported by the proxy yet; plaintext is used");
   }
   if (const auto* od = policy.outlier_detection) {
     v1::OutlierDetection* out = cluster->mutable_outlier_detection();

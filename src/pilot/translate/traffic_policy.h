@@ -19,6 +19,7 @@ struct EffectivePolicy {
   const networking::LoadBalancerSettings* load_balancer = nullptr;
   const networking::ConnectionPoolSettings* connection_pool = nullptr;
   const networking::OutlierDetection* outlier_detection = nullptr;
+  const networking::ClientTLSSettings* tls = nullptr;
 };
 
 // Merges the rule's policy, its port-level settings for `port`, the subset's policy and the

@@ -294,6 +294,24 @@ spec:
   EXPECT_THAT(warnings[0], HasSubstr("httpQueryParameterName"));
 }
 
+TEST(TrafficPolicyTest, TlsOriginationIsWarnedAboutAndIstioMutualIsNot) {
+  std::vector<std::string> warnings;
+  clusterOf(R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: web, namespace: a}
+spec:
+  host: web
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
+    portLevelSettings:
+    - port: {number: 81}
+      tls: {mode: SIMPLE}
+)",
+            "outbound|80||web.a.svc.cluster.local", &warnings);
+  ASSERT_THAT(warnings, SizeIs(1));
+  EXPECT_THAT(warnings[0], HasSubstr("tls SIMPLE"));
+}
+
 TEST(EffectivePolicyTest, NothingConfiguredIsAllNull) {
   EffectivePolicy p = effectivePolicy(nullptr, nullptr, 80);
   EXPECT_EQ(p.load_balancer, nullptr);
