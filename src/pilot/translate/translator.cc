@@ -103,10 +103,8 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   // Clusters: one per service port, one more per DestinationRule subset.
   std::map<std::string, std::vector<v1::HashPolicy>> hash_by_cluster;
   std::set<std::string> cluster_names;
-  std::map<const model::Service*, const config::Resource*> rules;
   for (const model::Service* s : services) {
     const config::Resource* dr_res = push_.destinationRuleFor(*s, proxy);
-    rules[s] = dr_res;
     const networking::DestinationRule* dr =
         dr_res ? dr_res->as<networking::DestinationRule>() : nullptr;
     std::string where = dr_res ? resourceName(*dr_res) : s->hostname;

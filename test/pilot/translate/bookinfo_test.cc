@@ -326,5 +326,38 @@ TEST(BookinfoTest, KubernetesServicesEndpointsAndPodsFeedTheSameTranslation) {
             nullptr);
 }
 
+// Every bookinfo sample, for every bookinfo workload (and one in another namespace): the proxy
+// accepts each translation (Mesh::translate checks it with the proxy's own snapshot builder).
+TEST(BookinfoTest, EverySampleForEveryWorkloadIsAcceptedByTheProxy) {
+  const std::vector<std::string> samples = {"virtual-service-all-v1.yaml",
+                                            "virtual-service-reviews-test-v2.yaml",
+                                            "virtual-service-reviews-50-v3.yaml",
+                                            "virtual-service-reviews-v3.yaml",
+                                            "virtual-service-ratings-test-delay.yaml",
+                                            "virtual-service-ratings-test-abort.yaml",
+                                            "virtual-service-reviews-timeout.yaml",
+                                            "virtual-service-ratings-retry.yaml",
+                                            "destination-rule-httpbin-circuit-breaker.yaml",
+                                            "bookinfo-gateway.yaml"};
+  const std::vector<ProxyIdentity> proxies = {
+      productpage(), proxyIn("default", {{"app", "reviews"}, {"version", "v2"}}, "10.0.3.2"),
+      proxyIn("default", {{"app", "ratings"}, {"version", "v1"}}, "10.0.2.1"),
+      proxyIn("default", {{"app", "details"}, {"version", "v1"}}, "10.0.1.1"),
+      proxyIn("elsewhere")};
+  for (const std::string& file : samples) {
+    SCOPED_TRACE(file);
+    Mesh mesh({testdata("bookinfo-services.yaml"), testdata("bookinfo-kube.yaml"),
+               sample("destination-rule-all.yaml"), sample(file)});
+    for (const ProxyIdentity& p : proxies) {
+      SCOPED_TRACE(p.id);
+      Translation t = mesh.translate(p);
+      EXPECT_GT(t.bootstrap.clusters_size(), 0);
+      EXPECT_GT(t.bootstrap.listeners_size(), 0);
+    }
+    // Four proxies of "default" share one outbound view.
+    EXPECT_EQ(mesh.translator().viewsBuilt(), 2u);
+  }
+}
+
 }  // namespace
 }  // namespace mesh::pilot::translate

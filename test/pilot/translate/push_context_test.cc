@@ -207,5 +207,19 @@ TEST(PushContextTest, MeshBoundVirtualServiceIsUsed) {
   EXPECT_EQ(nameOf(mesh.push().virtualServiceFor(*web, proxyIn("a"), nullptr)), "a/both");
 }
 
+TEST(PushContextTest, RootNamespaceIsAnOption) {
+  PushOptions opts;
+  opts.root_namespace = "mesh-root";
+  Mesh mesh(
+      {
+          service("web", "a") + "---\n" + rule("root", "mesh-root", "*") + "---\n" +
+              rule("ignored", "istio-system", "*"),
+      },
+      opts);
+  const model::Service* web = mesh.push().findService("web.a.svc.cluster.local", "b");
+  ASSERT_NE(web, nullptr);
+  EXPECT_EQ(nameOf(mesh.push().destinationRuleFor(*web, proxyIn("b"))), "mesh-root/root");
+}
+
 }  // namespace
 }  // namespace mesh::pilot::translate
