@@ -65,8 +65,10 @@ bool emptyOps(const v1::HeaderOperations& ops) {
   return ops.set_size() == 0 && ops.add_size() == 0 && ops.remove_size() == 0;
 }
 
-// Whether a match block can apply to this proxy on this port.
-bool applies(const HTTPMatchRequest& m, const RouteContext& ctx) {
+// Whether a match block (HTTPMatchRequest or L4MatchAttributes) can apply to this proxy on
+// this port: the client-side selectors are decided here, at translation time.
+template <typename Match>
+bool applies(const Match& m, const RouteContext& ctx) {
   if (m.port() != 0 && m.port() != ctx.port) return false;
   if (!m.gateways().empty() &&
       std::find(m.gateways().begin(), m.gateways().end(), "mesh") == m.gateways().end()) {
@@ -394,21 +396,12 @@ v1::TcpProxy translateTcpRoutes(const networking::VirtualService& vs, const Rout
   v1::TcpProxy out;
   for (int i = 0; i < vs.tcp_size(); ++i) {
     const networking::TCPRoute& route = vs.tcp(i);
-    bool applies = route.match().empty();
+    bool any = route.match().empty();
     for (const auto& m : route.match()) {
-      bool ok =
-          (m.port() == 0 || m.port() == ctx.port) &&
-          (m.source_namespace().empty() || m.source_namespace() == ctx.proxy->namespace_name) &&
-          (m.gateways().empty() ||
-           std::find(m.gateways().begin(), m.gateways().end(), "mesh") != m.gateways().end());
-      for (const auto& [k, v] : m.source_labels()) {
-        auto it = ctx.proxy->labels.find(k);
-        if (it == ctx.proxy->labels.end() || it->second != v) ok = false;
-      }
-      if (!m.destination_subnets().empty()) ok = false;  // needs the original destination
-      if (ok) applies = true;
+      // destinationSubnets needs the connection's original destination, which is not kept.
+      if (applies(m, ctx) && m.destination_subnets().empty()) any = true;
     }
-    if (!applies) continue;
+    if (!any) continue;
     std::vector<std::pair<std::string, uint32_t>> targets;
     for (const auto& d : route.route()) {
       std::string host =

@@ -184,6 +184,19 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     return it == hash_by_cluster.end() ? std::vector<v1::HashPolicy>{} : it->second;
   };
   const std::string& suffix = push_.options().domain_suffix;
+  auto route_context = [&](const config::Resource& vs, uint32_t port) {
+    RouteContext ctx;
+    ctx.port = port;
+    ctx.proxy = &proxy;
+    ctx.vs_namespace = vs.namespace_name;
+    ctx.domain_suffix = suffix;
+    ctx.where = resourceName(vs);
+    ctx.cluster_for = [&cluster_for, port](const std::string& h, const std::string& sub,
+                                           uint32_t p) { return cluster_for(h, sub, port, p); };
+    ctx.hash_for = hash_for;
+    ctx.warnings = &view->warnings;
+    return ctx;
+  };
   for (uint32_t port : http_ports) {
     v1::RouteConfiguration rc;
     rc.set_name(std::to_string(port));
@@ -199,18 +212,8 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       if (vh.domains().empty()) continue;
       std::vector<v1::Route> routes;
       if (const config::Resource* vs_res = push_.virtualServiceFor(*s, proxy, sidecar)) {
-        RouteContext ctx;
-        ctx.port = port;
-        ctx.proxy = &proxy;
-        ctx.vs_namespace = vs_res->namespace_name;
-        ctx.domain_suffix = suffix;
-        ctx.where = resourceName(*vs_res);
-        ctx.cluster_for = [&, port](const std::string& h, const std::string& sub, uint32_t p) {
-          return cluster_for(h, sub, port, p);
-        };
-        ctx.hash_for = hash_for;
-        ctx.warnings = &view->warnings;
-        routes = translateHttpRoutes(*vs_res->as<networking::VirtualService>(), ctx);
+        routes = translateHttpRoutes(*vs_res->as<networking::VirtualService>(),
+                                     route_context(*vs_res, port));
       }
       if (routes.empty()) {
         std::string cluster = outboundClusterName(port, "", s->hostname);
@@ -244,17 +247,8 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     const model::Service* s = owners[0];
     v1::TcpProxy tcp;
     if (const config::Resource* vs_res = push_.virtualServiceFor(*s, proxy, sidecar)) {
-      RouteContext ctx;
-      ctx.port = port;
-      ctx.proxy = &proxy;
-      ctx.vs_namespace = vs_res->namespace_name;
-      ctx.domain_suffix = suffix;
-      ctx.where = resourceName(*vs_res);
-      ctx.cluster_for = [&, port = port](const std::string& h, const std::string& sub, uint32_t p) {
-        return cluster_for(h, sub, port, p);
-      };
-      ctx.warnings = &view->warnings;
-      tcp = translateTcpRoutes(*vs_res->as<networking::VirtualService>(), ctx);
+      tcp = translateTcpRoutes(*vs_res->as<networking::VirtualService>(),
+                               route_context(*vs_res, port));
     }
     if (tcp.cluster().empty() && !tcp.has_weighted_clusters()) {
       tcp.set_cluster(outboundClusterName(port, "", s->hostname));
