@@ -41,6 +41,7 @@ bool hostMatches(const std::string& pattern, const std::string& host) {
 PushContext::PushContext(const model::ServiceRegistry& registry,
                          const std::vector<config::Resource>& resources, PushOptions options)
     : registry_(registry), options_(std::move(options)), services_(registry.services()) {
+  std::map<std::string, size_t> rule_index;
   for (const config::Resource& r : resources) {
     if (const auto* vs = r.as<networking::VirtualService>()) {
       bool mesh = vs->gateways().empty() || std::find(vs->gateways().begin(), vs->gateways().end(),
@@ -53,12 +54,33 @@ PushContext::PushContext(const model::ServiceRegistry& registry,
         }
       }
     } else if (const auto* dr = r.as<networking::DestinationRule>()) {
-      destination_rules_.push_back(&r);
       if (dr->has_workload_selector()) depends_on_labels_ = true;
+      std::string key =
+          r.namespace_name + "|" +
+          config::expandShortHostName(dr->host(), r.namespace_name, options_.domain_suffix) + "|" +
+          dr->workload_selector().SerializeAsString() + "|";
+      for (const auto& e : dr->export_to()) key += e + ",";
+      auto it = rule_index.find(key);
+      if (it == rule_index.end()) {
+        rule_index.emplace(std::move(key), merged_rules_.size());
+        merged_rules_.push_back(r);
+        continue;
+      }
+      auto* into = std::get_if<networking::DestinationRule>(&merged_rules_[it->second].spec);
+      for (const auto& subset : dr->subsets()) {
+        bool taken = std::any_of(into->subsets().begin(), into->subsets().end(),
+                                 [&](const auto& s) { return s.name() == subset.name(); });
+        if (!taken) *into->add_subsets() = subset;
+      }
+      // The first top-level policy written wins.
+      if (!into->has_traffic_policy() && dr->has_traffic_policy()) {
+        *into->mutable_traffic_policy() = dr->traffic_policy();
+      }
     } else if (r.as<networking::Sidecar>()) {
       sidecars_.push_back(&r);
     }
   }
+  for (const config::Resource& r : merged_rules_) destination_rules_.push_back(&r);
 }
 
 const config::Resource* PushContext::sidecarFor(const ProxyIdentity& proxy) const {

@@ -3,6 +3,7 @@
 // lookup order, VirtualService per host) that translation applies for each proxy.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <string>
 #include <vector>
@@ -57,7 +58,8 @@ class PushContext {
 
   // The DestinationRule for a host as seen from the proxy: proxy namespace, then the service's
   // namespace, then the root namespace; exact host beats wildcard; exportTo and workloadSelector
-  // respected. nullptr if none.
+  // respected; several rules for one host in one namespace count as one merged rule. nullptr if
+  // none.
   const config::Resource* destinationRuleFor(const model::Service& service,
                                              const ProxyIdentity& proxy) const;
 
@@ -77,6 +79,9 @@ class PushContext {
   PushOptions options_;
   std::vector<const model::Service*> services_;
   std::vector<const config::Resource*> virtual_services_;  // bound to "mesh"
+  // DestinationRules, those for one host in one namespace (same exportTo and selector) merged
+  // as Istio merges them: subsets appended (first name wins), the first trafficPolicy kept.
+  std::deque<config::Resource> merged_rules_;
   std::vector<const config::Resource*> destination_rules_;
   std::vector<const config::Resource*> sidecars_;
   bool depends_on_labels_ = false;

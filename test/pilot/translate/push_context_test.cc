@@ -221,5 +221,29 @@ TEST(PushContextTest, RootNamespaceIsAnOption) {
   EXPECT_EQ(nameOf(mesh.push().destinationRuleFor(*web, proxyIn("b"))), "mesh-root/root");
 }
 
+TEST(PushContextTest, RulesForOneHostInOneNamespaceAreMerged) {
+  Mesh mesh({service("web", "a") + "---\n" +
+             rule("subsets-1", "a", "web", "  subsets: [{name: v1, labels: {version: v1}}]\n") +
+             "---\n" +
+             rule("subsets-2", "a", "web.a.svc.cluster.local",
+                  "  trafficPolicy: {loadBalancer: {simple: RANDOM}}\n"
+                  "  subsets: [{name: v1, labels: {version: other}}, {name: v2, labels: "
+                  "{version: v2}}]\n") +
+             "---\n" +
+             rule("later-policy", "a", "web",
+                  "  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}\n")});
+  const model::Service* web = mesh.push().findService("web.a.svc.cluster.local", "a");
+  ASSERT_NE(web, nullptr);
+  const config::Resource* r = mesh.push().destinationRuleFor(*web, proxyIn("a"));
+  ASSERT_NE(r, nullptr);
+  EXPECT_EQ(r->name, "subsets-1");
+  const auto& dr = *r->as<networking::DestinationRule>();
+  ASSERT_EQ(dr.subsets_size(), 2);
+  EXPECT_EQ(dr.subsets(0).labels().at("version"), "v1");  // first definition of v1 wins
+  EXPECT_EQ(dr.subsets(1).name(), "v2");
+  EXPECT_EQ(dr.traffic_policy().load_balancer().simple(),
+            networking::LoadBalancerSettings::RANDOM);  // first policy written
+}
+
 }  // namespace
 }  // namespace mesh::pilot::translate
