@@ -1,6 +1,6 @@
-// A VirtualService's HTTP routes as proxy routes for one listener port: each HTTPMatchRequest
-// becomes one route (first match wins), destinations become (weighted) clusters, and rewrites,
-// redirects, direct responses, timeouts, retries, faults and header operations carry over.
+// A VirtualService's routes for one listener port: one proxy route per HTTPMatchRequest (first
+// match wins) with (weighted) clusters, rewrites, redirects, direct responses, timeouts, retries,
+// faults, mirrors, CORS and header operations; tcp routes as a listener's tcpProxy.
 #pragma once
 
 #include <functional>

@@ -16,7 +16,7 @@
 namespace mesh::pilot::translate {
 
 struct TranslateOptions {
-  // Address of the outbound listener for a service port. Default "0.0.0.0:<port>" (as with
+  // Address of the outbound listener (HTTP or TCP) for a port. Default "0.0.0.0:<port>" (as with
   // transparent capture, where the address is nominal). Must be distinct per port.
   std::function<std::string(uint32_t port)> outbound_address;
   // Address of the inbound listener for one of the proxy's own ports. Default "<proxy ip>:<port>".

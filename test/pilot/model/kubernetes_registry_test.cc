@@ -6,8 +6,6 @@
 #include <fstream>
 #include <sstream>
 
-#include "pilot/model/service_entry_registry.h"
-
 namespace mesh::pilot::model {
 namespace {
 
@@ -63,35 +61,6 @@ TEST(KubernetesRegistryTest, EndpointsTakeLabelsAndAccountsFromTheirPods) {
   EXPECT_EQ(reps[0].portFor(ratings.ports[0]), 8080u);
   EXPECT_EQ(reps[0].portFor(ratings.ports[1]), 8443u);
   EXPECT_THAT(reps[0].labels, IsEmpty());  // no Pod
-}
-
-TEST(AggregateRegistryTest, MergesRegistriesAndRoutesEndpointQueriesToTheOwner) {
-  KubernetesRegistry kube;
-  ServiceEntryRegistry entries;
-  AggregateRegistry all({&kube, &entries});
-  int changes = 0;
-  all.onChange([&] { ++changes; });
-  kube.update(bookinfo());
-  config::LoadedConfig c = config::loadConfigStream(R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: details}
-spec:
-  hosts: [details.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  endpoints: [{address: 10.0.1.1}]
-)",
-                                                    "se.yaml");
-  entries.update(c.resources);
-  EXPECT_EQ(changes, 2);
-  auto services = all.services();
-  ASSERT_THAT(services, SizeIs(3));
-  EXPECT_EQ(services[0]->hostname, "details.default.svc.cluster.local");
-  EXPECT_EQ(services[1]->hostname, "ratings.default.svc.cluster.local");
-  ASSERT_THAT(all.endpoints(*services[0]), SizeIs(1));
-  EXPECT_EQ(all.endpoints(*services[0])[0].address, "10.0.1.1");
-  EXPECT_THAT(all.endpoints(*services[2]), SizeIs(3));
 }
 
 }  // namespace

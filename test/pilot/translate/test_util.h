@@ -16,6 +16,7 @@
 #include "config/validation.h"
 #include "core/config/yaml_proto.h"
 #include "core/stats/store.h"
+#include "pilot/model/aggregate_registry.h"
 #include "pilot/model/kubernetes_registry.h"
 #include "pilot/model/service_entry_registry.h"
 #include "pilot/translate/push_context.h"
