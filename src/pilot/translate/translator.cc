@@ -1,0 +1,341 @@
+#include "pilot/translate/translator.h"
+
+#include <algorithm>
+#include <set>
+
+#include "config/host_name.h"
+#include "pilot/translate/http_routes.h"
+#include "pilot/translate/traffic_policy.h"
+
+namespace mesh::pilot::translate {
+namespace {
+
+namespace v1 = mesh::proxy::v1;
+
+std::string hostPort(const std::string& host, uint32_t port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + std::to_string(port);
+  return host + ":" + std::to_string(port);
+}
+
+std::string resourceName(const config::Resource& r) {
+  return std::string(config::kindName(r.kind)) + " " + r.namespace_name + "/" + r.name;
+}
+
+// One service per hostname: the proxy's own namespace's definition first, else the first.
+std::vector<const model::Service*> onePerHost(const std::vector<const model::Service*>& in,
+                                              const std::string& proxy_namespace) {
+  std::vector<const model::Service*> out;
+  std::map<std::string, size_t> index;
+  for (const model::Service* s : in) {
+    auto [it, inserted] = index.emplace(s->hostname, out.size());
+    if (inserted) {
+      out.push_back(s);
+    } else if (s->namespace_name == proxy_namespace &&
+               out[it->second]->namespace_name != proxy_namespace) {
+      out[it->second] = s;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host) {
+  return "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
+}
+
+std::string inboundClusterName(uint32_t port) { return "inbound|" + std::to_string(port) + "||"; }
+
+std::vector<std::string> serviceDomains(const model::Service& service,
+                                        const std::string& proxy_namespace,
+                                        const std::string& domain_suffix) {
+  std::vector<std::string> out{service.hostname};
+  const std::string tail = "." + service.namespace_name + ".svc." + domain_suffix;
+  if (service.hostname.size() > tail.size() && service.hostname.ends_with(tail)) {
+    std::string name = service.hostname.substr(0, service.hostname.size() - tail.size());
+    if (name.find('.') == std::string::npos) {
+      out.push_back(name + "." + service.namespace_name + ".svc");
+      out.push_back(name + "." + service.namespace_name);
+      if (service.namespace_name == proxy_namespace) out.push_back(name);
+    }
+  }
+  return out;
+}
+
+Translator::Translator(const PushContext& push, TranslateOptions options)
+    : push_(push), options_(std::move(options)) {
+  if (!options_.outbound_address) {
+    options_.outbound_address = [](uint32_t port) { return hostPort("0.0.0.0", port); };
+  }
+  if (!options_.inbound_address) {
+    options_.inbound_address = [](const ProxyIdentity& p, uint32_t port) {
+      return hostPort(p.ip, port);
+    };
+  }
+}
+
+std::shared_ptr<const Translator::OutboundView> Translator::outboundView(
+    const ProxyIdentity& proxy) {
+  const config::Resource* sidecar = push_.sidecarFor(proxy);
+  std::string key = proxy.namespace_name + "|";
+  if (sidecar != nullptr) key += sidecar->namespace_name + "/" + sidecar->name;
+  if (push_.dependsOnProxyLabels()) {
+    for (const auto& [k, v] : proxy.labels) key += "|" + k + "=" + v;
+  }
+  auto it = views_.find(key);
+  if (it != views_.end()) {
+    ++views_reused_;
+    return it->second;
+  }
+  ++views_built_;
+  auto view = buildOutbound(proxy, sidecar);
+  views_.emplace(std::move(key), view);
+  return view;
+}
+
+std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
+    const ProxyIdentity& proxy, const config::Resource* sidecar) {
+  auto view = std::make_shared<OutboundView>();
+  const model::ServiceRegistry& registry = push_.registry();
+  std::vector<const model::Service*> services =
+      onePerHost(push_.visibleServices(proxy, sidecar), proxy.namespace_name);
+
+  // Clusters: one per service port, one more per DestinationRule subset.
+  std::map<std::string, std::vector<v1::HashPolicy>> hash_by_cluster;
+  std::set<std::string> cluster_names;
+  for (const model::Service* s : services) {
+    const config::Resource* dr_res = push_.destinationRuleFor(*s, proxy);
+    const networking::DestinationRule* dr =
+        dr_res ? dr_res->as<networking::DestinationRule>() : nullptr;
+    std::string where = dr_res ? resourceName(*dr_res) : s->hostname;
+    const auto& endpoints = registry.endpoints(*s);
+    auto build = [&](const model::ServicePort& sp, const networking::Subset* subset) {
+      v1::Cluster c;
+      c.set_name(outboundClusterName(sp.number, subset ? subset->name() : "", s->hostname));
+      if (!cluster_names.insert(c.name()).second) return;  // a duplicate subset name: first wins
+      c.set_type(s->resolution == model::Resolution::kDns ? v1::Cluster::STRICT_DNS
+                                                          : v1::Cluster::STATIC);
+      c.mutable_service()->set_host(s->hostname);
+      c.mutable_service()->set_name(s->name);
+      c.mutable_service()->set_namespace_(s->namespace_name);
+      std::map<std::string, std::string> selector;
+      if (subset != nullptr) selector.insert(subset->labels().begin(), subset->labels().end());
+      for (const model::Endpoint& e : endpoints) {
+        if (!e.healthy || !model::labelsMatch(selector, e.labels)) continue;
+        if (c.type() == v1::Cluster::STATIC && !config::isIpAddress(e.address)) {
+          view->warnings.push_back(s->hostname + ": endpoint '" + e.address +
+                                   "' is not an IP address and the service is not resolved by "
+                                   "DNS; skipped");
+          continue;
+        }
+        v1::Endpoint* out = c.add_endpoints();
+        out->set_address(e.address);
+        out->set_port(e.portFor(sp));
+        if (e.weight != 0) out->set_weight(e.weight);
+        if (!e.workload_name.empty() || !e.labels.empty() || !e.service_account.empty()) {
+          v1::WorkloadInfo* w = out->mutable_workload();
+          w->set_name(e.workload_name);
+          w->set_namespace_(e.namespace_name);
+          w->mutable_labels()->insert(e.labels.begin(), e.labels.end());
+          w->set_service_account(e.service_account);
+        }
+      }
+      EffectivePolicy policy = effectivePolicy(dr, subset, sp.number);
+      applyPolicy(policy, &c, where, &view->warnings);
+      auto hash = hashPolicies(policy);
+      if (!hash.empty()) hash_by_cluster[c.name()] = std::move(hash);
+      view->clusters.push_back(std::move(c));
+    };
+    for (const model::ServicePort& sp : s->ports) {
+      build(sp, nullptr);
+      if (dr == nullptr) continue;
+      for (const auto& subset : dr->subsets()) build(sp, &subset);
+    }
+  }
+
+  // Route configurations: one per HTTP port, one virtual host per service on it.
+  std::set<uint32_t> http_ports;
+  for (const model::Service* s : services) {
+    for (const model::ServicePort& sp : s->ports) {
+      if (model::isHttp(sp.protocol)) http_ports.insert(sp.number);
+    }
+  }
+  auto cluster_for = [&](const std::string& host, const std::string& subset, uint32_t listener_port,
+                         uint32_t port) -> std::string {
+    const model::Service* s = nullptr;
+    for (const model::Service* c : services) {
+      if (c->hostname == host) s = c;
+    }
+    if (s == nullptr) return "";
+    if (port == 0) {
+      if (s->ports.size() == 1) {
+        port = s->ports[0].number;
+      } else if (s->port(listener_port) != nullptr) {
+        port = listener_port;
+      } else {
+        return "";
+      }
+    }
+    std::string name = outboundClusterName(port, subset, host);
+    return cluster_names.count(name) ? name : "";
+  };
+  auto hash_for = [&](const std::string& cluster) {
+    auto it = hash_by_cluster.find(cluster);
+    return it == hash_by_cluster.end() ? std::vector<v1::HashPolicy>{} : it->second;
+  };
+  const std::string& suffix = push_.options().domain_suffix;
+  auto route_context = [&](const config::Resource& vs, uint32_t port) {
+    RouteContext ctx;
+    ctx.port = port;
+    ctx.proxy = &proxy;
+    ctx.vs_namespace = vs.namespace_name;
+    ctx.domain_suffix = suffix;
+    ctx.where = resourceName(vs);
+    ctx.cluster_for = [&cluster_for, port](const std::string& h, const std::string& sub,
+                                           uint32_t p) { return cluster_for(h, sub, port, p); };
+    ctx.hash_for = hash_for;
+    ctx.warnings = &view->warnings;
+    return ctx;
+  };
+  for (uint32_t port : http_ports) {
+    v1::RouteConfiguration rc;
+    rc.set_name(std::to_string(port));
+    std::set<std::string> used_domains;
+    for (const model::Service* s : services) {
+      const model::ServicePort* sp = s->port(port);
+      if (sp == nullptr || !model::isHttp(sp->protocol)) continue;
+      v1::VirtualHost vh;
+      vh.set_name(hostPort(s->hostname, port));
+      for (const std::string& d : serviceDomains(*s, proxy.namespace_name, suffix)) {
+        if (used_domains.insert(d).second) vh.add_domains(d);
+      }
+      if (vh.domains().empty()) continue;
+      std::vector<v1::Route> routes;
+      if (const config::Resource* vs_res = push_.virtualServiceFor(*s, proxy, sidecar)) {
+        routes = translateHttpRoutes(*vs_res->as<networking::VirtualService>(),
+                                     route_context(*vs_res, port));
+      }
+      if (routes.empty()) {
+        std::string cluster = outboundClusterName(port, "", s->hostname);
+        routes.push_back(defaultRoute(cluster, hash_for(cluster)));
+      }
+      for (auto& r : routes) *vh.add_routes() = std::move(r);
+      *rc.add_virtual_hosts() = std::move(vh);
+    }
+    view->route_configs.push_back(std::move(rc));
+    view->http_ports.push_back(port);
+  }
+  // Opaque TCP ports: a listener per port relays to the one service on it, split by the
+  // VirtualService's first applicable tcp route. Without per-service addresses, a port that
+  // several services share cannot be told apart and gets no listener.
+  std::map<uint32_t, std::vector<const model::Service*>> tcp_services;
+  for (const model::Service* s : services) {
+    for (const model::ServicePort& sp : s->ports) {
+      if (!model::isHttp(sp.protocol) && !http_ports.count(sp.number)) {
+        tcp_services[sp.number].push_back(s);
+      }
+    }
+  }
+  for (const auto& [port, owners] : tcp_services) {
+    if (owners.size() > 1) {
+      std::string names;
+      for (const model::Service* s : owners) names += (names.empty() ? "" : ", ") + s->hostname;
+      view->warnings.push_back("TCP port " + std::to_string(port) + " is shared by " + names +
+                               "; no outbound listener (services are not told apart by address)");
+      continue;
+    }
+    const model::Service* s = owners[0];
+    v1::TcpProxy tcp;
+    if (const config::Resource* vs_res = push_.virtualServiceFor(*s, proxy, sidecar)) {
+      tcp = translateTcpRoutes(*vs_res->as<networking::VirtualService>(),
+                               route_context(*vs_res, port));
+    }
+    if (tcp.cluster().empty() && !tcp.has_weighted_clusters()) {
+      tcp.set_cluster(outboundClusterName(port, "", s->hostname));
+    }
+    view->tcp_ports.emplace_back(port, std::move(tcp));
+  }
+
+  // A policy shared by several ports or subsets is reported once.
+  std::set<std::string> seen;
+  std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
+  return view;
+}
+
+void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
+  if (proxy.ip.empty()) return;
+  const model::ServiceRegistry& registry = push_.registry();
+  std::set<uint32_t> seen;
+  for (const model::Service* s : registry.services()) {
+    for (const model::Endpoint& e : registry.endpoints(*s)) {
+      if (e.address != proxy.ip) continue;
+      for (const model::ServicePort& sp : s->ports) {
+        uint32_t target = e.portFor(sp);
+        if (!seen.insert(target).second) continue;
+        std::string name = inboundClusterName(target);
+        v1::Cluster* c = out->bootstrap.add_clusters();
+        c->set_name(name);
+        c->set_type(v1::Cluster::STATIC);
+        c->mutable_service()->set_host(s->hostname);
+        c->mutable_service()->set_name(s->name);
+        c->mutable_service()->set_namespace_(s->namespace_name);
+        v1::Endpoint* ep = c->add_endpoints();
+        ep->set_address(options_.app_address);
+        ep->set_port(target);
+
+        v1::Listener* l = out->bootstrap.add_listeners();
+        l->set_name("virtualInbound_" + std::to_string(target));
+        l->set_address(options_.inbound_address(proxy, target));
+        l->set_direction(v1::INBOUND);
+        if (!model::isHttp(sp.protocol)) {
+          l->mutable_tcp_proxy()->set_cluster(name);
+          continue;
+        }
+        l->mutable_http()->set_route_config_name(name);
+
+        v1::RouteConfiguration* rc = out->bootstrap.add_route_configs();
+        rc->set_name(name);
+        v1::VirtualHost* vh = rc->add_virtual_hosts();
+        vh->set_name("inbound|http|" + std::to_string(target));
+        vh->add_domains("*");
+        v1::Route* r = vh->add_routes();
+        r->set_name("default");
+        r->mutable_match()->set_prefix("/");
+        r->mutable_route()->set_cluster(name);
+      }
+    }
+  }
+}
+
+Translation Translator::translate(const ProxyIdentity& proxy) {
+  Translation out;
+  v1::Node* node = out.bootstrap.mutable_node();
+  node->set_id(proxy.id);
+  node->set_workload_name(proxy.workload_name);
+  node->set_namespace_(proxy.namespace_name);
+  node->mutable_labels()->insert(proxy.labels.begin(), proxy.labels.end());
+  node->set_service_account(proxy.service_account);
+
+  std::shared_ptr<const OutboundView> view = outboundView(proxy);
+  for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
+  for (const auto& rc : view->route_configs) *out.bootstrap.add_route_configs() = rc;
+  for (uint32_t port : view->http_ports) {
+    v1::Listener* l = out.bootstrap.add_listeners();
+    l->set_name("0.0.0.0_" + std::to_string(port));
+    l->set_address(options_.outbound_address(port));
+    l->set_direction(v1::OUTBOUND);
+    l->mutable_http()->set_route_config_name(std::to_string(port));
+  }
+  for (const auto& [port, tcp] : view->tcp_ports) {
+    v1::Listener* l = out.bootstrap.add_listeners();
+    l->set_name("0.0.0.0_" + std::to_string(port));
+    l->set_address(options_.outbound_address(port));
+    l->set_direction(v1::OUTBOUND);
+    *l->mutable_tcp_proxy() = tcp;
+  }
+  out.warnings = view->warnings;
+  addInbound(proxy, &out);
+  return out;
+}
+
+}  // namespace mesh::pilot::translate

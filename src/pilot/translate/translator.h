@@ -1,0 +1,79 @@
+// Computes one proxy's resources (api/proxy/v1 Bootstrap: node, listeners, route configurations,
+// clusters) from a PushContext, following Istio's naming and semantics. What proxies of one
+// namespace with one Sidecar share (the outbound view) is computed once and cached.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pilot/translate/push_context.h"
+#include "proxy/v1/config.pb.h"
+
+namespace mesh::pilot::translate {
+
+struct TranslateOptions {
+  // Address of the outbound listener (HTTP or TCP) for a port. Default "0.0.0.0:<port>" (as with
+  // transparent capture, where the address is nominal). Must be distinct per port.
+  std::function<std::string(uint32_t port)> outbound_address;
+  // Address of the inbound listener for one of the proxy's own ports. Default "<proxy ip>:<port>".
+  std::function<std::string(const ProxyIdentity& proxy, uint32_t port)> inbound_address;
+  // Where the app listens; inbound clusters point at <app_address>:<endpoint port>.
+  std::string app_address = "127.0.0.1";
+};
+
+struct Translation {
+  mesh::proxy::v1::Bootstrap bootstrap;
+  // Config that could not be (fully) translated, one line each, naming the resource.
+  std::vector<std::string> warnings;
+};
+
+// Not thread-safe (it caches); one Translator per PushContext, which it must not outlive.
+class Translator {
+ public:
+  explicit Translator(const PushContext& push, TranslateOptions options = {});
+
+  Translation translate(const ProxyIdentity& proxy);
+
+  // Outbound views computed and reused so far (for tests and debug pages).
+  size_t viewsBuilt() const { return views_built_; }
+  size_t viewsReused() const { return views_reused_; }
+
+ private:
+  struct OutboundView {
+    std::vector<mesh::proxy::v1::Cluster> clusters;
+    std::vector<mesh::proxy::v1::RouteConfiguration> route_configs;
+    std::vector<uint32_t> http_ports;  // one outbound listener each, ascending
+    // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending.
+    std::vector<std::pair<uint32_t, mesh::proxy::v1::TcpProxy>> tcp_ports;
+    std::vector<std::string> warnings;
+  };
+  std::shared_ptr<const OutboundView> outboundView(const ProxyIdentity& proxy);
+  std::shared_ptr<const OutboundView> buildOutbound(const ProxyIdentity& proxy,
+                                                    const config::Resource* sidecar);
+  void addInbound(const ProxyIdentity& proxy, Translation* out);
+
+  const PushContext& push_;
+  TranslateOptions options_;
+  // Keyed by namespace, Sidecar and (only when config depends on them) the proxy's labels.
+  std::map<std::string, std::shared_ptr<const OutboundView>> views_;
+  size_t views_built_ = 0;
+  size_t views_reused_ = 0;
+};
+
+// Istio's cluster names: "outbound|9080|v1|reviews.default.svc.cluster.local",
+// "inbound|9080||".
+std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host);
+std::string inboundClusterName(uint32_t port);
+
+// The names a proxy in `proxy_namespace` may use for a service: the FQDN and, for Kubernetes
+// style hosts, "name.ns.svc", "name.ns" and (same namespace only) "name". No ":port" forms: the
+// proxy matches domains without the port.
+std::vector<std::string> serviceDomains(const model::Service& service,
+                                        const std::string& proxy_namespace,
+                                        const std::string& domain_suffix);
+
+}  // namespace mesh::pilot::translate
