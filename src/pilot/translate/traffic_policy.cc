@@ -94,6 +94,9 @@ void applyPolicy(const EffectivePolicy& policy, v1::Cluster* cluster, const std:
     if (cp->http().http2_max_requests() > 0) {
       cb.mutable_max_requests()->set_value(static_cast<uint32_t>(cp->http().http2_max_requests()));
     }
+    if (cp->http().max_retries() > 0) {
+      cb.mutable_max_retries()->set_value(static_cast<uint32_t>(cp->http().max_retries()));
+    }
     if (cb.ByteSizeLong() != 0) *cluster->mutable_circuit_breakers() = cb;
     if (cp->http().max_requests_per_connection() > 0) {
       cluster->set_max_requests_per_connection(

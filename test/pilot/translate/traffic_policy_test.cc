@@ -102,7 +102,7 @@ spec:
   trafficPolicy:
     connectionPool:
       tcp: {maxConnections: 100, connectTimeout: 250ms}
-      http: {http1MaxPendingRequests: 10, http2MaxRequests: 50, maxRequestsPerConnection: 5, idleTimeout: 30s}
+      http: {http1MaxPendingRequests: 10, http2MaxRequests: 50, maxRequestsPerConnection: 5, idleTimeout: 30s, maxRetries: 3}
     outlierDetection:
       consecutive5xxErrors: 7
       consecutiveGatewayErrors: 3
@@ -116,7 +116,7 @@ spec:
 lbPolicy: LEAST_REQUEST
 connectTimeout: 0.25s
 idleTimeout: 30s
-circuitBreakers: {maxConnections: 100, maxPendingRequests: 10, maxRequests: 50}
+circuitBreakers: {maxConnections: 100, maxPendingRequests: 10, maxRequests: 50, maxRetries: 3}
 maxRequestsPerConnection: 5
 outlierDetection:
   consecutive5xx: 7
