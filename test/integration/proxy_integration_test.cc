@@ -6,6 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -804,6 +805,92 @@ clusters:
     retries = promSum(m, "envoy_cluster_upstream_rq_retry", {"cluster_name=\"failing\""});
   }
   EXPECT_EQ(overflow, 1);
+}
+
+// Protocol detection on a listener with both http and tcpProxy: HTTP/1.1 goes to the HTTP
+// routes, other bytes to the TCP cluster, and a client that sends nothing (a server-first
+// protocol) is connected to the TCP cluster once the detection timeout has passed.
+TEST_F(ProxyIntegrationTest, ProtocolDetectionSplitsHttpTcpAndServerFirst) {
+  // A server-first backend: greets every connection it accepts.
+  int greeter = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(greeter, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(greeter, 8), 0);
+  socklen_t len = sizeof(addr);
+  ::getsockname(greeter, reinterpret_cast<sockaddr*>(&addr), &len);
+  const uint16_t greeter_port = ntohs(addr.sin_port);
+
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: auto
+  address: 127.0.0.1:0
+  protocolDetectionTimeout: 100ms
+  http: {routeConfigName: r}
+  tcpProxy: {cluster: tcp}
+routeConfigs:
+- name: r
+  virtualHosts:
+  - name: default
+    domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: v1}
+      responseHeaders: {set: [{name: x-path, value: http}]}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1") +
+                     cluster("tcp", {v2_.port}, "v2") + cluster("greeter", {greeter_port}, "v1");
+  proxy_ = startProxy(dir_, yaml, {"auto"});
+  const uint16_t port = proxy_.listeners["auto"];
+
+  // HTTP, on a keep-alive connection: the HTTP routes answer, twice.
+  HttpClient c(port);
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse r = c.get("/status/200");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.header("x-path"), "http");
+    EXPECT_EQ(versionOf(r), "v1");
+  }
+  // TLS bytes: the TCP cluster (a v2 httpbin, which answers the bytes with a 400).
+  HttpClient t(port);
+  HttpResponse r = t.roundTrip(testing::clientHello("db.example") + "\r\n\r\n", milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(versionOf(r), "v2");
+  EXPECT_EQ(r.header("x-path"), "");
+
+  // Server-first: reload with the TCP cluster pointing at the greeter, connect and send nothing.
+  std::string greet_yaml = yaml;
+  greet_yaml.replace(greet_yaml.find("tcpProxy: {cluster: tcp}"), 24,
+                     "tcpProxy: {cluster: greeter}");
+  HttpResponse reload = reloadWith(greet_yaml);
+  ASSERT_TRUE(reload.ok && reload.status == 200) << reload.body;
+  std::thread server([&] {
+    pollfd p{greeter, POLLIN, 0};
+    if (::poll(&p, 1, 10000) != 1) return;
+    int s = ::accept(greeter, nullptr, nullptr);
+    if (s < 0) return;
+    ::send(s, "HELLO\r\n", 7, MSG_NOSIGNAL);
+    ::close(s);
+  });
+  int client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(port);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  std::string got;
+  char buf[64];
+  pollfd p{client, POLLIN, 0};
+  while (got.size() < 7 && ::poll(&p, 1, 5000) == 1) {
+    ssize_t n = ::recv(client, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  ::close(client);
+  server.join();
+  ::close(greeter);
+  EXPECT_EQ(got, "HELLO\r\n");
 }
 
 // Reload while two clients send requests back to back (one keep-alive, one new connection per

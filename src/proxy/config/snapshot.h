@@ -61,6 +61,9 @@ struct ListenerInfo {
   Direction direction = Direction::kOutbound;
   const RouteTable* routes = nullptr;  // owned by the snapshot; null for a TCP listener
   std::optional<TcpProxyInfo> tcp;     // a TCP proxy listener
+  // Both routes and tcp set: the first bytes choose (protocol detection).
+  Millis detection_timeout{100};
+  bool detectsProtocol() const { return routes != nullptr && tcp.has_value(); }
   http::Limits limits;
   Millis idle_timeout{3600 * 1000};
   bool generate_request_id = true;

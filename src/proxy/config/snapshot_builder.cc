@@ -895,8 +895,12 @@ void Builder::buildListeners() {
     info.address = l.address();
     info.direction = l.direction() == v1::INBOUND ? Direction::kInbound : Direction::kOutbound;
     if (l.has_tcp_proxy()) {
-      if (l.has_http()) error(path, "set either http or tcpProxy, not both");
       info.tcp = tcpProxy(l.tcp_proxy(), path + ".tcpProxy");
+      if (l.has_http()) httpListener(l.http(), path + ".http", info);  // protocol detection
+      if (l.has_protocol_detection_timeout()) {
+        info.detection_timeout =
+            duration(l.protocol_detection_timeout(), path + ".protocolDetectionTimeout");
+      }
     } else if (!l.has_http()) {
       error(path + ".http", "http or tcpProxy is required");
       continue;

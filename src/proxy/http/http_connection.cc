@@ -2,6 +2,7 @@
 
 #include <boost/asio/write.hpp>
 #include <cstdio>
+#include <cstring>
 
 #include "core/hash.h"
 #include "core/http/status_codes.h"
@@ -125,7 +126,7 @@ struct HttpConnection::Guard {
 };
 
 HttpConnection::HttpConnection(Worker& worker, boost::asio::ip::tcp::socket socket,
-                               uint32_t listener_slot)
+                               uint32_t listener_slot, std::string_view initial_bytes)
     : worker_(worker),
       socket_(std::move(socket)),
       slot_(listener_slot),
@@ -135,7 +136,13 @@ HttpConnection::HttpConnection(Worker& worker, boost::asio::ip::tcp::socket sock
                   ? worker.snapshot().listenerBySlot(listener_slot)->limits
                   : http::Limits{}),
       route_timer_(worker.io()),
-      attempt_timer_(worker.io()) {}
+      attempt_timer_(worker.io()) {
+  if (!initial_bytes.empty()) {
+    auto [p, n] = in_.prepare(initial_bytes.size(), initial_bytes.size() + kReadChunk);
+    std::memcpy(p, initial_bytes.data(), std::min(n, initial_bytes.size()));
+    in_.commit(std::min(n, initial_bytes.size()));
+  }
+}
 
 HttpConnection::~HttpConnection() = default;
 
@@ -160,6 +167,10 @@ void HttpConnection::start() {
   }
   last_activity_ = Clock::now();
   worker_.addConnection(this);
+  if (!in_.empty()) {
+    processInput();  // bytes read during protocol detection; reads on afterwards
+    return;
+  }
   startRead();
 }
 

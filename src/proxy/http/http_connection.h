@@ -34,7 +34,9 @@ struct RetryPolicy;
 
 class HttpConnection final : public UpstreamCallbacks {
  public:
-  HttpConnection(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t listener_slot);
+  // `initial_bytes`: what was already read from the client (protocol detection).
+  HttpConnection(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t listener_slot,
+                 std::string_view initial_bytes = {});
   ~HttpConnection() override;
 
   void start();

@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "core/tls/client_hello.h"
+#include "proxy/http/http_connection.h"
 #include "proxy/server/worker.h"
 #include "proxy/telemetry/response_flags.h"
 #include "proxy/upstream/load_balancer.h"
@@ -31,6 +32,7 @@ TcpProxyConnection::TcpProxyConnection(Worker& worker, boost::asio::ip::tcp::soc
       downstream_(std::move(socket)),
       upstream_(worker.io()),
       timer_(worker.io()),
+      detect_timer_(worker.io()),
       slot_(listener_slot) {}
 
 void TcpProxyConnection::start() {
@@ -42,12 +44,30 @@ void TcpProxyConnection::start() {
     close(0);
     return;
   }
-  worker_.stats().inc(listener_->stats.cx_total);
-  worker_.stats().add(listener_->stats.cx_active, 1);
   boost::system::error_code ec;
   downstream_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
   last_activity_ = std::chrono::steady_clock::now();
-  armIdleTimer();
+  if (listener_->detectsProtocol()) {
+    // The first bytes decide between HTTP and TCP; a silent client is TCP (server-first).
+    detecting_ = true;
+    sniffing_ = true;
+    sniff_deadline_ = last_activity_ + kSniffTimeout;
+    ++pending_;
+    detect_timer_.expires_after(listener_->detection_timeout);
+    detect_timer_.async_wait([this](const boost::system::error_code& e) {
+      Guard g2(this);
+      --pending_;
+      if (e || closed_ || !detecting_) return;
+      // Undecided in time (nothing sent, or not yet a request line): TCP. The pending read
+      // returns aborted, having consumed nothing; what was read so far goes upstream first.
+      detect_timed_out_ = true;
+      boost::system::error_code ignored;
+      downstream_.cancel(ignored);
+    });
+    sniff();
+    return;
+  }
+  countConnection();
   if (!listener_->tcp->sni_routes.empty()) {
     sniffing_ = true;
     sniff_deadline_ = last_activity_ + kSniffTimeout;
@@ -57,7 +77,34 @@ void TcpProxyConnection::start() {
   pickCluster({});
 }
 
+void TcpProxyConnection::countConnection() {
+  counted_ = true;
+  worker_.stats().inc(listener_->stats.cx_total);
+  worker_.stats().add(listener_->stats.cx_active, 1);
+  armIdleTimer();
+}
+
+// Protocol detection decided HTTP: the HTTP connection takes the socket and the bytes read.
+void TcpProxyConnection::handOffToHttp() {
+  detecting_ = false;
+  sniffing_ = false;
+  detect_timer_.cancel();
+  (new HttpConnection(worker_, std::move(downstream_), slot_, sniffed_))->start();
+  handed_off_ = true;
+  close(0);
+}
+
+// Whether bytes seen so far are (or may still become) an HTTP/1.x request line: a method token
+// of capital letters followed by a space.
+static int looksLikeHttp(std::string_view b) {
+  size_t i = 0;
+  while (i < b.size() && i < 20 && b[i] >= 'A' && b[i] <= 'Z') ++i;
+  if (i == b.size() && i < 20) return 0;  // undecided: need more
+  return i > 0 && i < b.size() && b[i] == ' ' ? 1 : -1;
+}
+
 void TcpProxyConnection::pickCluster(std::string_view sni) {
+  if (!counted_) countConnection();
   sniffing_ = false;
   const TcpProxyInfo& t = *listener_->tcp;
   for (const SniRoute& r : t.sni_routes) {
@@ -84,28 +131,62 @@ void TcpProxyConnection::sniff() {
                               [this](const boost::system::error_code& ec, size_t n) {
                                 Guard g(this);
                                 --pending_;
-                                if (closed_ || !sniffing_) return;
-                                if (ec) {
-                                  close(kDownstreamConnectionTermination);
-                                  return;
-                                }
-                                last_activity_ = std::chrono::steady_clock::now();
-                                sniffed_.append(up_.buf.get(), n);
-                                up_.bytes += n;
-                                std::string sni;
-                                switch (tls::parseClientHello(sniffed_, &sni)) {
-                                  case tls::HelloResult::kNeedMore:
-                                    sniff();
-                                    return;
-                                  case tls::HelloResult::kFound:
-                                    pickCluster(sni);
-                                    return;
-                                  case tls::HelloResult::kNoSni:
-                                  case tls::HelloResult::kNotTls:
-                                    pickCluster({});
-                                    return;
-                                }
+                                onSniffRead(ec, n);
                               });
+}
+
+void TcpProxyConnection::onSniffRead(const boost::system::error_code& ec, size_t n) {
+  if (closed_ || !sniffing_) return;
+  if (ec == boost::asio::error::operation_aborted && detect_timed_out_) {
+    // Undecided within the detection timeout (e.g. a server-first protocol): TCP.
+    detecting_ = false;
+    if (!listener_->tcp->sni_routes.empty()) {
+      countConnection();
+      sniff();  // an SNI listener still waits for a ClientHello (its 5 s limit applies)
+      return;
+    }
+    pickCluster({});
+    return;
+  }
+  if (ec) {
+    if (!counted_) countConnection();
+    close(kDownstreamConnectionTermination);
+    return;
+  }
+  last_activity_ = std::chrono::steady_clock::now();
+  sniffed_.append(up_.buf.get(), n);
+  up_.bytes += n;
+  if (detecting_) {
+    int http = looksLikeHttp(sniffed_);
+    if (http == 0) {
+      sniff();
+      return;
+    }
+    if (http > 0) {
+      handOffToHttp();
+      return;
+    }
+    detecting_ = false;
+    detect_timer_.cancel();
+    countConnection();
+    if (listener_->tcp->sni_routes.empty()) {
+      pickCluster({});
+      return;
+    }
+  }
+  std::string sni;
+  switch (tls::parseClientHello(sniffed_, &sni)) {
+    case tls::HelloResult::kNeedMore:
+      sniff();
+      return;
+    case tls::HelloResult::kFound:
+      pickCluster(sni);
+      return;
+    case tls::HelloResult::kNoSni:
+    case tls::HelloResult::kNotTls:
+      pickCluster({});
+      return;
+  }
 }
 
 void TcpProxyConnection::connectUpstream() {
@@ -281,13 +362,14 @@ void TcpProxyConnection::close(uint32_t flags) {
   if (closed_) return;
   closed_ = true;
   flags_ |= flags;
-  if (listener_ != nullptr && listener_->tcp) {
+  if (listener_ != nullptr && listener_->tcp && counted_) {
     worker_.stats().add(listener_->stats.cx_active, -1);
     record(true);
   }
+  detect_timer_.cancel();
   if (cluster_ != nullptr && host_ >= 0) --cluster_->active[host_];
   boost::system::error_code ignored;
-  downstream_.close(ignored);
+  if (!handed_off_) downstream_.close(ignored);
   upstream_.close(ignored);
   timer_.cancel();
 }

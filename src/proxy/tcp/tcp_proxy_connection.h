@@ -40,7 +40,10 @@ class TcpProxyConnection {
 
   // TLS passthrough: reads the ClientHello's server name, then picks the cluster.
   void sniff();
+  void onSniffRead(const boost::system::error_code& ec, size_t n);
   void pickCluster(std::string_view sni);
+  void countConnection();
+  void handOffToHttp();
   void connectUpstream();
   void onConnect(const boost::system::error_code& ec);
   void pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to, Pipe& p);
@@ -53,6 +56,7 @@ class TcpProxyConnection {
   boost::asio::ip::tcp::socket downstream_;
   boost::asio::ip::tcp::socket upstream_;
   boost::asio::steady_timer timer_;
+  boost::asio::steady_timer detect_timer_;
   uint32_t slot_;
   SnapshotHolder* holder_ = nullptr;
   const ListenerInfo* listener_ = nullptr;
@@ -62,6 +66,10 @@ class TcpProxyConnection {
   Pipe down_;            // upstream -> client
   std::string sniffed_;  // bytes read while looking for the server name; sent upstream first
   bool sniffing_ = false;
+  bool detecting_ = false;  // choosing between HTTP and TCP
+  bool detect_timed_out_ = false;
+  bool counted_ = false;     // counted as a TCP connection of the listener
+  bool handed_off_ = false;  // the socket went to an HttpConnection
   std::chrono::steady_clock::time_point sniff_deadline_;
   uint32_t flags_ = 0;
   uint32_t pending_ = 0;
