@@ -809,7 +809,7 @@ void HttpConnection::sendShadows() {
   out.append(shadow_body_);
   const Millis timeout = rq_.route->timeout.count() > 0 ? rq_.route->timeout : kShadowTimeout;
   for (uint32_t cluster : shadow_clusters_) {
-    ShadowRequest::send(worker_, cluster, out, rq_.head_request, timeout);
+    ShadowRequest::send(worker_, rq_.holder, cluster, out, rq_.head_request, timeout);
   }
   shadow_clusters_.clear();
   shadow_body_.clear();

@@ -7,13 +7,10 @@
 
 namespace mesh::proxy {
 
-void ShadowRequest::send(Worker& worker, uint32_t cluster, std::string request, bool head_request,
-                         Millis timeout) {
-  SnapshotHolder* holder = worker.retainCurrent();
-  if (cluster >= holder->clusters.size()) {
-    worker.release(holder);
-    return;
-  }
+void ShadowRequest::send(Worker& worker, SnapshotHolder* holder, uint32_t cluster,
+                         std::string request, bool head_request, Millis timeout) {
+  if (cluster >= holder->clusters.size()) return;
+  worker.retain(holder);
   auto* s = new ShadowRequest(worker, holder, *holder->clusters[cluster], std::move(request));
   s->start(head_request, timeout);
 }

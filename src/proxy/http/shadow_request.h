@@ -18,9 +18,10 @@ struct ClusterRuntime;
 class ShadowRequest final : public UpstreamCallbacks {
  public:
   // Sends `request` (a complete HTTP/1.1 request: head and body) to a host of cluster number
-  // `cluster` of the worker's current snapshot; gives up after `timeout`.
-  static void send(Worker& worker, uint32_t cluster, std::string request, bool head_request,
-                   Millis timeout);
+  // `cluster` of `holder`'s snapshot (the one the primary request routed with, which the
+  // cluster index refers to); gives up after `timeout`.
+  static void send(Worker& worker, SnapshotHolder* holder, uint32_t cluster, std::string request,
+                   bool head_request, Millis timeout);
 
   void onUpstreamReady() override;
   void onUpstreamConnectFailure(bool timed_out) override;

@@ -75,6 +75,8 @@ class Worker {
     ++current_->refs;
     return current_;
   }
+  // One more reference to a snapshot already held (released with release()).
+  void retain(SnapshotHolder* h) { ++h->refs; }
   void release(SnapshotHolder* h);
   const Snapshot& snapshot() const { return *current_->snapshot; }
 
