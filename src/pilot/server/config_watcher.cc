@@ -5,12 +5,17 @@
 #include <sys/inotify.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "core/log.h"
 
 namespace mesh::pilot::server {
+
+namespace {
+constexpr std::chrono::seconds kMaxDelay{10};
+}  // namespace
 
 ConfigWatcher::ConfigWatcher(std::string dir, std::chrono::milliseconds debounce,
                              std::function<void()> onChange)
@@ -54,6 +59,7 @@ void ConfigWatcher::run() {
   using Clock = std::chrono::steady_clock;
   bool pending = false;
   Clock::time_point due;
+  Clock::time_point first_event;
   alignas(struct inotify_event) char buf[8192];
   while (true) {
     int timeout_ms = -1;
@@ -71,8 +77,12 @@ void ConfigWatcher::run() {
     if (n > 0 && (fds[0].revents & POLLIN)) {
       while (::read(inotify_fd_, buf, sizeof buf) > 0) {
       }
+      const Clock::time_point now = Clock::now();
+      if (!pending) first_event = now;
       pending = true;
-      due = Clock::now() + debounce_;  // quiet period restarts with every event
+      // The quiet period restarts with every event, but a directory that never stays quiet
+      // is still reloaded every kMaxDelay (Istio: 100 ms quiet, 10 s at most).
+      due = std::min(now + debounce_, first_event + kMaxDelay);
       continue;
     }
     if (pending && Clock::now() >= due) {

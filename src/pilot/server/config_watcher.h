@@ -1,5 +1,6 @@
 // Watches pilot's config directory with inotify and calls back once per burst of changes: after
-// `debounce` without a further event (an editor's write-rename-chmod counts as one change).
+// `debounce` without a further event (an editor's write-rename-chmod counts as one change), or
+// 10 s after the first event of a burst that never goes quiet.
 #pragma once
 
 #include <atomic>

@@ -70,7 +70,11 @@ class Service final : public dv1::AggregatedDiscovery::Service {
       events->cv.notify_one();
     });
     grpc::Status status = serve(ctx, stream, events);
-    ctx->TryCancel();  // unblocks the reader if the stream ended from this side
+    // Unblocks the reader if the stream ended from this side. Known limitation: the proxy then
+    // sees CANCELLED rather than `status` (e.g. INVALID_ARGUMENT for an unknown type_url); the
+    // reason is in pilot's log. The callback API will let the status through.
+    if (!status.ok()) MESH_LOG("pilot", warn, "ending stream: {}", status.error_message());
+    ctx->TryCancel();
     reader.join();
     std::lock_guard<std::mutex> lock(mu_);
     contexts_.erase(ctx);

@@ -2,7 +2,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <thread>
 
@@ -18,13 +18,23 @@ using asio::ip::tcp;
 namespace {
 
 constexpr size_t kMaxRequestBytes = 64 * 1024;
+// A client that has not sent a whole request head by then (or not read the reply) is dropped.
+constexpr std::chrono::seconds kConnectionTimeout{10};
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, const HttpServer::Handler& handler)
-      : socket_(std::move(socket)), handler_(handler) {}
+      : socket_(std::move(socket)), timer_(socket_.get_executor()), handler_(handler) {}
 
-  void start() { read(); }
+  void start() {
+    timer_.expires_after(kConnectionTimeout);
+    timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec) return;  // cancelled: the connection finished first
+      boost::system::error_code ignored;
+      self->socket_.close(ignored);
+    });
+    read();
+  }
 
  private:
   void read() {
@@ -34,7 +44,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     socket_.async_read_some(asio::buffer(buf_.data() + old, 4096),
                             [this, self, old](boost::system::error_code ec, size_t n) {
                               buf_.resize(old + n);
-                              if (ec) return;
+                              if (ec) {
+                                timer_.cancel();
+                                return;
+                              }
                               onData();
                             });
   }
@@ -42,7 +55,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void onData() {
     auto r = parser_.parse(std::string_view(buf_.data(), buf_.size()));
     if (r.event == http::Http1Parser::Event::kNeedMore) {
-      if (buf_.size() > kMaxRequestBytes) return;  // drop the connection
+      if (buf_.size() > kMaxRequestBytes) {  // drop the connection
+        timer_.cancel();
+        return;
+      }
       read();
       return;
     }
@@ -65,12 +81,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (!head) out_ += reply.body;
     auto self = shared_from_this();
     asio::async_write(socket_, asio::buffer(out_), [this, self](boost::system::error_code, size_t) {
+      timer_.cancel();
       boost::system::error_code ignored;
       socket_.shutdown(tcp::socket::shutdown_both, ignored);
     });
   }
 
   tcp::socket socket_;
+  asio::steady_timer timer_;
   const HttpServer::Handler& handler_;
   http::Http1Parser parser_{http::Http1Parser::Type::kRequest};
   std::string buf_;
@@ -121,12 +139,11 @@ StatusOr<uint16_t> HttpServer::start(const std::string& address) {
 
 void HttpServer::stop() {
   if (!impl_->thread.joinable()) return;
-  asio::post(impl_->io, [this] {
-    boost::system::error_code ignored;
-    impl_->acceptor->close(ignored);
-  });
   impl_->io.stop();
   impl_->thread.join();
+  // The loop's thread is gone: its objects may be touched here.
+  boost::system::error_code ignored;
+  impl_->acceptor->close(ignored);
 }
 
 }  // namespace mesh::pilot::server
