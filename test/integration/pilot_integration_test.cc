@@ -218,6 +218,15 @@ class PilotIntegrationTest : public ::testing::Test {
     ASSERT_EQ(ready.status, 200) << ready.body << pilot_->log();
   }
 
+  // Subscribes as productpage and ACKs the first push; nullopt (and a failure) if none came.
+  std::optional<dv1::DiscoveryResponse> subscribeAndAck(XdsClient& client) {
+    client.subscribe(productpageNode());
+    auto r = client.next();
+    EXPECT_TRUE(r.has_value()) << pilot_->log();
+    if (r) client.ack(*r);
+    return r;
+  }
+
   std::string syncz(const std::function<bool(const std::string&)>& pred) {
     return waitForPage(http_port_, "/debug/syncz", pred);
   }
@@ -256,10 +265,8 @@ TEST_F(PilotIntegrationTest, FirstPushEqualsTheTranslatorsAndAnAckMakesItSynced)
 
 TEST_F(PilotIntegrationTest, VirtualServiceChangeIsPushedWithANewVersion) {
   XdsClient client(grpc_port_);
-  client.subscribe(productpageNode());
-  auto first = client.next();
-  ASSERT_TRUE(first.has_value()) << pilot_->log();
-  client.ack(*first);
+  auto first = subscribeAndAck(client);
+  ASSERT_TRUE(first.has_value());
 
   writeFileAtomic(config_dir_ + "/reviews-vs.yaml", reviewsVirtualService(80));
   auto second = client.next();
@@ -284,10 +291,8 @@ TEST_F(PilotIntegrationTest, VirtualServiceChangeIsPushedWithANewVersion) {
 
 TEST_F(PilotIntegrationTest, NackIsShownInSynczWithItsMessage) {
   XdsClient client(grpc_port_);
-  client.subscribe(productpageNode());
-  auto first = client.next();
-  ASSERT_TRUE(first.has_value()) << pilot_->log();
-  client.ack(*first);
+  auto first = subscribeAndAck(client);
+  ASSERT_TRUE(first.has_value());
   writeFileAtomic(config_dir_ + "/reviews-vs.yaml", reviewsVirtualService(10));
   auto second = client.next();
   ASSERT_TRUE(second.has_value()) << pilot_->log();
@@ -308,10 +313,8 @@ TEST_F(PilotIntegrationTest, NackIsShownInSynczWithItsMessage) {
 
 TEST_F(PilotIntegrationTest, InvalidFileKeepsTheLastGoodConfigAndConfigzNamesFileLineField) {
   XdsClient client(grpc_port_);
-  client.subscribe(productpageNode());
-  auto first = client.next();
-  ASSERT_TRUE(first.has_value()) << pilot_->log();
-  client.ack(*first);
+  auto first = subscribeAndAck(client);
+  ASSERT_TRUE(first.has_value());
 
   std::string bad = reviewsVirtualService(50);
   bad.replace(bad.rfind("weight: 50"), 10, "weight: 150");
