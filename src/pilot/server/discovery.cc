@@ -161,6 +161,7 @@ bool Discovery::onResponse(uint64_t conn, const std::string& version_info, const
   p.awaiting_ack = false;
   if (error) {
     p.nack_version = p.sent_version;
+    p.nack_code = error->first;
     p.nack_message = error->second;
     if (first_answer) thread_stats_.inc(rejects_);
     MESH_LOG("pilot", warn, "proxy {} rejected version {} (code {}): {}", p.identity.id,
@@ -249,6 +250,7 @@ std::string Discovery::syncz() const {
     } else {
       out += "{";
       appendField(&out, "version", p.nack_version, false);
+      out += ",\"code\":" + std::to_string(p.nack_code);
       appendField(&out, "message", p.nack_message, true);
       out += "}";
     }

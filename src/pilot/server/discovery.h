@@ -101,6 +101,7 @@ class Discovery {
     bool awaiting_ack = false;
     std::string acked_version;
     std::string nack_version;
+    int nack_code = 0;
     std::string nack_message;
     uint64_t pushes = 0;
   };

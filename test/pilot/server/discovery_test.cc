@@ -95,6 +95,7 @@ TEST_F(DiscoveryTest, AckNackAndStaleNonces) {
   std::string syncz = d_.syncz();
   EXPECT_THAT(syncz, HasSubstr("\"status\":\"REJECTED\""));
   EXPECT_THAT(syncz, HasSubstr("\"acked_version\":\"1\""));
+  EXPECT_THAT(syncz, HasSubstr(R"("last_nack":{"version":"2","code":3,)"));
   EXPECT_THAT(syncz, HasSubstr(R"("message":"listener \"x\": bad \"port\"")"));
   EXPECT_THAT(d_.metrics(), HasSubstr("pilot_total_xds_rejects{type=\"bootstrap\"} 1"));
 }
