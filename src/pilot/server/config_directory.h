@@ -1,0 +1,30 @@
+// Pilot's file config store: every *.yaml, *.yml and *.json of one directory loaded as Istio
+// networking resources plus the Kubernetes Service/Endpoints/Pod objects that feed the registry,
+// and validated as a whole. A load either yields a usable config or the full list of errors.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "config/kubernetes.h"
+#include "config/resource.h"
+#include "core/validation_errors.h"
+
+namespace mesh::pilot::server {
+
+struct DirectoryConfig {
+  std::vector<std::string> files;  // the files read, sorted by name
+  std::vector<config::Resource> resources;
+  std::vector<config::KubernetesObject> kube_objects;
+  // Every load and validation error of every file; the config is usable only when empty.
+  ValidationErrors errors;
+  bool ok() const { return errors.empty(); }
+};
+
+// Reads the directory (not recursively; hidden files skipped). A missing directory is an error.
+DirectoryConfig loadConfigDirectory(const std::string& dir);
+
+// True for the names loadConfigDirectory reads.
+bool isConfigFileName(const std::string& name);
+
+}  // namespace mesh::pilot::server

@@ -1,0 +1,323 @@
+#include "pilot/server/discovery.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include <cstdio>
+#include <utility>
+
+#include "core/log.h"
+
+namespace mesh::pilot::server {
+
+MeshConfig::MeshConfig(DirectoryConfig config, uint64_t version, translate::PushOptions options)
+    : config_(std::move(config)), version_(version) {
+  service_entries_.update(config_.resources);
+  kubernetes_.update(config_.kube_objects);
+  push_ =
+      std::make_unique<translate::PushContext>(registry_, config_.resources, std::move(options));
+  translator_ = std::make_unique<translate::Translator>(*push_);
+}
+
+translate::Translation MeshConfig::translate(const translate::ProxyIdentity& proxy) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return translator_->translate(proxy);
+}
+
+Discovery::Discovery(stats::Store& stats, translate::PushOptions options)
+    : options_(std::move(options)), stats_(stats), thread_stats_(stats.createThreadStats()) {
+  using stats::MetricType;
+  pushes_ = stats.series(registerFamily(stats, "pilot_xds_pushes", MetricType::kCounter,
+                                        "Responses sent on discovery streams.", {"type"}),
+                         {"bootstrap"});
+  rejects_ = stats.series(registerFamily(stats, "pilot_total_xds_rejects", MetricType::kCounter,
+                                         "Responses a proxy rejected (NACKs).", {"type"}),
+                          {"bootstrap"});
+  connected_ = stats.series(registerFamily(stats, "pilot_xds_connected_proxies", MetricType::kGauge,
+                                           "Proxies with an open discovery stream.", {}));
+  config_errors_ =
+      stats.series(registerFamily(stats, "pilot_config_errors", MetricType::kGauge,
+                                  "Errors of the last config load (0 when it was applied).", {}));
+  stats::FamilyId loads = registerFamily(stats, "pilot_config_loads", MetricType::kCounter,
+                                         "Loads of the config directory, by result.", {"result"});
+  config_loads_ok_ = stats.series(loads, {"applied"});
+  config_loads_bad_ = stats.series(loads, {"rejected"});
+  convergence_ =
+      stats.series(registerFamily(stats, "pilot_proxy_convergence_time", MetricType::kHistogram,
+                                  "Seconds from sending a config to a proxy until it ACKed it.", {},
+                                  {0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 3, 5, 10, 20, 30}));
+  // Make the gauges appear at 0 before the first change.
+  thread_stats_.add(connected_, 0);
+  thread_stats_.add(config_errors_, 0);
+}
+
+bool Discovery::applyConfig(DirectoryConfig loaded) {
+  std::vector<std::function<void()>> wakes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    const int64_t before = static_cast<int64_t>(errors_.size());
+    if (!loaded.ok()) {
+      errors_ = loaded.errors;
+      thread_stats_.add(config_errors_, static_cast<int64_t>(errors_.size()) - before);
+      thread_stats_.inc(config_loads_bad_);
+      MESH_LOG("pilot", warn, "config rejected, keeping version {}: {}",
+               current_ ? current_->version() : 0, errors_.toString());
+      return false;
+    }
+    errors_ = ValidationErrors();
+    thread_stats_.add(config_errors_, -before);
+    thread_stats_.inc(config_loads_ok_);
+    current_ =
+        std::make_shared<const MeshConfig>(std::move(loaded), next_config_version_++, options_);
+    MESH_LOG("pilot", info, "config version {} applied: {} resources, {} Kubernetes objects",
+             current_->version(), current_->config().resources.size(),
+             current_->config().kube_objects.size());
+    for (auto& [id, p] : proxies_) wakes.push_back(p.wake);
+  }
+  for (auto& wake : wakes) wake();
+  return true;
+}
+
+bool Discovery::ready() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_ != nullptr;
+}
+
+std::shared_ptr<const MeshConfig> Discovery::current() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return current_;
+}
+
+uint64_t Discovery::connect(const translate::ProxyIdentity& proxy, std::function<void()> wake) {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t id = next_conn_++;
+  ProxyState& p = proxies_[id];
+  p.identity = proxy;
+  p.wake = std::move(wake);
+  thread_stats_.add(connected_, 1);
+  MESH_LOG("pilot", info, "proxy {} connected (stream {})", proxy.id, id);
+  return id;
+}
+
+void Discovery::disconnect(uint64_t conn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = proxies_.find(conn);
+  if (it == proxies_.end()) return;
+  MESH_LOG("pilot", info, "proxy {} disconnected (stream {})", it->second.identity.id, conn);
+  proxies_.erase(it);
+  thread_stats_.add(connected_, -1);
+}
+
+std::optional<Push> Discovery::nextPush(uint64_t conn) {
+  std::shared_ptr<const MeshConfig> config;
+  translate::ProxyIdentity identity;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = proxies_.find(conn);
+    if (it == proxies_.end() || current_ == nullptr) return std::nullopt;
+    config = current_;
+    identity = it->second.identity;
+  }
+  // Translate without holding mu_: it is the slow part.
+  translate::Translation t = config->translate(identity);
+  std::string bytes;
+  // Deterministic so that equal configs give equal bytes (maps are serialized in key order).
+  {
+    google::protobuf::io::StringOutputStream sos(&bytes);
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    t.bootstrap.SerializeToCodedStream(&cos);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = proxies_.find(conn);
+  if (it == proxies_.end()) return std::nullopt;
+  ProxyState& p = it->second;
+  if (!p.sent_version.empty() && p.sent_bytes == bytes) return std::nullopt;
+  Push push;
+  push.version = std::to_string(config->version());
+  push.nonce = std::to_string(next_nonce_++);
+  push.bootstrap = std::move(t.bootstrap);
+  p.sent_version = push.version;
+  p.sent_nonce = push.nonce;
+  p.sent_bytes = std::move(bytes);
+  p.sent_at = Clock::now();
+  p.awaiting_ack = true;
+  ++p.pushes;
+  thread_stats_.inc(pushes_);
+  for (const auto& w : t.warnings) {
+    MESH_LOG("pilot", warn, "proxy {}: {}", identity.id, w);
+  }
+  return push;
+}
+
+bool Discovery::onResponse(uint64_t conn, const std::string& version_info, const std::string& nonce,
+                           std::optional<std::pair<int, std::string>> error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = proxies_.find(conn);
+  if (it == proxies_.end()) return false;
+  ProxyState& p = it->second;
+  if (nonce.empty() || nonce != p.sent_nonce) return false;
+  const bool first_answer = p.awaiting_ack;
+  p.awaiting_ack = false;
+  if (error) {
+    p.nack_version = p.sent_version;
+    p.nack_code = error->first;
+    p.nack_message = error->second;
+    if (first_answer) thread_stats_.inc(rejects_);
+    MESH_LOG("pilot", warn, "proxy {} rejected version {} (code {}): {}", p.identity.id,
+             p.sent_version, error->first, error->second);
+    return true;
+  }
+  p.acked_version = version_info;
+  if (first_answer && version_info == p.sent_version) {
+    std::chrono::duration<double> d = Clock::now() - p.sent_at;
+    thread_stats_.observe(convergence_, d.count());
+  }
+  return true;
+}
+
+void appendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (char c : s) {
+    switch (c) {
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
+          *out += buf;
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+namespace {
+
+void appendField(std::string* out, std::string_view name, std::string_view value, bool comma) {
+  if (comma) out->push_back(',');
+  appendJsonString(out, name);
+  out->push_back(':');
+  appendJsonString(out, value);
+}
+
+}  // namespace
+
+std::string Discovery::syncz() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::string out = "[";
+  bool first = true;
+  for (const auto& [id, p] : proxies_) {
+    if (!first) out += ",";
+    first = false;
+    out += "{";
+    appendField(&out, "proxy", p.identity.id, false);
+    appendField(&out, "namespace", p.identity.namespace_name, true);
+    out += ",\"stream\":" + std::to_string(id);
+    appendField(&out, "sent_version", p.sent_version, true);
+    appendField(&out, "sent_nonce", p.sent_nonce, true);
+    appendField(&out, "acked_version", p.acked_version, true);
+    const char* status = "NOT SENT";
+    if (!p.sent_version.empty()) {
+      if (!p.nack_version.empty() && p.nack_version == p.sent_version) {
+        status = "REJECTED";
+      } else if (p.acked_version == p.sent_version && !p.awaiting_ack) {
+        status = "SYNCED";
+      } else {
+        status = "STALE";
+      }
+    }
+    appendField(&out, "status", status, true);
+    out += ",\"last_nack\":";
+    if (p.nack_version.empty()) {
+      out += "null";
+    } else {
+      out += "{";
+      appendField(&out, "version", p.nack_version, false);
+      out += ",\"code\":" + std::to_string(p.nack_code);
+      appendField(&out, "message", p.nack_message, true);
+      out += "}";
+    }
+    out += ",\"pushes\":" + std::to_string(p.pushes) + "}";
+  }
+  out += "]\n";
+  return out;
+}
+
+std::string Discovery::configz() const {
+  std::shared_ptr<const MeshConfig> config;
+  std::string out = "{";
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    config = current_;
+    out += "\"errors\":[";
+    bool first = true;
+    for (const ValidationError& e : errors_.errors()) {
+      if (!first) out += ",";
+      first = false;
+      out += "{";
+      appendField(&out, "file", e.file, false);
+      out += ",\"line\":" + std::to_string(e.line);
+      appendField(&out, "field", e.path, true);
+      appendField(&out, "message", e.message, true);
+      appendField(&out, "text", e.toString(), true);
+      out += "}";
+    }
+    out += "]";
+  }
+  out += ",\"version\":";
+  appendJsonString(&out, config ? std::to_string(config->version()) : "");
+  out += ",\"resources\":[";
+  if (config) {
+    bool first = true;
+    for (const config::Resource& r : config->config().resources) {
+      if (!first) out += ",";
+      first = false;
+      out += "{";
+      appendField(&out, "kind", config::kindName(r.kind), false);
+      appendField(&out, "namespace", r.namespace_name, true);
+      appendField(&out, "name", r.name, true);
+      appendField(&out, "file", r.file, true);
+      out += ",\"line\":" + std::to_string(r.line) + "}";
+    }
+    for (const config::KubernetesObject& o : config->config().kube_objects) {
+      if (!first) out += ",";
+      first = false;
+      const char* kind = o.as<config::v1::KubernetesServiceObject>()     ? "Service"
+                         : o.as<config::v1::KubernetesEndpointsObject>() ? "Endpoints"
+                                                                         : "Pod";
+      out += "{";
+      appendField(&out, "kind", kind, false);
+      appendField(&out, "namespace", o.namespace_name, true);
+      appendField(&out, "name", o.name, true);
+      appendField(&out, "file", o.file, true);
+      out += ",\"line\":" + std::to_string(o.line) + "}";
+    }
+  }
+  out += "]}\n";
+  return out;
+}
+
+std::string Discovery::metrics() const {
+  std::string out;
+  stats_.prometheusText(&out);
+  return out;
+}
+
+}  // namespace mesh::pilot::server

@@ -1,0 +1,132 @@
+// The discovery state of a running pilot: the current good config (translated on demand per
+// proxy), the config errors of the last load, and per connected proxy what was sent, what was
+// ACKed and the last NACK. The gRPC stream (grpc_service.cc) and the debug pages read and drive
+// it; it knows nothing of gRPC. All methods are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/stats/store.h"
+#include "pilot/model/aggregate_registry.h"
+#include "pilot/model/kubernetes_registry.h"
+#include "pilot/model/service_entry_registry.h"
+#include "pilot/server/config_directory.h"
+#include "pilot/translate/push_context.h"
+#include "pilot/translate/translator.h"
+#include "proxy/v1/config.pb.h"
+
+namespace mesh::pilot::server {
+
+// The type of the one resource this version of the stream carries.
+inline constexpr char kBootstrapType[] = "type.mesh/proxy.v1.Bootstrap";
+
+// One good config and what translation needs of it. Immutable after construction apart from
+// the translator's cache, which translate() guards.
+class MeshConfig {
+ public:
+  MeshConfig(DirectoryConfig config, uint64_t version, translate::PushOptions options);
+  MeshConfig(const MeshConfig&) = delete;
+  MeshConfig& operator=(const MeshConfig&) = delete;
+
+  uint64_t version() const { return version_; }
+  const DirectoryConfig& config() const { return config_; }
+  translate::Translation translate(const translate::ProxyIdentity& proxy) const;
+
+ private:
+  const DirectoryConfig config_;
+  const uint64_t version_;
+  model::ServiceEntryRegistry service_entries_;
+  model::KubernetesRegistry kubernetes_;
+  model::AggregateRegistry registry_{{&kubernetes_, &service_entries_}};
+  std::unique_ptr<translate::PushContext> push_;
+  mutable std::mutex mu_;
+  std::unique_ptr<translate::Translator> translator_;
+};
+
+// A response to send on a proxy's stream.
+struct Push {
+  std::string version;
+  std::string nonce;
+  mesh::proxy::v1::Bootstrap bootstrap;
+};
+
+class Discovery {
+ public:
+  using Clock = std::chrono::steady_clock;
+  Discovery(stats::Store& stats, translate::PushOptions options);
+
+  // A new load of the config directory. A good one becomes the current config (with the next
+  // version) and every connected proxy is woken to recompute; a bad one only replaces the
+  // recorded errors, and the last good config keeps serving. Returns true if it was applied.
+  bool applyConfig(DirectoryConfig loaded);
+  // True once a good config has been applied.
+  bool ready() const;
+  std::shared_ptr<const MeshConfig> current() const;
+
+  // A proxy's stream registered it. `wake` is called (from any thread, with no lock of this
+  // class held) when the proxy should call nextPush again. Returns the connection id.
+  uint64_t connect(const translate::ProxyIdentity& proxy, std::function<void()> wake);
+  void disconnect(uint64_t conn);
+
+  // The proxy's Bootstrap under the current config, if it differs (serialized bytes) from the
+  // last one sent on this connection; recorded as sent with a new version and nonce.
+  std::optional<Push> nextPush(uint64_t conn);
+
+  // A request after the first: ACK (no error) or NACK of the response named by `nonce`. A stale
+  // nonce (not the last sent) is ignored, as in xDS. Returns false if it was ignored.
+  bool onResponse(uint64_t conn, const std::string& version_info, const std::string& nonce,
+                  std::optional<std::pair<int, std::string>> error);
+
+  // Debug pages (JSON) and metrics (Prometheus text).
+  std::string syncz() const;
+  std::string configz() const;
+  std::string metrics() const;
+
+ private:
+  struct ProxyState {
+    translate::ProxyIdentity identity;
+    std::function<void()> wake;
+    std::string sent_version;
+    std::string sent_nonce;
+    std::string sent_bytes;  // the serialized Bootstrap last sent
+    Clock::time_point sent_at;
+    bool awaiting_ack = false;
+    std::string acked_version;
+    std::string nack_version;
+    int nack_code = 0;
+    std::string nack_message;
+    uint64_t pushes = 0;
+  };
+
+  const translate::PushOptions options_;
+  stats::Store& stats_;
+  stats::ThreadStats& thread_stats_;  // written only under mu_
+  stats::SeriesId pushes_;
+  stats::SeriesId rejects_;
+  stats::SeriesId connected_;
+  stats::SeriesId config_errors_;
+  stats::SeriesId config_loads_ok_;
+  stats::SeriesId config_loads_bad_;
+  stats::SeriesId convergence_;
+
+  mutable std::mutex mu_;
+  std::shared_ptr<const MeshConfig> current_;
+  uint64_t next_config_version_ = 1;
+  ValidationErrors errors_;  // of the last load (empty when it was good)
+  std::map<uint64_t, ProxyState> proxies_;
+  uint64_t next_conn_ = 1;
+  uint64_t next_nonce_ = 1;
+};
+
+// Appends s as a JSON string literal (quoted, escaped).
+void appendJsonString(std::string* out, std::string_view s);
+
+}  // namespace mesh::pilot::server

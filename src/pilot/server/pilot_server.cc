@@ -1,0 +1,105 @@
+#include "pilot/server/pilot_server.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "core/log.h"
+#include "pilot/server/config_directory.h"
+#include "pilot/server/config_watcher.h"
+#include "pilot/server/grpc_service.h"
+#include "pilot/server/http_server.h"
+
+namespace mesh::pilot::server {
+
+namespace {
+
+translate::PushOptions pushOptions(const PilotOptions& o) {
+  translate::PushOptions p;
+  p.root_namespace = o.root_namespace;
+  p.domain_suffix = o.domain_suffix;
+  return p;
+}
+
+}  // namespace
+
+PilotServer::PilotServer(PilotOptions options)
+    : options_(std::move(options)), discovery_(stats_, pushOptions(options_)) {}
+
+PilotServer::~PilotServer() { stop(); }
+
+void PilotServer::reload() {
+  std::lock_guard<std::mutex> lock(reload_mu_);
+  discovery_.applyConfig(loadConfigDirectory(options_.config_dir));
+}
+
+Status PilotServer::start() {
+  reload();
+  watcher_ =
+      std::make_unique<ConfigWatcher>(options_.config_dir, options_.debounce, [this] { reload(); });
+  MESH_RETURN_IF_ERROR(watcher_->start());
+
+  grpc_ = std::make_unique<GrpcDiscoveryServer>(discovery_);
+  auto grpc_port = grpc_->start(options_.grpc_address);
+  if (!grpc_port.ok()) return grpc_port.status();
+  grpc_port_ = *grpc_port;
+
+  http_ = std::make_unique<HttpServer>([this](std::string_view path) { return serveHttp(path); });
+  auto http_port = http_->start(options_.http_address);
+  if (!http_port.ok()) return http_port.status();
+  http_port_ = *http_port;
+
+  MESH_RETURN_IF_ERROR(writePortFile());
+  MESH_LOG("pilot", info, "pilot serving discovery on port {}, monitoring on port {}", grpc_port_,
+           http_port_);
+  return okStatus();
+}
+
+void PilotServer::stop() {
+  if (watcher_) watcher_->stop();
+  if (http_) http_->stop();
+  if (grpc_) grpc_->stop();
+}
+
+HttpReply PilotServer::serveHttp(std::string_view path) {
+  HttpReply r;
+  if (path == "/ready") {
+    if (discovery_.ready()) {
+      r.body = "ready\n";
+    } else {
+      r.status = 503;
+      r.body = "no good config loaded yet\n";
+    }
+  } else if (path == "/debug/syncz") {
+    r.content_type = "application/json";
+    r.body = discovery_.syncz();
+  } else if (path == "/debug/configz") {
+    r.content_type = "application/json";
+    r.body = discovery_.configz();
+  } else if (path == "/metrics") {
+    r.content_type = "text/plain; version=0.0.4";
+    r.body = discovery_.metrics();
+  } else {
+    r.status = 404;
+    r.body = "not found; try /ready, /metrics, /debug/syncz, /debug/configz\n";
+  }
+  return r;
+}
+
+Status PilotServer::writePortFile() const {
+  if (options_.port_file.empty()) return okStatus();
+  const std::string tmp = options_.port_file + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << "{\"grpc\":" << grpc_port_ << ",\"http\":" << http_port_ << "}\n";
+    out.flush();
+    if (!out) return unavailable("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0) {
+    return unavailable("cannot rename " + tmp + " to " + options_.port_file);
+  }
+  return okStatus();
+}
+
+}  // namespace mesh::pilot::server
