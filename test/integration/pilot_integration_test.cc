@@ -177,7 +177,9 @@ v1::Bootstrap bootstrapOf(const dv1::DiscoveryResponse& r) {
   return ::testing::AssertionFailure() << diff;
 }
 
-// Polls a debug page (bounded) until `pred` holds; returns the last body.
+// Polls a debug page (bounded) until `pred` holds; returns the last body. This waits on the
+// state the page shows (an ACK recorded, a load refused), which has no event a test can block
+// on; the 20 ms between polls only paces the polling, it is not a stand-in for readiness.
 std::string waitForPage(uint16_t port, const std::string& path,
                         const std::function<bool(const std::string&)>& pred) {
   const auto deadline = Clock::now() + kWait;
