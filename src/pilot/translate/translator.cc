@@ -292,6 +292,9 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
           continue;
         }
         l->mutable_http()->set_route_config_name(name);
+        // A port of unknown protocol is sniffed, as Istio's inbound listeners do: HTTP/1.1 to the
+        // route below, anything else relayed as TCP to the same inbound cluster.
+        if (sp.protocol == model::Protocol::kUnknown) l->mutable_tcp_proxy()->set_cluster(name);
 
         v1::RouteConfiguration* rc = out->bootstrap.add_route_configs();
         rc->set_name(name);

@@ -108,6 +108,28 @@ TEST(TranslatorTest, ShortNameGoesToTheProxysOwnNamespace) {
   EXPECT_THAT(own->domains(), ElementsAre("web.b.svc.cluster.local", "web.b.svc", "web.b", "web"));
 }
 
+TEST(TranslatorTest, InboundPortOfUnknownProtocolDetectsHttpOrTcp) {
+  // A Kubernetes Service port named without a protocol prefix: Istio sniffs it.
+  Mesh mesh({R"(apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: a}
+spec:
+  ports: [{port: 7000, name: custom, targetPort: 7000}]
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: svc, namespace: a}
+subsets:
+- addresses: [{ip: 10.1.0.9}]
+  ports: [{port: 7000, name: custom}]
+)"});
+  Translation t = mesh.translate(proxyIn("a", {{"app", "svc"}}, "10.1.0.9"));
+  const v1::Listener* in = findListener(t.bootstrap, "virtualInbound_7000");
+  ASSERT_NE(in, nullptr);
+  EXPECT_EQ(in->http().route_config_name(), "inbound|7000||");
+  EXPECT_EQ(in->tcp_proxy().cluster(), "inbound|7000||");
+}
+
 TEST(TranslatorTest, InboundListenerAndClusterForTheProxysOwnService) {
   TranslateOptions opts;
   opts.outbound_address = [](uint32_t port) { return "127.0.0.1:" + std::to_string(20000 + port); };
