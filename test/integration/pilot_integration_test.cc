@@ -177,9 +177,9 @@ v1::Bootstrap bootstrapOf(const dv1::DiscoveryResponse& r) {
   return ::testing::AssertionFailure() << diff;
 }
 
-// Polls a debug page (bounded) until `pred` holds; returns the last body. This waits on the
-// state the page shows (an ACK recorded, a load refused), which has no event a test can block
-// on; the 20 ms between polls only paces the polling, it is not a stand-in for readiness.
+// Polls a debug page until `pred` holds or kWait passes; returns the last body. The page shows
+// state (an ACK recorded, a load refused) that has no event a test can block on, so this asks
+// again at once; each request's round trip paces the loop.
 std::string waitForPage(uint16_t port, const std::string& path,
                         const std::function<bool(const std::string&)>& pred) {
   const auto deadline = Clock::now() + kWait;
@@ -188,7 +188,6 @@ std::string waitForPage(uint16_t port, const std::string& path,
     HttpResponse r = httpGet(port, path);
     body = r.body;
     if (r.ok && r.status == 200 && pred(body)) return body;
-    std::this_thread::sleep_for(milliseconds(20));
   }
   return body;
 }

@@ -50,6 +50,17 @@ class ProxyIntegrationTest : public ::testing::Test {
     v2_ = startHttpbin(dir_, "httpbin-v2", "v2");
   }
 
+  // Starts the proxy with route config "r" holding one catch-all virtual host whose routes are
+  // `routes` (YAML list items indented by four spaces), and the clusters `clusters`.
+  void startWithRoutes(const std::string& routes, const std::string& clusters,
+                       int concurrency = 2) {
+    startWith(
+        "routeConfigs:\n- name: r\n  virtualHosts:\n  - name: default\n"
+        "    domains: [\"*\"]\n    routes:\n" +
+            routes + "clusters:\n" + clusters,
+        concurrency);
+  }
+
   // Starts the proxy with one outbound listener "http" using route config "r".
   void startWith(const std::string& routes_and_clusters, int concurrency = 2) {
     std::string yaml = proxyPreamble() +
@@ -192,17 +203,10 @@ clusters:
 }
 
 TEST_F(ProxyIntegrationTest, WeightedSplitWithinTolerance) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {weightedClusters: {clusters: [{name: v1, weight: 80}, {name: v2, weight: 20}]}}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1") +
-            cluster("v2", {v2_.port}, "v2"));
+)",
+                  cluster("v1", {v1_.port}, "v1") + cluster("v2", {v2_.port}, "v2"));
 
   constexpr int kRequests = 1000;
   std::map<std::string, int> seen;
@@ -226,18 +230,12 @@ clusters:
 
 TEST_F(ProxyIntegrationTest, RetryHidesFailingEndpoint) {
   Httpbin bad = startHttpbin(dir_, "httpbin-bad", "v1", {"--status-override", "503"});
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /retried}
+  startWithRoutes(R"(    - match: {prefix: /retried}
       route: {cluster: mixed, prefixRewrite: /, retryPolicy: {retryOn: "5xx", numRetries: 3, perTryTimeout: 2s}}
     - match: {prefix: /plain}
       route: {cluster: mixed, prefixRewrite: /}
-clusters:
-)" + cluster("mixed", {v1_.port, bad.port}, "v1", "  lbPolicy: ROUND_ROBIN\n"));
+)",
+                  cluster("mixed", {v1_.port, bad.port}, "v1", "  lbPolicy: ROUND_ROBIN\n"));
 
   // Without retries, round robin sends half of the requests to the failing endpoint.
   int plain_failures = 0;
@@ -262,16 +260,10 @@ clusters:
 }
 
 TEST_F(ProxyIntegrationTest, RouteTimeoutIs504WithFlagUT) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: v1, timeout: 300ms}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1"));
+)",
+                  cluster("v1", {v1_.port}, "v1"));
 
   auto start = Clock::now();
   HttpResponse r = httpGet(port_, "/delay/5000");
@@ -291,13 +283,7 @@ clusters:
 }
 
 TEST_F(ProxyIntegrationTest, FaultInjection) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /abort}
+  startWithRoutes(R"(    - match: {prefix: /abort}
       route: {cluster: v1, prefixRewrite: /}
       fault: {abort: {httpStatus: 503}}
     - match: {prefix: /half}
@@ -309,8 +295,8 @@ TEST_F(ProxyIntegrationTest, FaultInjection) {
     - match: {prefix: /both}
       route: {cluster: v1, prefixRewrite: /}
       fault: {delay: {fixedDelay: 200ms}, abort: {httpStatus: 418}}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1"));
+)",
+                  cluster("v1", {v1_.port}, "v1"));
 
   // Abort at 100%: the upstream never sees the request.
   HttpClient c(port_);
@@ -368,25 +354,19 @@ clusters:
 // refused with 503 and flag UO. One worker, so the per-worker allowance of one connection per
 // host (as in Envoy) does not blur the counts.
 TEST_F(ProxyIntegrationTest, CircuitBreakersOverflowWithUO) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /cb/}
+  startWithRoutes(
+      R"(    - match: {prefix: /cb/}
       route: {cluster: limited, prefixRewrite: /}
     - match: {prefix: /one/}
       route: {cluster: one-request, prefixRewrite: /}
     - match: {prefix: /fresh/}
       route: {cluster: fresh, prefixRewrite: /}
-clusters:
-)" +
-                cluster("limited", {v1_.port}, "v1",
-                        "  circuitBreakers: {maxConnections: 1, maxPendingRequests: 1}\n") +
-                cluster("one-request", {v1_.port}, "v1", "  circuitBreakers: {maxRequests: 1}\n") +
-                cluster("fresh", {v1_.port}, "v1", "  maxRequestsPerConnection: 1\n"),
-            1);
+)",
+      cluster("limited", {v1_.port}, "v1",
+              "  circuitBreakers: {maxConnections: 1, maxPendingRequests: 1}\n") +
+          cluster("one-request", {v1_.port}, "v1", "  circuitBreakers: {maxRequests: 1}\n") +
+          cluster("fresh", {v1_.port}, "v1", "  maxRequestsPerConnection: 1\n"),
+      1);
   auto gauge = [&](const std::string& metric, const std::string& cluster_name) {
     return promSum(metrics(), metric, {"cluster_name=\"" + cluster_name + "\""});
   };
@@ -448,20 +428,14 @@ clusters:
 // its ejection time is over.
 TEST_F(ProxyIntegrationTest, OutlierDetectionEjectsAndReturns) {
   Httpbin bad = startHttpbin(dir_, "httpbin-bad", "v1", {"--status-override", "503"});
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: mixed}
-clusters:
-)" + cluster("mixed", {v1_.port, bad.port}, "v1",
-             "  lbPolicy: ROUND_ROBIN\n"
-             "  outlierDetection: {consecutive5xx: 2, baseEjectionTime: 1s, "
-             "maxEjectionPercent: 50}\n"),
-            1);
+)",
+                  cluster("mixed", {v1_.port, bad.port}, "v1",
+                          "  lbPolicy: ROUND_ROBIN\n"
+                          "  outlierDetection: {consecutive5xx: 2, baseEjectionTime: 1s, "
+                          "maxEjectionPercent: 50}\n"),
+                  1);
   HttpClient c(port_);
   // Round robin alternates: after two 503s from the bad endpoint it is ejected.
   int failures = 0, i = 0;
@@ -521,21 +495,15 @@ TEST_F(ProxyIntegrationTest, MirroringIsFireAndForget) {
   ::getsockname(silent, reinterpret_cast<sockaddr*>(&addr), &len);
   const uint16_t silent_port = ntohs(addr.sin_port);
 
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /full/}
+  startWithRoutes(R"(    - match: {prefix: /full/}
       route: {cluster: v1, prefixRewrite: /, requestMirrorPolicies: [{cluster: v2}]}
     - match: {prefix: /half/}
       route: {cluster: v1, prefixRewrite: /, requestMirrorPolicies: [{cluster: v2, percentage: 50}]}
     - match: {prefix: /silent/}
       route: {cluster: v1, prefixRewrite: /, timeout: 2s, requestMirrorPolicies: [{cluster: silent}]}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1") +
-            cluster("v2", {v2_.port}, "v2") + cluster("silent", {silent_port}, "v1"));
+)",
+                  cluster("v1", {v1_.port}, "v1") + cluster("v2", {v2_.port}, "v2") +
+                      cluster("silent", {silent_port}, "v1"));
 
   // The caller sees only the primary; the mirror got the same request, "-shadow" host, body.
   HttpClient c(port_);
@@ -581,16 +549,10 @@ clusters:
 // A request body consumed while a read was in flight (the upstream connection was still being
 // established) once left the next request on the connection unparsed.
 TEST_F(ProxyIntegrationTest, KeepAliveAfterABodyOnAFreshUpstreamConnection) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: v1}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1", "  maxRequestsPerConnection: 1\n"));
+)",
+                  cluster("v1", {v1_.port}, "v1", "  maxRequestsPerConnection: 1\n"));
   HttpClient c(port_);
   for (int i = 0; i < 5; ++i) {
     // Each request gets a new upstream connection (maxRequestsPerConnection: 1).
@@ -606,13 +568,7 @@ clusters:
 }
 
 TEST_F(ProxyIntegrationTest, CorsPreflightAndResponseHeaders) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: v1}
       cors:
         allowOrigins: [{exact: "https://shop.example"}, {regex: "https://.*\\.trusted\\.example"}]
@@ -621,8 +577,8 @@ TEST_F(ProxyIntegrationTest, CorsPreflightAndResponseHeaders) {
         exposeHeaders: [x-version]
         maxAge: 24h
         allowCredentials: true
-clusters:
-)" + cluster("v1", {v1_.port}, "v1"));
+)",
+                  cluster("v1", {v1_.port}, "v1"));
 
   // A preflight from an allowed origin is answered by the proxy.
   HttpResponse r = httpGet(port_, "/status/204", {}, "test.local");  // baseline: no Origin
@@ -768,19 +724,12 @@ clusters:
 // maxRetries: while one request waits to retry, another request's retry is refused.
 TEST_F(ProxyIntegrationTest, MaxRetriesBoundsRetriesWaitingAtOnce) {
   Httpbin bad = startHttpbin(dir_, "httpbin-bad", "v1", {"--status-override", "503"});
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route:
         cluster: failing
         retryPolicy: {retryOn: 5xx, numRetries: 1, backoffBaseInterval: 1s, backoffMaxInterval: 1s}
-clusters:
-)" + cluster("failing", {bad.port}, "v1", "  circuitBreakers: {maxRetries: 1}\n"),
-            1);
+)",
+                  cluster("failing", {bad.port}, "v1", "  circuitBreakers: {maxRetries: 1}\n"), 1);
   // The backoff is jittered in [0, 1 s]: a round in which the first request's retry started
   // before the second request arrived shows no overflow, so a few rounds are allowed (the
   // chance that three in a row do is about one in a billion).
@@ -960,16 +909,10 @@ TEST_F(ProxyIntegrationTest, ReloadUnderLoadDropsNothing) {
 }
 
 TEST_F(ProxyIntegrationTest, InvalidReloadIsRefusedAndOldConfigServes) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: v1}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1"));
+)",
+                  cluster("v1", {v1_.port}, "v1"));
 
   std::string bad = proxyPreamble() +
                     "listeners:\n- name: http\n  address: 127.0.0.1:0\n"
@@ -1012,16 +955,10 @@ clusters:
 // SIGTERM while a request is in flight: the listener closes, the request finishes, the process
 // exits 0.
 TEST_F(ProxyIntegrationTest, DrainLetsInFlightRequestFinish) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: v1, timeout: 20s}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1"));
+)",
+                  cluster("v1", {v1_.port}, "v1"));
 
   HttpResponse slow;
   std::thread t(
@@ -1047,16 +984,10 @@ clusters:
 }
 
 TEST_F(ProxyIntegrationTest, IstioMetricsCarryIstiosLabels) {
-  startWith(R"(routeConfigs:
-- name: r
-  virtualHosts:
-  - name: default
-    domains: ["*"]
-    routes:
-    - match: {prefix: /}
+  startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: v1}
-clusters:
-)" + cluster("v1", {v1_.port}, "v1"));
+)",
+                  cluster("v1", {v1_.port}, "v1"));
   for (int i = 0; i < 3; ++i) {
     HttpResponse r = httpGet(port_, "/status/201");
     ASSERT_TRUE(r.ok) << r.error;
