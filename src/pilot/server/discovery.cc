@@ -229,6 +229,8 @@ std::string Discovery::syncz() const {
     out += "{";
     appendField(&out, "proxy", p.identity.id, false);
     appendField(&out, "namespace", p.identity.namespace_name, true);
+    appendField(&out, "workload", p.identity.workload_name, true);
+    appendField(&out, "admin_address", p.identity.admin_address, true);
     out += ",\"stream\":" + std::to_string(id);
     appendField(&out, "sent_version", p.sent_version, true);
     appendField(&out, "sent_nonce", p.sent_nonce, true);

@@ -265,10 +265,21 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
 void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
   if (proxy.ip.empty()) return;
   const model::ServiceRegistry& registry = push_.registry();
+  // On a shared address (workloads on one loopback) the workload name tells whose endpoint it
+  // is: when some endpoint at the proxy's IP names the proxy's workload, only those count.
+  bool by_name = false;
+  if (!proxy.workload_name.empty()) {
+    for (const model::Service* s : registry.services()) {
+      for (const model::Endpoint& e : registry.endpoints(*s)) {
+        by_name = by_name || (e.address == proxy.ip && e.workload_name == proxy.workload_name);
+      }
+    }
+  }
   std::set<uint32_t> seen;
   for (const model::Service* s : registry.services()) {
     for (const model::Endpoint& e : registry.endpoints(*s)) {
       if (e.address != proxy.ip) continue;
+      if (by_name && e.workload_name != proxy.workload_name) continue;
       for (const model::ServicePort& sp : s->ports) {
         uint32_t target = e.portFor(sp);
         if (!seen.insert(target).second) continue;
@@ -281,7 +292,8 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
         c->mutable_service()->set_namespace_(s->namespace_name);
         v1::Endpoint* ep = c->add_endpoints();
         ep->set_address(options_.app_address);
-        ep->set_port(target);
+        auto app = proxy.app_ports.find(target);
+        ep->set_port(app != proxy.app_ports.end() ? app->second : target);
 
         v1::Listener* l = out->bootstrap.add_listeners();
         l->set_name("virtualInbound_" + std::to_string(target));
@@ -319,20 +331,29 @@ Translation Translator::translate(const ProxyIdentity& proxy) {
   node->mutable_labels()->insert(proxy.labels.begin(), proxy.labels.end());
   node->set_service_account(proxy.service_account);
 
+  // Outbound listeners: where the proxy asks (its interception mode is NONE), else the default.
+  auto outbound_address = [&](uint32_t port) {
+    const std::string& bind = proxy.outbound_bind;
+    if (bind.empty()) return options_.outbound_address(port);
+    size_t colon = bind.rfind(':');
+    bool has_port = colon != std::string::npos && bind.find(']', colon) == std::string::npos &&
+                    (bind.front() == '[' || bind.find(':') == colon);
+    return has_port ? bind : hostPort(bind, port);
+  };
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
   for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
   for (const auto& rc : view->route_configs) *out.bootstrap.add_route_configs() = rc;
   for (uint32_t port : view->http_ports) {
     v1::Listener* l = out.bootstrap.add_listeners();
     l->set_name("0.0.0.0_" + std::to_string(port));
-    l->set_address(options_.outbound_address(port));
+    l->set_address(outbound_address(port));
     l->set_direction(v1::OUTBOUND);
     l->mutable_http()->set_route_config_name(std::to_string(port));
   }
   for (const auto& [port, tcp] : view->tcp_ports) {
     v1::Listener* l = out.bootstrap.add_listeners();
     l->set_name("0.0.0.0_" + std::to_string(port));
-    l->set_address(options_.outbound_address(port));
+    l->set_address(outbound_address(port));
     l->set_direction(v1::OUTBOUND);
     *l->mutable_tcp_proxy() = tcp;
   }
