@@ -15,6 +15,7 @@
 #include <csignal>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "test/integration/harness.h"
@@ -100,6 +101,14 @@ size_t count(const std::string& text, const std::string& what) {
   size_t n = 0;
   for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
   return n;
+}
+
+// Runs a tool to completion; its exit code and output (stdout and stderr).
+std::pair<int, std::string> runTool(const TempDir& dir, std::vector<std::string> argv) {
+  static int runs = 0;
+  Process p(std::move(argv), dir.file("tool." + std::to_string(++runs) + ".out"));
+  std::optional<int> rc = p.wait(milliseconds(10000));
+  return {rc.value_or(-1), p.log()};
 }
 
 // An istio-proxy fed by pilot.
@@ -288,6 +297,36 @@ TEST_F(MeshIntegrationTest, SplitFollowsChangesAndSurvivesPilotRestart) {
   });
   EXPECT_EQ(count(syncz, "\"status\":\"SYNCED\""), 2u) << syncz;
   EXPECT_THAT(syncz, HasSubstr("\"admin_address\":\"127.0.0.1:" + std::to_string(a.admin)));
+
+  // istioctl reads the same state: pilot's view, and each proxy's running config.
+  const std::string pilot = "127.0.0.1:" + std::to_string(http_port_);
+  auto [rc, status] = runTool(tmp_, {binPath("istioctl"), "proxy-status", "--pilot", pilot});
+  EXPECT_EQ(rc, 0) << status;
+  EXPECT_EQ(count(status, "SYNCED"), 2u) << status;
+  EXPECT_THAT(status, HasSubstr("client-a.default"));
+  EXPECT_THAT(status, HasSubstr("client-b.default"));
+  auto [rc_c, clusters] = runTool(
+      tmp_, {binPath("istioctl"), "proxy-config", "clusters", "client-a", "--pilot", pilot});
+  EXPECT_EQ(rc_c, 0) << clusters;
+  EXPECT_THAT(clusters,
+              ::testing::ContainsRegex("httpbin.default.svc.cluster.local +8000 +v2 +outbound"));
+  auto [rc_r, routes] = runTool(
+      tmp_, {binPath("istioctl"), "proxy-config", "routes", "client-b.default", "--pilot", pilot});
+  EXPECT_EQ(rc_r, 0) << routes;
+  EXPECT_THAT(routes, HasSubstr("outbound|8000|v1|httpbin.default.svc.cluster.local 100%"));
+  auto [rc_l, listeners] = runTool(tmp_, {binPath("istioctl"), "proxy-config", "listeners",
+                                          "127.0.0.1:" + std::to_string(a.admin)});
+  EXPECT_EQ(rc_l, 0) << listeners;
+  EXPECT_THAT(listeners, ::testing::ContainsRegex("0.0.0.0_8000 +127.0.0.1:" +
+                                                  std::to_string(a.outbound) + " +outbound +HTTP"));
+  auto [rc_e, eps] = runTool(
+      tmp_, {binPath("istioctl"), "proxy-config", "endpoints", "client-a", "--pilot", pilot});
+  EXPECT_EQ(rc_e, 0) << eps;
+  EXPECT_THAT(eps, HasSubstr("127.0.0.1:" + std::to_string(v2_.port)));
+  auto [rc_x, missing] =
+      runTool(tmp_, {binPath("istioctl"), "proxy-config", "clusters", "nosuch", "--pilot", pilot});
+  EXPECT_EQ(rc_x, 1);
+  EXPECT_THAT(missing, HasSubstr("no proxy 'nosuch'"));
 
   Load la(a.outbound), lb(b.outbound);
   // All to v1.
