@@ -221,9 +221,9 @@ class FdCloser {
   int fd_;
 };
 
+// Rounded up, so that a wait never ends before the deadline.
 int remainingMs(Clock::time_point deadline) {
-  auto left =
-      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
   return left > 0 ? static_cast<int>(left) : 0;
 }
 
