@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <array>
 #include <boost/asio.hpp>
+#include <boost/json.hpp>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -455,21 +456,8 @@ HeaderVector propagatedHeaders(const ServerRequest& request) {
   return out;
 }
 
-std::string jsonEscape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out;
+std::string jsonQuote(std::string_view s) {
+  return boost::json::serialize(boost::json::string_view(s.data(), s.size()));
 }
 
 std::string htmlEscape(std::string_view s) {
@@ -501,6 +489,24 @@ std::string htmlEscape(std::string_view s) {
 bool parseProductId(std::string_view s, int* id) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), *id);
   return ec == std::errc() && p == s.data() + s.size() && !s.empty() && *id >= 0;
+}
+
+Handler productRoutes(std::string name, std::string prefix,
+                      std::function<ServerResponse(const ServerRequest&, int id)> product) {
+  return [name = std::move(name), prefix = std::move(prefix),
+          product = std::move(product)](const ServerRequest& req) -> ServerResponse {
+    std::string_view path = req.path;
+    if (path == "/health") {
+      return {200, "application/json", "{\"status\":\"" + name + " is healthy\"}", {}};
+    }
+    if (!path.starts_with(prefix))
+      return {404, "application/json", "{\"error\":\"Not found\"}", {}};
+    int id = 0;
+    if (!parseProductId(path.substr(prefix.size()), &id)) {
+      return {400, "application/json", "{\"error\":\"please provide numeric product ID\"}", {}};
+    }
+    return product(req, id);
+  };
 }
 
 std::string defaultInstanceName(std::string_view service) {

@@ -80,11 +80,16 @@ StatusOr<ClientResponse> httpGet(const Upstream& upstream, std::string_view path
 // (tracing context, x-request-id, user-agent, cookie, end-user, ...).
 HeaderVector propagatedHeaders(const ServerRequest& request);
 
-std::string jsonEscape(std::string_view s);
+// A JSON string literal, quotes included.
+std::string jsonQuote(std::string_view s);
 std::string htmlEscape(std::string_view s);
 // A product id as the services accept it: a non-negative decimal integer.
 bool parseProductId(std::string_view s, int* id);
-// "host-pid": the default --instance.
+// The routes details, ratings and reviews share: GET /health ("<Name> is healthy") and
+// GET <prefix><id>, answered by `product`; Istio's answers for a non-numeric id and other paths.
+Handler productRoutes(std::string name, std::string prefix,
+                      std::function<ServerResponse(const ServerRequest&, int id)> product);
+// "service-host-pid": the default --instance.
 std::string defaultInstanceName(std::string_view service);
 
 }  // namespace mesh::bookinfo

@@ -224,8 +224,8 @@ ServerResponse productPage(const ProductpageConfig& config, const ServerRequest&
 }
 
 std::string productsJson() {
-  return std::string("[{\"id\":0,\"title\":\"") + kTitle + "\",\"descriptionHtml\":\"" +
-         jsonEscape(kDescriptionHtml) + "\"}]";
+  return "[{\"id\":0,\"title\":" + jsonQuote(kTitle) +
+         ",\"descriptionHtml\":" + jsonQuote(kDescriptionHtml) + "}]";
 }
 
 // GET /api/v1/products/{id}[/reviews|/ratings]: the upstream's JSON, or Istio's error object

@@ -42,9 +42,9 @@ ServerResponse reviewsOf(const ReviewsConfig& config, const ServerRequest& req, 
   std::string color = config.version == "v3" ? "red" : "black";
   int stars[2] = {-1, -1};
   if (with_ratings) fetchStars(config, req, id, stars);
-  std::string body = "{\"id\":\"" + std::to_string(id) + "\",\"podname\":\"" +
-                     jsonEscape(config.podname) + "\",\"version\":\"" + jsonEscape(config.version) +
-                     "\",\"reviews\":[";
+  std::string body = "{\"id\":\"" + std::to_string(id) +
+                     "\",\"podname\":" + jsonQuote(config.podname) +
+                     ",\"version\":" + jsonQuote(config.version) + ",\"reviews\":[";
   for (int i = 0; i < 2; ++i) {
     if (i > 0) body += ",";
     body += std::string("{\"reviewer\":\"") + kReviews[i].reviewer + "\",\"text\":\"" +
@@ -66,18 +66,10 @@ ServerResponse reviewsOf(const ReviewsConfig& config, const ServerRequest& req, 
 }  // namespace
 
 Handler makeReviewsHandler(ReviewsConfig config) {
-  return [config = std::move(config)](const ServerRequest& req) -> ServerResponse {
-    std::string_view path = req.path;
-    if (path == "/health")
-      return {200, "application/json", "{\"status\":\"Reviews is healthy\"}", {}};
-    if (!path.starts_with("/reviews/"))
-      return {404, "application/json", "{\"error\":\"Not found\"}", {}};
-    int id = 0;
-    if (!parseProductId(path.substr(9), &id)) {
-      return {400, "application/json", "{\"error\":\"please provide numeric product ID\"}", {}};
-    }
-    return reviewsOf(config, req, id);
-  };
+  return productRoutes("Reviews", "/reviews/",
+                       [config = std::move(config)](const ServerRequest& req, int id) {
+                         return reviewsOf(config, req, id);
+                       });
 }
 
 }  // namespace mesh::bookinfo

@@ -3,12 +3,6 @@
 // propagation, and how each service degrades when its upstream is down or slow. Where a test
 // must see what a service sent upstream, the upstream is httpbin, whose /last answers with the
 // previous request's headers.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <future>
 #include <memory>
 #include <string>
@@ -18,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "samples/bookinfo/services.h"
 #include "test/integration/harness.h"
+#include "test/testing/loopback_socket.h"
 
 namespace mesh::integration {
 namespace {
@@ -31,40 +26,7 @@ struct Service {
   std::string address() const { return "127.0.0.1:" + std::to_string(port); }
 };
 
-// A TCP socket on 127.0.0.1 held open by the test: bound only (connects are refused, and no
-// other process can take the port), or listening without ever accepting (connects succeed,
-// requests are never answered: a hung upstream).
-class TestSocket {
- public:
-  explicit TestSocket(bool listening) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        (listening && ::listen(fd_, 16) != 0) ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("test socket");
-    }
-    port_ = ntohs(addr.sin_port);
-  }
-  ~TestSocket() { ::close(fd_); }
-  TestSocket(const TestSocket&) = delete;
-  TestSocket& operator=(const TestSocket&) = delete;
-
-  uint16_t port() const { return port_; }
-  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-  // Listening: waits until a connection is queued (a client is waiting for an answer).
-  bool waitForConnection(milliseconds timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    return ::poll(&p, 1, static_cast<int>(timeout.count())) == 1;
-  }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-};
+using mesh::testing::LoopbackSocket;
 
 class BookinfoSampleTest : public ::testing::Test {
  protected:
@@ -86,19 +48,35 @@ class BookinfoSampleTest : public ::testing::Test {
     return s;
   }
 
-  // The whole application with one version of reviews.
+  // The whole application with one version of reviews. An upstream given in `options` is used
+  // in place of starting that service.
+  struct AppOptions {
+    std::string details, ratings, reviews;  // addresses
+    std::vector<std::string> reviews_args, productpage_args;
+  };
   struct App {
     Service details, ratings, reviews, productpage;
   };
-  App startApp(const std::string& reviews_version) {
+  App startApp(const std::string& reviews_version, AppOptions options = {}) {
     App app;
-    app.details = start("details", "details-v1");
-    app.ratings = start("ratings", "ratings-v1");
-    app.reviews = start("reviews", "reviews-" + reviews_version,
-                        {"--version", reviews_version, "--ratings", app.ratings.address()});
-    app.productpage = start("productpage", "productpage-v1",
-                            {"--details", app.details.address(), "--reviews", app.reviews.address(),
-                             "--ratings", app.ratings.address()});
+    if (options.details.empty()) {
+      app.details = start("details", "details-v1");
+      options.details = app.details.address();
+    }
+    if (options.ratings.empty()) {
+      app.ratings = start("ratings", "ratings-v1");
+      options.ratings = app.ratings.address();
+    }
+    if (options.reviews.empty()) {
+      std::vector<std::string> args = {"--version", reviews_version, "--ratings", options.ratings};
+      args.insert(args.end(), options.reviews_args.begin(), options.reviews_args.end());
+      app.reviews = start("reviews", "reviews-" + reviews_version, args);
+      options.reviews = app.reviews.address();
+    }
+    std::vector<std::string> args = {"--details",     options.details, "--reviews",
+                                     options.reviews, "--ratings",     options.ratings};
+    args.insert(args.end(), options.productpage_args.begin(), options.productpage_args.end());
+    app.productpage = start("productpage", "productpage-v1", args);
     return app;
   }
 
@@ -204,11 +182,11 @@ TEST_F(BookinfoSampleTest, ServicesAnswerWithIstiosJson) {
 // Signing in sets the cookie; the next page's call to reviews carries end-user (and the cookie);
 // signing out clears it. reviews is httpbin here, so its /last shows what productpage sent.
 TEST_F(BookinfoSampleTest, LoginSetsCookieAndEndUserReachesReviews) {
-  Service details = start("details", "details-v1");
   Httpbin reviews = startHttpbin(dir_, "reviews-httpbin", "v1");
-  Service pp = start(
-      "productpage", "productpage-v1",
-      {"--details", details.address(), "--reviews", "127.0.0.1:" + std::to_string(reviews.port)});
+  AppOptions options;
+  options.reviews = "127.0.0.1:" + std::to_string(reviews.port);
+  App app = startApp("v1", options);
+  const Service& pp = app.productpage;
 
   std::string form = "username=jason&passwd=x";
   HttpClient client(pp.port);
@@ -247,13 +225,13 @@ TEST_F(BookinfoSampleTest, LoginSetsCookieAndEndUserReachesReviews) {
 TEST_F(BookinfoSampleTest, TracingHeadersAreForwardedToUpstreams) {
   Httpbin details = startHttpbin(dir_, "details-httpbin", "v1");
   Httpbin ratings = startHttpbin(dir_, "ratings-httpbin", "v1");
-  Service reviews =
-      start("reviews", "reviews-v2",
-            {"--version", "v2", "--ratings", "127.0.0.1:" + std::to_string(ratings.port),
-             "--ratings-authority", "ratings.default.svc:9080"});
-  Service pp = start("productpage", "productpage-v1",
-                     {"--details", "127.0.0.1:" + std::to_string(details.port), "--reviews",
-                      reviews.address(), "--details-authority", "details.default:9080"});
+  AppOptions options;
+  options.details = "127.0.0.1:" + std::to_string(details.port);
+  options.ratings = "127.0.0.1:" + std::to_string(ratings.port);
+  options.reviews_args = {"--ratings-authority", "ratings.default.svc:9080"};
+  options.productpage_args = {"--details-authority", "details.default:9080"};
+  App app = startApp("v2", options);
+  const Service& pp = app.productpage;
 
   std::vector<std::string> incoming = {
       "x-request-id: 8c4f1a2e-request",
@@ -289,13 +267,12 @@ TEST_F(BookinfoSampleTest, TracingHeadersAreForwardedToUpstreams) {
 }
 
 TEST_F(BookinfoSampleTest, DetailsDownStillRendersThePage) {
-  TestSocket refused(/*listening=*/false);
+  LoopbackSocket refused(LoopbackSocket::Mode::kBoundOnly);
   ASSERT_TRUE(connectRefused(refused.port()));
-  Service ratings = start("ratings", "ratings-v1");
-  Service reviews =
-      start("reviews", "reviews-v3", {"--version", "v3", "--ratings", ratings.address()});
-  Service pp = start("productpage", "productpage-v1",
-                     {"--details", refused.address(), "--reviews", reviews.address()});
+  AppOptions options;
+  options.details = refused.address();
+  App app = startApp("v3", options);
+  const Service& pp = app.productpage;
   HttpResponse page = httpGet(pp.port, "/productpage");
   ASSERT_TRUE(page.ok) << page.error;
   EXPECT_EQ(page.status, 200);
@@ -309,12 +286,12 @@ TEST_F(BookinfoSampleTest, DetailsDownStillRendersThePage) {
 }
 
 TEST_F(BookinfoSampleTest, RatingsDownShowsTheRatingError) {
-  TestSocket refused(/*listening=*/false);
-  Service details = start("details", "details-v1");
-  Service reviews =
-      start("reviews", "reviews-v2", {"--version", "v2", "--ratings", refused.address()});
-  Service pp = start("productpage", "productpage-v1",
-                     {"--details", details.address(), "--reviews", reviews.address()});
+  LoopbackSocket refused(LoopbackSocket::Mode::kBoundOnly);
+  AppOptions options;
+  options.ratings = refused.address();
+  App app = startApp("v2", options);
+  const Service& reviews = app.reviews;
+  const Service& pp = app.productpage;
 
   HttpResponse rv = httpGet(reviews.port, "/reviews/0");
   ASSERT_TRUE(rv.ok) << rv.error;
@@ -333,17 +310,18 @@ TEST_F(BookinfoSampleTest, RatingsDownShowsTheRatingError) {
 // reviews hangs: productpage gives up after its timeout, shows the reviews error, and keeps
 // answering other requests while the call is pending.
 TEST_F(BookinfoSampleTest, HungReviewsTimeOutWhileOtherRequestsAreServed) {
-  TestSocket hung(/*listening=*/true);
-  Service details = start("details", "details-v1");
-  Service pp = start("productpage", "productpage-v1",
-                     {"--details", details.address(), "--reviews", hung.address(),
-                      "--reviews-timeout-ms", "1000"});
+  LoopbackSocket hung(LoopbackSocket::Mode::kListening);
+  AppOptions options;
+  options.reviews = hung.address();
+  options.productpage_args = {"--reviews-timeout-ms", "2000"};
+  App app = startApp("v1", options);
+  const Service& pp = app.productpage;
 
   auto started = Clock::now();
   auto page = std::async(std::launch::async, [&] {
     return httpGet(pp.port, "/productpage", {}, "bookinfo", milliseconds(10000));
   });
-  // productpage is now waiting on reviews.
+  // productpage is now waiting on reviews, for 2 s; /health must be answered meanwhile.
   ASSERT_TRUE(hung.waitForConnection(milliseconds(5000)));
   HttpResponse health = httpGet(pp.port, "/health", {}, "bookinfo", milliseconds(900));
   EXPECT_TRUE(health.ok) << health.error;
@@ -356,13 +334,13 @@ TEST_F(BookinfoSampleTest, HungReviewsTimeOutWhileOtherRequestsAreServed) {
   EXPECT_EQ(r.status, 200);
   EXPECT_THAT(r.body, HasSubstr(bookinfo::kReviewsUnavailable));
   EXPECT_THAT(r.body, HasSubstr("PublisherA"));
-  EXPECT_GE(elapsed, milliseconds(1000));
-  EXPECT_LT(elapsed, milliseconds(5000));
+  EXPECT_GE(elapsed, milliseconds(2000));
+  EXPECT_LT(elapsed, milliseconds(6000));
 }
 
 // reviews' call to ratings has its own timeout; when it passes, the rating error is shown.
 TEST_F(BookinfoSampleTest, HungRatingsTimeOutInReviews) {
-  TestSocket hung(/*listening=*/true);
+  LoopbackSocket hung(LoopbackSocket::Mode::kListening);
   Service reviews =
       start("reviews", "reviews-v3",
             {"--version", "v3", "--ratings", hung.address(), "--ratings-timeout-ms", "300"});

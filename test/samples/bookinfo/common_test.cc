@@ -2,19 +2,17 @@
 // propagation.
 #include "samples/bookinfo/common.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "test/testing/loopback_socket.h"
 
 namespace mesh::bookinfo {
 namespace {
@@ -23,34 +21,19 @@ using std::chrono::milliseconds;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// A socket on 127.0.0.1. With a script: accepts one connection, reads the request head, writes
-// `response` and closes. Listening without a script: never accepts (a hung upstream). Not
-// listening: connects are refused.
+using mesh::testing::LoopbackSocket;
+
+// Accepts one connection on a listening loopback socket, reads the request head, writes
+// `response` and closes.
 class ScriptedUpstream {
  public:
-  enum class Mode { kAnswer, kHang, kRefuse };
-  explicit ScriptedUpstream(Mode mode, std::string response = "") {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(addr);
-    if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
-        (mode != Mode::kRefuse && ::listen(fd_, 4) != 0) ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      throw std::runtime_error("scripted upstream socket");
-    }
-    address_ = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-    if (mode == Mode::kAnswer) {
-      thread_ = std::thread([this, response = std::move(response)] { serve(response); });
-    }
-  }
+  explicit ScriptedUpstream(std::string response)
+      : thread_([this, response = std::move(response)] { serve(response); }) {}
   ~ScriptedUpstream() {
     if (thread_.joinable()) thread_.join();
-    ::close(fd_);
   }
 
-  const std::string& address() const { return address_; }
+  std::string address() const { return socket_.address(); }
   // The request head the client sent (after the exchange).
   std::string request() {
     if (thread_.joinable()) thread_.join();
@@ -59,9 +42,9 @@ class ScriptedUpstream {
 
  private:
   void serve(const std::string& response) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, 5000) != 1) return;  // bounded: the test fails on the client side
-    int c = ::accept(fd_, nullptr, nullptr);
+    // Bounded: when no client comes, the test fails on the client side.
+    if (!socket_.waitForConnection(milliseconds(5000))) return;
+    int c = ::accept(socket_.fd(), nullptr, nullptr);
     if (c < 0) return;
     char buf[4096];
     while (request_.find("\r\n\r\n") == std::string::npos) {
@@ -75,10 +58,9 @@ class ScriptedUpstream {
     ::close(c);
   }
 
-  int fd_ = -1;
-  std::string address_;
-  std::thread thread_;
+  LoopbackSocket socket_{LoopbackSocket::Mode::kListening};
   std::string request_;
+  std::thread thread_;  // last: starts once the socket exists
 };
 
 Upstream upstreamAt(const std::string& address, milliseconds timeout = milliseconds(3000)) {
@@ -86,9 +68,9 @@ Upstream upstreamAt(const std::string& address, milliseconds timeout = milliseco
 }
 
 TEST(BookinfoClientTest, ReadsAChunkedBody) {
-  ScriptedUpstream up(ScriptedUpstream::Mode::kAnswer,
-                      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-version: v2\r\n\r\n"
-                      "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
+  ScriptedUpstream up(
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-version: v2\r\n\r\n"
+      "5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n");
   auto r = httpGet(upstreamAt(up.address()), "/reviews/0", {{"end-user", "jason"}});
   ASSERT_TRUE(r.ok()) << r.status().toString();
   EXPECT_EQ(r->status, 200);
@@ -100,22 +82,20 @@ TEST(BookinfoClientTest, ReadsAChunkedBody) {
 }
 
 TEST(BookinfoClientTest, ReadsContentLengthAndCloseDelimitedBodies) {
-  ScriptedUpstream sized(ScriptedUpstream::Mode::kAnswer,
-                         "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\ndown");
+  ScriptedUpstream sized("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\ndown");
   auto a = httpGet(upstreamAt(sized.address()), "/", {});
   ASSERT_TRUE(a.ok()) << a.status().toString();
   EXPECT_EQ(a->status, 503);
   EXPECT_EQ(a->body, "down");
 
-  ScriptedUpstream until_close(ScriptedUpstream::Mode::kAnswer,
-                               "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{\"id\":0}");
+  ScriptedUpstream until_close("HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n{\"id\":0}");
   auto b = httpGet(upstreamAt(until_close.address()), "/", {});
   ASSERT_TRUE(b.ok()) << b.status().toString();
   EXPECT_EQ(b->body, "{\"id\":0}");
 }
 
 TEST(BookinfoClientTest, NeverSendsAHeaderThatWouldSplitTheRequest) {
-  ScriptedUpstream up(ScriptedUpstream::Mode::kAnswer, "HTTP/1.1 204 No Content\r\n\r\n");
+  ScriptedUpstream up("HTTP/1.1 204 No Content\r\n\r\n");
   auto r = httpGet(upstreamAt(up.address()), "/",
                    {{"end-user", "eve\r\nx-injected: 1"}, {"x-request-id", "ok"}});
   ASSERT_TRUE(r.ok()) << r.status().toString();
@@ -126,18 +106,17 @@ TEST(BookinfoClientTest, NeverSendsAHeaderThatWouldSplitTheRequest) {
 }
 
 TEST(BookinfoClientTest, FailuresAreStatuses) {
-  ScriptedUpstream refused(ScriptedUpstream::Mode::kRefuse);
+  LoopbackSocket refused(LoopbackSocket::Mode::kBoundOnly);
   auto a = httpGet(upstreamAt(refused.address()), "/", {});
   EXPECT_EQ(a.status().code(), StatusCode::kUnavailable) << a.status().toString();
   EXPECT_THAT(a.status().message(), HasSubstr("connect to"));
 
-  ScriptedUpstream truncated(ScriptedUpstream::Mode::kAnswer,
-                             "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc");
+  ScriptedUpstream truncated("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc");
   auto b = httpGet(upstreamAt(truncated.address()), "/", {});
   EXPECT_EQ(b.status().code(), StatusCode::kUnavailable) << b.status().toString();
   EXPECT_THAT(b.status().message(), HasSubstr("closed before a complete response"));
 
-  ScriptedUpstream garbage(ScriptedUpstream::Mode::kAnswer, "SMTP ready\r\n\r\n");
+  ScriptedUpstream garbage("SMTP ready\r\n\r\n");
   auto c = httpGet(upstreamAt(garbage.address()), "/", {});
   EXPECT_EQ(c.status().code(), StatusCode::kInternal) << c.status().toString();
   EXPECT_THAT(c.status().message(), HasSubstr("bad response"));
@@ -148,7 +127,7 @@ TEST(BookinfoClientTest, FailuresAreStatuses) {
 }
 
 TEST(BookinfoClientTest, TimesOutOnAHungUpstream) {
-  ScriptedUpstream hung(ScriptedUpstream::Mode::kHang);
+  LoopbackSocket hung(LoopbackSocket::Mode::kListening);
   auto start = std::chrono::steady_clock::now();
   auto r = httpGet(upstreamAt(hung.address(), milliseconds(200)), "/", {});
   auto elapsed = std::chrono::steady_clock::now() - start;
@@ -174,9 +153,26 @@ TEST(BookinfoPropagationTest, KeepsIstiosHeadersAndDropsTheRest) {
                                {"end-user", "jason"}}));
 }
 
+TEST(BookinfoRoutesTest, HealthIdsAndOtherPaths) {
+  Handler h = productRoutes("Details", "/details/", [](const ServerRequest&, int id) {
+    return ServerResponse{200, "application/json", std::to_string(id), {}};
+  });
+  auto get = [&](std::string path) {
+    ServerRequest r;
+    r.method = "GET";
+    r.path = std::move(path);
+    return h(r);
+  };
+  EXPECT_EQ(get("/health").body, "{\"status\":\"Details is healthy\"}");
+  EXPECT_EQ(get("/details/42").body, "42");
+  EXPECT_EQ(get("/details/x").status, 400);
+  EXPECT_EQ(get("/details/x").body, "{\"error\":\"please provide numeric product ID\"}");
+  EXPECT_EQ(get("/reviews/0").status, 404);
+}
+
 TEST(BookinfoTextTest, EscapesAndIds) {
   EXPECT_EQ(htmlEscape("<b>\"a\" & 'b'</b>"), "&lt;b&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/b&gt;");
-  EXPECT_EQ(jsonEscape("a\"b\\c\n"), "a\\\"b\\\\c\\u000a");
+  EXPECT_EQ(jsonQuote("a\"b\\c\n"), "\"a\\\"b\\\\c\\n\"");
   int id = -1;
   EXPECT_TRUE(parseProductId("0", &id));
   EXPECT_EQ(id, 0);
