@@ -55,20 +55,28 @@ bool isConfigFileName(const std::string& name) {
 }
 
 DirectoryConfig loadConfigDirectory(const std::string& dir) {
+  return loadConfigDirectories({dir});
+}
+
+DirectoryConfig loadConfigDirectories(const std::vector<std::string>& dirs) {
   DirectoryConfig out;
-  std::error_code ec;
-  fs::directory_iterator it(dir, ec);
-  if (ec) {
-    out.errors.add(dir, 0, "", "cannot read config directory: " + ec.message());
-    return out;
+  for (const std::string& dir : dirs) {
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) {
+      out.errors.add(dir, 0, "", "cannot read config directory: " + ec.message());
+      return out;
+    }
+    std::vector<std::string> files;
+    for (const auto& entry : it) {
+      std::error_code type_ec;
+      if (!entry.is_regular_file(type_ec)) continue;
+      std::string name = entry.path().filename().string();
+      if (isConfigFileName(name)) files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    out.files.insert(out.files.end(), files.begin(), files.end());
   }
-  for (const auto& entry : it) {
-    std::error_code type_ec;
-    if (!entry.is_regular_file(type_ec)) continue;
-    std::string name = entry.path().filename().string();
-    if (isConfigFileName(name)) out.files.push_back(entry.path().string());
-  }
-  std::sort(out.files.begin(), out.files.end());
 
   for (const std::string& path : out.files) {
     std::ifstream in(path, std::ios::binary);

@@ -23,6 +23,8 @@ struct DirectoryConfig {
 
 // Reads the directory (not recursively; hidden files skipped). A missing directory is an error.
 DirectoryConfig loadConfigDirectory(const std::string& dir);
+// Several directories read as one config, in order (files sorted within each).
+DirectoryConfig loadConfigDirectories(const std::vector<std::string>& dirs);
 
 // True for the names loadConfigDirectory reads.
 bool isConfigFileName(const std::string& name);

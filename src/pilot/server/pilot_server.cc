@@ -31,14 +31,16 @@ PilotServer::~PilotServer() { stop(); }
 
 void PilotServer::reload() {
   std::lock_guard<std::mutex> lock(reload_mu_);
-  discovery_.applyConfig(loadConfigDirectory(options_.config_dir));
+  discovery_.applyConfig(loadConfigDirectories(options_.config_dirs));
 }
 
 Status PilotServer::start() {
   reload();
-  watcher_ =
-      std::make_unique<ConfigWatcher>(options_.config_dir, options_.debounce, [this] { reload(); });
-  MESH_RETURN_IF_ERROR(watcher_->start());
+  for (const std::string& dir : options_.config_dirs) {
+    watchers_.push_back(
+        std::make_unique<ConfigWatcher>(dir, options_.debounce, [this] { reload(); }));
+    MESH_RETURN_IF_ERROR(watchers_.back()->start());
+  }
 
   grpc_ = std::make_unique<GrpcDiscoveryServer>(discovery_);
   auto grpc_port = grpc_->start(options_.grpc_address);
@@ -57,7 +59,7 @@ Status PilotServer::start() {
 }
 
 void PilotServer::stop() {
-  if (watcher_) watcher_->stop();
+  for (auto& w : watchers_) w->stop();
   if (http_) http_->stop();
   if (grpc_) grpc_->stop();
 }

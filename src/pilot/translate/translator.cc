@@ -44,7 +44,23 @@ std::string outboundClusterName(uint32_t port, const std::string& subset, const 
   return "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
 }
 
+std::string podName(const ProxyIdentity& proxy) {
+  // "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local"
+  size_t a = proxy.id.find('~');
+  size_t b = a == std::string::npos ? a : proxy.id.find('~', a + 1);
+  size_t c = b == std::string::npos ? b : proxy.id.find('~', b + 1);
+  if (c == std::string::npos) return "";
+  std::string pod_ns = proxy.id.substr(b + 1, c - b - 1);
+  const std::string suffix = "." + proxy.namespace_name;
+  if (pod_ns.size() > suffix.size() &&
+      pod_ns.compare(pod_ns.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    return pod_ns.substr(0, pod_ns.size() - suffix.size());
+  }
+  return pod_ns;
+}
+
 std::string inboundClusterName(uint32_t port) { return "inbound|" + std::to_string(port) + "||"; }
+
 
 std::vector<std::string> serviceDomains(const model::Service& service,
                                         const std::string& proxy_namespace,
@@ -265,21 +281,25 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
 void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
   if (proxy.ip.empty()) return;
   const model::ServiceRegistry& registry = push_.registry();
-  // On a shared address (workloads on one loopback) the workload name tells whose endpoint it
-  // is: when some endpoint at the proxy's IP names the proxy's workload, only those count.
+  // On a shared address (workloads on one loopback) the name tells whose endpoint it is: when
+  // some endpoint at the proxy's IP names the proxy's pod (from its id) or workload, only those
+  // count.
+  const std::string pod = podName(proxy);
+  auto names_proxy = [&](const model::Endpoint& e) {
+    return !e.workload_name.empty() &&
+           (e.workload_name == pod || e.workload_name == proxy.workload_name);
+  };
   bool by_name = false;
-  if (!proxy.workload_name.empty()) {
-    for (const model::Service* s : registry.services()) {
-      for (const model::Endpoint& e : registry.endpoints(*s)) {
-        by_name = by_name || (e.address == proxy.ip && e.workload_name == proxy.workload_name);
-      }
+  for (const model::Service* s : registry.services()) {
+    for (const model::Endpoint& e : registry.endpoints(*s)) {
+      by_name = by_name || (e.address == proxy.ip && names_proxy(e));
     }
   }
   std::set<uint32_t> seen;
   for (const model::Service* s : registry.services()) {
     for (const model::Endpoint& e : registry.endpoints(*s)) {
       if (e.address != proxy.ip) continue;
-      if (by_name && e.workload_name != proxy.workload_name) continue;
+      if (by_name && !names_proxy(e)) continue;
       for (const model::ServicePort& sp : s->ports) {
         uint32_t target = e.portFor(sp);
         if (!seen.insert(target).second) continue;

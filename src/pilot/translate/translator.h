@@ -68,6 +68,8 @@ class Translator {
 // "inbound|9080||".
 std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host);
 std::string inboundClusterName(uint32_t port);
+// The pod name in an Istio sidecar id ("sidecar~ip~<pod>.<ns>~..."); "" if the id has no such part.
+std::string podName(const ProxyIdentity& proxy);
 
 // The names a proxy in `proxy_namespace` may use for a service: the FQDN and, for Kubernetes
 // style hosts, "name.ns.svc", "name.ns" and (same namespace only) "name". No ":port" forms: the

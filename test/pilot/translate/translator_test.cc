@@ -154,7 +154,9 @@ metadata: {name: reviews-v2, namespace: default}
 spec: {address: 127.0.0.1, ports: {http: 41002}, labels: {app: reviews, version: v2}}
 )"});
   ProxyIdentity p = proxyIn("default", {{"app", "reviews"}, {"version", "v2"}}, "127.0.0.1");
-  p.workload_name = "reviews-v2";
+  p.workload_name = "reviews";
+  p.id = "sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local";  // pod reviews-v2
+  EXPECT_EQ(podName(p), "reviews-v2");
   p.app_ports = {{41002, 52002}};
   p.outbound_bind = "127.0.0.1:0";
   Translation t = mesh.translate(p);
