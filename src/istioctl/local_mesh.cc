@@ -374,8 +374,9 @@ std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<
       out += std::string(first ? "" : ", ") + name + ": " + std::to_string(port);
       first = false;
     }
-    out += "}\n  labels: {";
-    first = true;
+    // Telemetry names the workload (reviews-v2), not the pod (reviews-v2-0), as in Kubernetes.
+    out += "}\n  labels: {\"service.istio.io/workload-name\": " + jsonQuote(pod.workload->name());
+    first = false;
     for (const auto& [k, v] : pod.labels) {
       out += std::string(first ? "" : ", ") + k + ": " + jsonQuote(v);
       first = false;

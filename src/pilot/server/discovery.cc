@@ -132,6 +132,7 @@ std::optional<Push> Discovery::nextPush(uint64_t conn) {
   auto it = proxies_.find(conn);
   if (it == proxies_.end()) return std::nullopt;
   ProxyState& p = it->second;
+  p.config_version = std::to_string(config->version());
   if (!p.sent_version.empty() && p.sent_bytes == bytes) return std::nullopt;
   Push push;
   push.version = std::to_string(config->version());
@@ -232,6 +233,9 @@ std::string Discovery::syncz() const {
     appendField(&out, "workload", p.identity.workload_name, true);
     appendField(&out, "admin_address", p.identity.admin_address, true);
     out += ",\"stream\":" + std::to_string(id);
+    // The config version last computed for the proxy: its config is current when this is
+    // pilot's version and the status is SYNCED (a change that leaves it alone sends nothing).
+    appendField(&out, "config_version", p.config_version, true);
     appendField(&out, "sent_version", p.sent_version, true);
     appendField(&out, "sent_nonce", p.sent_nonce, true);
     appendField(&out, "acked_version", p.acked_version, true);

@@ -94,6 +94,7 @@ class Discovery {
   struct ProxyState {
     translate::ProxyIdentity identity;
     std::function<void()> wake;
+    std::string config_version;  // the config version last translated for this proxy
     std::string sent_version;
     std::string sent_nonce;
     std::string sent_bytes;  // the serialized Bootstrap last sent

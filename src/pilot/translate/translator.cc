@@ -61,7 +61,6 @@ std::string podName(const ProxyIdentity& proxy) {
 
 std::string inboundClusterName(uint32_t port) { return "inbound|" + std::to_string(port) + "||"; }
 
-
 std::vector<std::string> serviceDomains(const model::Service& service,
                                         const std::string& proxy_namespace,
                                         const std::string& domain_suffix) {
@@ -150,7 +149,9 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
         if (e.weight != 0) out->set_weight(e.weight);
         if (!e.workload_name.empty() || !e.labels.empty() || !e.service_account.empty()) {
           v1::WorkloadInfo* w = out->mutable_workload();
-          w->set_name(e.workload_name);
+          // Istio's label for a workload's name wins over the pod / WorkloadEntry name.
+          auto named = e.labels.find("service.istio.io/workload-name");
+          w->set_name(named != e.labels.end() ? named->second : e.workload_name);
           w->set_namespace_(e.namespace_name);
           w->mutable_labels()->insert(e.labels.begin(), e.labels.end());
           w->set_service_account(e.service_account);
