@@ -261,12 +261,17 @@ bool waitForListener(uint16_t port, Child& child, int sigfd, std::string* error)
   }
 }
 
-// Ports the OS picks on 127.0.0.1, held until release() so that no two are the same.
+// Ports the OS picks on 127.0.0.1, held (bound, not listening) until release() so that nothing
+// else is given them meanwhile. With `shared`, the socket has SO_REUSEPORT: istio-proxy (which
+// binds with SO_REUSEPORT too) can listen on the port while it is still held.
 class PortPool {
  public:
+  explicit PortPool(bool shared) : shared_(shared) {}
   ~PortPool() { release(); }
   std::optional<uint16_t> take() {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd >= 0 && shared_) ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -285,6 +290,7 @@ class PortPool {
   }
 
  private:
+  bool shared_;
   std::vector<int> fds_;
 };
 
@@ -621,7 +627,9 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   writeFileAtomic(state + "/config.path", fs::absolute(live).string());
 
   // Ports: for each pod and port, one for the app and one for its sidecar's inbound listener.
-  PortPool ports;
+  // The sidecars' stay held for the mesh's life; the apps' until just before the apps start.
+  PortPool app_ports(false);
+  PortPool inbound_ports(true);
   for (const auto& w : mesh.workloads()) {
     for (uint32_t r = 0; r < w.replicas(); ++r) {
       Pod pod;
@@ -630,7 +638,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
       pod.labels.insert(w.labels().begin(), w.labels().end());
       for (const auto& p : w.ports()) {
         if (w.gateway()) break;  // its listeners bind ports the OS picks, read once ready
-        auto app = ports.take(), inbound = ports.take();
+        auto app = app_ports.take(), inbound = inbound_ports.take();
         if (!app || !inbound) {
           err << "error: cannot get a free port on 127.0.0.1\n";
           return cleanup(1);
@@ -642,7 +650,6 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     }
   }
   writeFileAtomic(state + "/registry/mesh.yaml", registryYaml(mesh, pods));
-  ports.release();
 
   // pilot.
   const std::string pilot_ports = state + "/pilot.ports";
@@ -724,6 +731,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   }
 
   // Apps, once their sidecars are ready.
+  app_ports.release();
   for (Pod& pod : pods) {
     if (pod.workload->gateway()) continue;
     auto argv = expandCommand(pod, ns, opts.bin_dir);

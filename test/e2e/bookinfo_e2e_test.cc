@@ -61,8 +61,8 @@ class BookinfoE2eTest : public ::testing::Test {
     ::mkdir(config_dir_.c_str(), 0700);
     // What the mesh starts with (as mesh.yaml's config): the gateway's listener exists from the
     // start, so its port is in state.json. Each test then replaces the config (useConfig).
-    for (const char* f : {"bookinfo-gateway.yaml", "destination-rule-all.yaml",
-                          "virtual-service-all-v1.yaml"}) {
+    for (const char* f :
+         {"bookinfo-gateway.yaml", "destination-rule-all.yaml", "virtual-service-all-v1.yaml"}) {
       fs::copy_file(kNetworking + f, config_dir_ + "/" + f);
     }
     std::string bin = fs::path(binPath("istioctl")).parent_path().string();
@@ -72,8 +72,8 @@ class BookinfoE2eTest : public ::testing::Test {
         tmp_->file("local-up.log"));
     std::string error;
     auto state = waitForFileMatching(
-        state_dir_ + "/state.json", *mesh_, [](const std::string& c) { return !c.empty(); }, kWait,
-        &error);
+        state_dir_ + "/state.json", *mesh_, [](const std::string& c) { return !c.empty(); },
+        milliseconds(60000), &error);  // longer than istioctl's own 20 s per start-up step
     if (!state) {
       setup_error_ = "istioctl local up: " + error;
       return;
@@ -394,7 +394,11 @@ TEST_F(BookinfoE2eTest, MirroringV1ToV2) {
   const auto deadline = Clock::now() + kWait;
   while (v2_inbound() - before < 20 && Clock::now() < deadline) {
   }
-  EXPECT_EQ(v2_inbound() - before, 20);
+  EXPECT_EQ(v2_inbound() - before, 20)
+      << "productpage's sidecar:\n"
+      << httpGet(pod("productpage-v1").admin, "/stats?filter=httpbin").body
+      << "\nhttpbin-v2's sidecar:\n"
+      << httpGet(pod("httpbin-v2").admin, "/stats?filter=inbound").body;
   // The copy's Host is suffixed "-shadow" (httpbin's /last shows the request before it).
   std::string last = httpGet(pod("httpbin-v2").inbound, "/last", {}, "httpbin:8000").body;
   EXPECT_THAT(last, HasSubstr("httpbin-shadow"));
