@@ -109,9 +109,15 @@ class XdsClient {
     });
   }
   ~XdsClient() {
-    stream_->WritesDone();
+    if (!finished_) stream_->WritesDone();
     ctx_.TryCancel();
+    if (reader_.joinable()) reader_.join();
+  }
+  // Once the server ended the stream (next() gave nullopt): the status it ended with.
+  grpc::Status finish() {
     reader_.join();
+    finished_ = true;
+    return stream_->Finish();
   }
 
   bool send(const dv1::DiscoveryRequest& req) { return stream_->Write(req); }
@@ -158,6 +164,7 @@ class XdsClient {
   std::condition_variable cv_;
   std::deque<dv1::DiscoveryResponse> responses_;
   bool done_ = false;
+  bool finished_ = false;
 };
 
 v1::Bootstrap bootstrapOf(const dv1::DiscoveryResponse& r) {
@@ -358,6 +365,10 @@ TEST_F(PilotIntegrationTest, UnknownTypeEndsTheStreamAndUnknownPathsAre404) {
   req.set_type_url("type.googleapis.com/envoy.config.cluster.v3.Cluster");
   ASSERT_TRUE(client.send(req));
   EXPECT_FALSE(client.next().has_value());
+  // The proxy gets the real status and reason (the synchronous server could only cancel).
+  grpc::Status status = client.finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("unknown type_url"));
   EXPECT_EQ(httpGet(http_port_, "/nope").status, 404);
 }
 

@@ -1,0 +1,264 @@
+// GrpcDiscoveryServer (callback API) in-process over a Discovery: the real status of a bad first
+// request reaches the proxy, many streams all get a change, a proxy that never reads does not
+// hold up the others, and a burst of changes ends with the latest config. Waits are bounded and
+// event-driven (no sleeps).
+#include "pilot/server/grpc_service.h"
+
+#include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "config/resource.h"
+#include "discovery/v1/discovery.grpc.pb.h"
+#include "pilot/server/discovery.h"
+
+namespace mesh::pilot::server {
+namespace {
+
+namespace dv1 = ::mesh::discovery::v1;
+using std::chrono::milliseconds;
+using ::testing::HasSubstr;
+
+constexpr milliseconds kWait{10000};
+
+DirectoryConfig configOf(const std::string& yaml) {
+  DirectoryConfig c;
+  config::LoadedConfig loaded = config::loadConfigStream(yaml, "mem.yaml");
+  c.errors = loaded.errors;
+  c.resources = std::move(loaded.resources);
+  return c;
+}
+
+// A ServiceEntry on `port` with `endpoints` static endpoints (a bigger Bootstrap per endpoint).
+std::string entry(int port, int endpoints = 1) {
+  std::string y = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ext, namespace: default}
+spec:
+  hosts: [api.example.com]
+  ports: [{number: )" +
+                  std::to_string(port) +
+                  R"(, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+)";
+  for (int i = 0; i < endpoints; ++i) {
+    y += "  - {address: 10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) +
+         ", labels: {pod: pod-with-a-rather-long-name-" + std::to_string(i) + "}}\n";
+  }
+  return y;
+}
+
+dv1::Node node(int i) {
+  dv1::Node n;
+  n.set_id("sidecar~10.0.0." + std::to_string(i) + "~app-" + std::to_string(i) +
+           ".default~default.svc.cluster.local");
+  n.set_namespace_("default");
+  n.set_ip("10.0.0." + std::to_string(i));
+  return n;
+}
+
+// A proxy's end of the stream (synchronous client API, a reader thread queuing responses).
+class Client {
+ public:
+  explicit Client(uint16_t port, bool read = true)
+      : channel_(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                           grpc::InsecureChannelCredentials(), channelArgs(read))),
+        stub_(dv1::AggregatedDiscovery::NewStub(channel_)) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    stream_ = stub_->StreamResources(&ctx_);
+    if (!read) return;
+    reader_ = std::thread([this] {
+      dv1::DiscoveryResponse r;
+      while (stream_->Read(&r)) {
+        std::lock_guard<std::mutex> lock(mu_);
+        responses_.push_back(r);
+        cv_.notify_all();
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+      cv_.notify_all();
+    });
+  }
+  ~Client() {
+    ctx_.TryCancel();
+    if (reader_.joinable()) reader_.join();
+  }
+
+  bool subscribe(const dv1::Node& n, const std::string& type = kBootstrapType) {
+    dv1::DiscoveryRequest req;
+    *req.mutable_node() = n;
+    req.set_type_url(type);
+    return stream_->Write(req);
+  }
+  bool ack(const dv1::DiscoveryResponse& r) {
+    dv1::DiscoveryRequest req;
+    req.set_type_url(kBootstrapType);
+    req.set_version_info(r.version_info());
+    req.set_response_nonce(r.nonce());
+    return stream_->Write(req);
+  }
+  std::optional<dv1::DiscoveryResponse> next(milliseconds timeout = kWait) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return !responses_.empty() || done_; });
+    if (responses_.empty()) return std::nullopt;
+    dv1::DiscoveryResponse r = std::move(responses_.front());
+    responses_.pop_front();
+    return r;
+  }
+  // Reads and ACKs responses until one with `version` arrives; how many came, or nullopt.
+  std::optional<int> untilVersion(const std::string& version) {
+    int n = 0;
+    while (auto r = next()) {
+      ++n;
+      ack(*r);
+      if (r->version_info() == version) return n;
+    }
+    return std::nullopt;
+  }
+  // After the server ended the stream: its status.
+  grpc::Status finish() {
+    if (reader_.joinable()) reader_.join();
+    return stream_->Finish();
+  }
+
+ private:
+  static grpc::ChannelArguments channelArgs(bool read) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
+    if (!read) {
+      // No window growth without reads: a response or two fill the stream's window.
+      args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    }
+    return args;
+  }
+
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<dv1::AggregatedDiscovery::Stub> stub_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<dv1::DiscoveryRequest, dv1::DiscoveryResponse>> stream_;
+  std::thread reader_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<dv1::DiscoveryResponse> responses_;
+  bool done_ = false;
+};
+
+class GrpcServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(discovery_.applyConfig(configOf(entry(80))));
+    auto port = server_.start("127.0.0.1:0");
+    ASSERT_TRUE(port.ok()) << port.status().message();
+    port_ = *port;
+  }
+
+  stats::Store stats_;
+  Discovery discovery_{stats_, {}};
+  GrpcDiscoveryServer server_{discovery_};
+  uint16_t port_ = 0;
+};
+
+TEST_F(GrpcServiceTest, UnknownTypeUrlEndsTheStreamWithInvalidArgumentAndTheReason) {
+  Client client(port_);
+  ASSERT_TRUE(client.subscribe(node(1), "type.googleapis.com/envoy.config.cluster.v3.Cluster"));
+  EXPECT_FALSE(client.next().has_value());
+  grpc::Status status = client.finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("unknown type_url"));
+  EXPECT_THAT(status.error_message(), HasSubstr("envoy.config.cluster.v3.Cluster"));
+}
+
+TEST_F(GrpcServiceTest, FirstRequestWithoutNodeIdEndsWithInvalidArgument) {
+  Client client(port_);
+  ASSERT_TRUE(client.subscribe(dv1::Node()));
+  EXPECT_FALSE(client.next().has_value());
+  grpc::Status status = client.finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("node.id"));
+}
+
+TEST_F(GrpcServiceTest, FiftyStreamsAllGetTheFirstPushAndTheChange) {
+  constexpr int kStreams = 50;
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < kStreams; ++i) {
+    clients.push_back(std::make_unique<Client>(port_));
+    ASSERT_TRUE(clients.back()->subscribe(node(i + 1)));
+  }
+  for (auto& c : clients) {
+    auto first = c->next();
+    ASSERT_TRUE(first.has_value());
+    EXPECT_EQ(first->version_info(), "1");
+    ASSERT_TRUE(c->ack(*first));
+  }
+  ASSERT_TRUE(discovery_.applyConfig(configOf(entry(8080))));
+  for (int i = 0; i < kStreams; ++i) {
+    auto second = clients[i]->next();
+    ASSERT_TRUE(second.has_value()) << "stream " << i;
+    EXPECT_EQ(second->version_info(), "2");
+    mesh::proxy::v1::Bootstrap b;
+    ASSERT_TRUE(second->resources(0).UnpackTo(&b));
+    EXPECT_EQ(b.node().id(), node(i + 1).id());
+  }
+  EXPECT_THAT(discovery_.metrics(), HasSubstr("pilot_xds_connected_proxies 50"));
+}
+
+TEST_F(GrpcServiceTest, BurstOfChangesEndsWithTheLatestConfig) {
+  Client client(port_);
+  ASSERT_TRUE(client.subscribe(node(1)));
+  ASSERT_TRUE(client.untilVersion("1").has_value());
+  constexpr int kChanges = 20;
+  for (int i = 1; i <= kChanges; ++i) {
+    ASSERT_TRUE(discovery_.applyConfig(configOf(entry(8000 + i))));
+  }
+  // Intermediate versions may be skipped (one write in flight, the latest config wins), but the
+  // last one always arrives.
+  auto n = client.untilVersion(std::to_string(kChanges + 1));
+  ASSERT_TRUE(n.has_value());
+  EXPECT_LE(*n, kChanges);
+}
+
+TEST_F(GrpcServiceTest, AProxyThatNeverReadsDoesNotHoldUpTheOthers) {
+  // Responses of ~150 KiB each: a few fill the idle proxy's flow-control windows and socket
+  // buffers, so its write stays outstanding.
+  constexpr int kEndpoints = 1500;
+  ASSERT_TRUE(discovery_.applyConfig(configOf(entry(80, kEndpoints))));
+  Client idle(port_, /*read=*/false);
+  ASSERT_TRUE(idle.subscribe(node(1)));
+  Client live(port_);
+  ASSERT_TRUE(live.subscribe(node(2)));
+  ASSERT_TRUE(live.untilVersion("2").has_value());
+  constexpr int kChanges = 15;
+  for (int i = 1; i <= kChanges; ++i) {
+    ASSERT_TRUE(discovery_.applyConfig(configOf(entry(8000 + i, kEndpoints))));
+    ASSERT_TRUE(live.untilVersion(std::to_string(i + 2)).has_value()) << "change " << i;
+  }
+  // The idle proxy's first write is still outstanding: nothing more was computed for it.
+  EXPECT_THAT(discovery_.syncz(), HasSubstr(R"("stream":1,"sent_version":"2")"));
+  // Stopping does not wait for the idle proxy's write beyond the server's grace period.
+  auto start = std::chrono::steady_clock::now();
+  server_.stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_F(GrpcServiceTest, StopEndsOpenStreamsWithUnavailable) {
+  Client client(port_);
+  ASSERT_TRUE(client.subscribe(node(1)));
+  ASSERT_TRUE(client.untilVersion("1").has_value());
+  server_.stop();
+  grpc::Status status = client.finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("stopping"));
+}
+
+}  // namespace
+}  // namespace mesh::pilot::server
