@@ -24,6 +24,18 @@ translate::Translation MeshConfig::translate(const translate::ProxyIdentity& pro
   return translator_->translate(proxy);
 }
 
+translate::SplitTranslation MeshConfig::translateSplit(
+    const translate::ProxyIdentity& proxy) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return translator_->translateSplit(proxy);
+}
+
+mesh::proxy::v1::Bootstrap Push::bootstrap() const {
+  mesh::proxy::v1::Bootstrap b;
+  b.ParseFromString(*shared_bytes + own_bytes);
+  return b;
+}
+
 Discovery::Discovery(stats::Store& stats, translate::PushOptions options)
     : options_(std::move(options)), stats_(stats), thread_stats_(stats.createThreadStats()) {
   using stats::MetricType;
@@ -111,35 +123,44 @@ void Discovery::disconnect(uint64_t conn) {
 std::optional<Push> Discovery::nextPush(uint64_t conn) {
   std::shared_ptr<const MeshConfig> config;
   translate::ProxyIdentity identity;
+  std::shared_ptr<const std::string> last_shared;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = proxies_.find(conn);
     if (it == proxies_.end() || current_ == nullptr) return std::nullopt;
     config = current_;
     identity = it->second.identity;
+    last_shared = it->second.sent_shared;
   }
-  // Translate without holding mu_: it is the slow part.
-  translate::Translation t = config->translate(identity);
-  std::string bytes;
-  // Deterministic so that equal configs give equal bytes (maps are serialized in key order).
+  // Translate and compare without holding mu_: the slow part.
+  translate::SplitTranslation t = config->translateSplit(identity);
+  std::string own;
   {
-    google::protobuf::io::StringOutputStream sos(&bytes);
+    // Deterministic so that equal configs give equal bytes (maps are serialized in key order).
+    google::protobuf::io::StringOutputStream sos(&own);
     google::protobuf::io::CodedOutputStream cos(&sos);
     cos.SetSerializationDeterministic(true);
-    t.bootstrap.SerializeToCodedStream(&cos);
+    t.own.SerializeToCodedStream(&cos);
   }
+  // Usually the same object (same view) or of another size; a full compare only otherwise.
+  const bool same_shared =
+      last_shared != nullptr && (last_shared == t.shared || *last_shared == *t.shared);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = proxies_.find(conn);
   if (it == proxies_.end()) return std::nullopt;
   ProxyState& p = it->second;
-  if (!p.sent_version.empty() && p.sent_bytes == bytes) return std::nullopt;
+  if (!p.sent_version.empty() && p.sent_shared == last_shared && same_shared && p.sent_own == own) {
+    return std::nullopt;
+  }
   Push push;
   push.version = std::to_string(config->version());
   push.nonce = std::to_string(next_nonce_++);
-  push.bootstrap = std::move(t.bootstrap);
+  push.shared_bytes = std::move(t.shared);
+  push.own_bytes = std::move(own);
   p.sent_version = push.version;
   p.sent_nonce = push.nonce;
-  p.sent_bytes = std::move(bytes);
+  p.sent_shared = push.shared_bytes;
+  p.sent_own = push.own_bytes;
   p.sent_at = Clock::now();
   p.awaiting_ack = true;
   ++p.pushes;

@@ -32,6 +32,61 @@ translate::ProxyIdentity identityOf(const dv1::Node& node) {
 
 class Service;
 
+void appendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+size_t varintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// Appends a length-delimited field (wire type 2) of field number < 16.
+void appendBytesField(std::string* out, int field, std::string_view value) {
+  out->push_back(static_cast<char>(field << 3 | 2));
+  appendVarint(out, value.size());
+  out->append(value);
+}
+
+// The DiscoveryResponse for a push, serialized by hand so that the shared outbound bytes go out
+// by reference (a slice that holds the shared_ptr) rather than being copied per proxy: the same
+// bytes DiscoveryResponse::SerializeAsString gives for version_info, one Any (type_url, value =
+// shared + own), type_url, nonce.
+grpc::ByteBuffer responseOf(const Push& push) {
+  static const std::string kAnyType =
+      "type.googleapis.com/" + mesh::proxy::v1::Bootstrap::descriptor()->full_name();
+  const size_t value_size = push.size();
+  const size_t any_size =
+      1 + varintSize(kAnyType.size()) + kAnyType.size() + 1 + varintSize(value_size) + value_size;
+  std::string head;
+  appendBytesField(&head, dv1::DiscoveryResponse::kVersionInfoFieldNumber, push.version);
+  head.push_back(static_cast<char>(dv1::DiscoveryResponse::kResourcesFieldNumber << 3 | 2));
+  appendVarint(&head, any_size);
+  appendBytesField(&head, 1, kAnyType);           // google.protobuf.Any.type_url
+  head.push_back(static_cast<char>(2 << 3 | 2));  // google.protobuf.Any.value
+  appendVarint(&head, value_size);
+  std::string tail = push.own_bytes;
+  appendBytesField(&tail, dv1::DiscoveryResponse::kTypeUrlFieldNumber, kBootstrapType);
+  appendBytesField(&tail, dv1::DiscoveryResponse::kNonceFieldNumber, push.nonce);
+
+  auto* shared = new std::shared_ptr<const std::string>(push.shared_bytes);
+  grpc::Slice slices[3] = {
+      grpc::Slice(head),
+      grpc::Slice(
+          const_cast<char*>((*shared)->data()), (*shared)->size(),
+          [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, shared),
+      grpc::Slice(tail)};
+  return grpc::ByteBuffer(slices, 3);
+}
+
 // One proxy's stream. gRPC owns the reactor's callbacks until OnDone; the object itself is
 // shared (self_, the push queue, the wake callback's weak_ptr) so that a wake or a queued push
 // racing with the end of the stream finds a live object that knows it is done.
@@ -41,7 +96,7 @@ class Service;
 // is outstanding). A wake during busy_ only sets wanted_; when the write completes the stream is
 // queued again and nextPush computes from the then-current config, so the latest config wins
 // and intermediate ones are skipped.
-class Stream final : public grpc::ServerBidiReactor<dv1::DiscoveryRequest, dv1::DiscoveryResponse>,
+class Stream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                      public std::enable_shared_from_this<Stream> {
  public:
   Stream(Service& service, Discovery& discovery) : service_(service), discovery_(discovery) {}
@@ -86,9 +141,9 @@ class Stream final : public grpc::ServerBidiReactor<dv1::DiscoveryRequest, dv1::
 
   Service& service_;
   Discovery& discovery_;
-  std::shared_ptr<Stream> self_;     // released in OnDone
-  dv1::DiscoveryRequest request_;    // only touched by the read chain
-  dv1::DiscoveryResponse response_;  // the outstanding write's message
+  std::shared_ptr<Stream> self_;  // released in OnDone
+  grpc::ByteBuffer request_;      // only touched by the read chain
+  grpc::ByteBuffer response_;     // the outstanding write's message
 
   std::mutex mu_;
   uint64_t conn_ = 0;  // Discovery connection; 0 until the first request
@@ -104,14 +159,15 @@ class Stream final : public grpc::ServerBidiReactor<dv1::DiscoveryRequest, dv1::
 // The callback service plus the push workers: a few threads translate for every stream (no
 // thread per stream), taking streams from one FIFO queue so that a burst of wakes is served
 // in order and one slow proxy (whose write does not complete) holds no worker.
-class Service final : public dv1::AggregatedDiscovery::CallbackService {
+class Service final : public dv1::AggregatedDiscovery::WithRawCallbackMethod_StreamResources<
+                          dv1::AggregatedDiscovery::Service> {
  public:
   Service(Discovery& discovery, unsigned workers) : discovery_(discovery) {
     for (unsigned i = 0; i < workers; ++i) workers_.emplace_back([this] { runWorker(); });
   }
   ~Service() override { stopWorkers(); }
 
-  grpc::ServerBidiReactor<dv1::DiscoveryRequest, dv1::DiscoveryResponse>* StreamResources(
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* StreamResources(
       grpc::CallbackServerContext* /*ctx*/) override {
     auto stream = std::make_shared<Stream>(*this, discovery_);
     std::unique_lock<std::mutex> lock(mu_);
@@ -194,7 +250,14 @@ void Stream::OnReadDone(bool ok) {
     end(grpc::Status::OK);
     return;
   }
-  const dv1::DiscoveryRequest& req = request_;
+  dv1::DiscoveryRequest req;
+  grpc::Status parsed =
+      grpc::SerializationTraits<dv1::DiscoveryRequest>::Deserialize(&request_, &req);
+  if (!parsed.ok()) {
+    end(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                     "cannot parse DiscoveryRequest: " + parsed.error_message()));
+    return;
+  }
   if (!req.type_url().empty() && req.type_url() != kBootstrapType) {
     std::string why =
         "unknown type_url '" + req.type_url() + "'; this pilot serves " + kBootstrapType;
@@ -257,11 +320,7 @@ void Stream::push() {
   std::optional<Push> next = discovery_.nextPush(conn);
   std::lock_guard<std::mutex> lock(mu_);
   if (next && !finish_requested_ && !done_) {
-    response_.Clear();
-    response_.set_version_info(next->version);
-    response_.set_nonce(next->nonce);
-    response_.set_type_url(kBootstrapType);
-    response_.add_resources()->PackFrom(next->bootstrap);
+    response_ = responseOf(*next);
     StartWrite(&response_);  // busy_ until OnWriteDone
     return;
   }

@@ -1,5 +1,8 @@
 #include "pilot/translate/translator.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <algorithm>
 #include <set>
 
@@ -259,21 +262,63 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   // A policy shared by several ports or subsets is reported once.
   std::set<std::string> seen;
   std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
+
+  for (uint32_t port : view->http_ports) {
+    v1::Listener& l = view->listeners.emplace_back();
+    l.set_name("0.0.0.0_" + std::to_string(port));
+    l.set_address(options_.outbound_address(port));
+    l.set_direction(v1::OUTBOUND);
+    l.mutable_http()->set_route_config_name(std::to_string(port));
+  }
+  for (const auto& [port, tcp] : view->tcp_ports) {
+    v1::Listener& l = view->listeners.emplace_back();
+    l.set_name("0.0.0.0_" + std::to_string(port));
+    l.set_address(options_.outbound_address(port));
+    l.set_direction(v1::OUTBOUND);
+    *l.mutable_tcp_proxy() = tcp;
+  }
+  v1::Bootstrap shared;
+  for (const auto& l : view->listeners) *shared.add_listeners() = l;
+  for (const auto& rc : view->route_configs) *shared.add_route_configs() = rc;
+  for (const auto& c : view->clusters) *shared.add_clusters() = c;
+  auto bytes = std::make_shared<std::string>();
+  {
+    // Deterministic so that equal views give equal bytes (maps in key order).
+    google::protobuf::io::StringOutputStream sos(bytes.get());
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    shared.SerializeToCodedStream(&cos);
+  }
+  view->bytes = std::move(bytes);
   return view;
 }
 
-void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
-  if (proxy.ip.empty()) return;
+const Translator::InboundIndex& Translator::inboundIndex() {
+  if (inbound_index_) return *inbound_index_;
+  inbound_index_ = std::make_unique<InboundIndex>();
   const model::ServiceRegistry& registry = push_.registry();
-  std::set<uint32_t> seen;
   for (const model::Service* s : registry.services()) {
     for (const model::Endpoint& e : registry.endpoints(*s)) {
-      if (e.address != proxy.ip) continue;
+      (*inbound_index_)[e.address].emplace_back(s, &e);
+    }
+  }
+  return *inbound_index_;
+}
+
+void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
+  if (proxy.ip.empty()) return;
+  const InboundIndex& index = inboundIndex();
+  auto own = index.find(proxy.ip);
+  if (own == index.end()) return;
+  std::set<uint32_t> seen;
+  for (const auto& [s, endpoint] : own->second) {
+    const model::Endpoint& e = *endpoint;
+    {
       for (const model::ServicePort& sp : s->ports) {
         uint32_t target = e.portFor(sp);
         if (!seen.insert(target).second) continue;
         std::string name = inboundClusterName(target);
-        v1::Cluster* c = out->bootstrap.add_clusters();
+        v1::Cluster* c = out->add_clusters();
         c->set_name(name);
         c->set_type(v1::Cluster::STATIC);
         c->mutable_service()->set_host(s->hostname);
@@ -283,7 +328,7 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
         ep->set_address(options_.app_address);
         ep->set_port(target);
 
-        v1::Listener* l = out->bootstrap.add_listeners();
+        v1::Listener* l = out->add_listeners();
         l->set_name("virtualInbound_" + std::to_string(target));
         l->set_address(options_.inbound_address(proxy, target));
         l->set_direction(v1::INBOUND);
@@ -296,7 +341,7 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
         // route below, anything else relayed as TCP to the same inbound cluster.
         if (sp.protocol == model::Protocol::kUnknown) l->mutable_tcp_proxy()->set_cluster(name);
 
-        v1::RouteConfiguration* rc = out->bootstrap.add_route_configs();
+        v1::RouteConfiguration* rc = out->add_route_configs();
         rc->set_name(name);
         v1::VirtualHost* vh = rc->add_virtual_hosts();
         vh->set_name("inbound|http|" + std::to_string(target));
@@ -310,34 +355,34 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
   }
 }
 
-Translation Translator::translate(const ProxyIdentity& proxy) {
-  Translation out;
-  v1::Node* node = out.bootstrap.mutable_node();
+void Translator::addNode(const ProxyIdentity& proxy, v1::Bootstrap* out) {
+  v1::Node* node = out->mutable_node();
   node->set_id(proxy.id);
   node->set_workload_name(proxy.workload_name);
   node->set_namespace_(proxy.namespace_name);
   node->mutable_labels()->insert(proxy.labels.begin(), proxy.labels.end());
   node->set_service_account(proxy.service_account);
+}
 
+Translation Translator::translate(const ProxyIdentity& proxy) {
+  Translation out;
+  addNode(proxy, &out.bootstrap);
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
   for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
   for (const auto& rc : view->route_configs) *out.bootstrap.add_route_configs() = rc;
-  for (uint32_t port : view->http_ports) {
-    v1::Listener* l = out.bootstrap.add_listeners();
-    l->set_name("0.0.0.0_" + std::to_string(port));
-    l->set_address(options_.outbound_address(port));
-    l->set_direction(v1::OUTBOUND);
-    l->mutable_http()->set_route_config_name(std::to_string(port));
-  }
-  for (const auto& [port, tcp] : view->tcp_ports) {
-    v1::Listener* l = out.bootstrap.add_listeners();
-    l->set_name("0.0.0.0_" + std::to_string(port));
-    l->set_address(options_.outbound_address(port));
-    l->set_direction(v1::OUTBOUND);
-    *l->mutable_tcp_proxy() = tcp;
-  }
+  for (const auto& l : view->listeners) *out.bootstrap.add_listeners() = l;
   out.warnings = view->warnings;
-  addInbound(proxy, &out);
+  addInbound(proxy, &out.bootstrap);
+  return out;
+}
+
+SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
+  SplitTranslation out;
+  std::shared_ptr<const OutboundView> view = outboundView(proxy);
+  out.shared = view->bytes;
+  addNode(proxy, &out.own);
+  addInbound(proxy, &out.own);
+  out.warnings = view->warnings;
   return out;
 }
 
