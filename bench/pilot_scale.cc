@@ -46,6 +46,8 @@ struct Options {
   int debounce_ms = 100;
   int rounds = 3;
   int timeout_s = 120;
+  std::string pilot_log_level = "warning";
+  std::string keep_log;  // copy pilot's log here at the end
 };
 
 std::string ns(int i, const Options& o) { return "ns-" + std::to_string(i % o.namespaces); }
@@ -318,6 +320,8 @@ int main(int argc, char** argv) {
   app.add_option("--debounce-ms", o.debounce_ms, "pilot's --debounce-ms")->capture_default_str();
   app.add_option("--rounds", o.rounds, "changes of each kind")->capture_default_str();
   app.add_option("--timeout-s", o.timeout_s, "per phase")->capture_default_str();
+  app.add_option("--pilot-log-level", o.pilot_log_level)->capture_default_str();
+  app.add_option("--keep-log", o.keep_log, "copy pilot's log to this file at the end");
   CLI11_PARSE(app, argc, argv);
   o.services = std::max(o.services, kRoutedServices + 1);
 
@@ -330,7 +334,7 @@ int main(int argc, char** argv) {
   mesh::integration::Process pilot(
       {o.pilot, "--config-dir", dir, "--grpc-address", "127.0.0.1:0", "--http-address",
        "127.0.0.1:0", "--port-file", port_file, "--debounce-ms", std::to_string(o.debounce_ms),
-       "--log-level", "warning"},
+       "--log-level", o.pilot_log_level},
       tmp.file("pilot.log"));
   std::string error;
   auto ports = mesh::integration::waitForFile(port_file, pilot, milliseconds(60000), &error);
@@ -404,6 +408,7 @@ int main(int argc, char** argv) {
   for (auto& p : proxies) p->cancel();
   for (auto& p : proxies) p->waitDone();
   pilot.stop();
+  if (!o.keep_log.empty()) writeFile(o.keep_log, pilot.log());
 
   std::printf(
       "\n### pilot_scale: %d services x %d endpoints, %d proxies in %d namespaces, "

@@ -64,7 +64,7 @@ Discovery::Discovery(stats::Store& stats, translate::PushOptions options)
 }
 
 bool Discovery::applyConfig(DirectoryConfig loaded) {
-  std::vector<std::function<void()>> wakes;
+  uint64_t version = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t before = static_cast<int64_t>(errors_.size());
@@ -79,11 +79,21 @@ bool Discovery::applyConfig(DirectoryConfig loaded) {
     errors_ = ValidationErrors();
     thread_stats_.add(config_errors_, -before);
     thread_stats_.inc(config_loads_ok_);
-    current_ =
-        std::make_shared<const MeshConfig>(std::move(loaded), next_config_version_++, options_);
+    version = next_config_version_++;
+  }
+  // Indexing the registries and resources takes tens of ms for thousands of services: not
+  // under mu_, which every stream's ACK and push bookkeeping takes.
+  auto config = std::make_shared<const MeshConfig>(std::move(loaded), version, options_);
+  std::vector<std::function<void()>> wakes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Concurrent applies: the later version wins whatever order they finish in.
+    if (current_ != nullptr && current_->version() > version) return true;
+    current_ = std::move(config);
     MESH_LOG("pilot", info, "config version {} applied: {} resources, {} Kubernetes objects",
              current_->version(), current_->config().resources.size(),
              current_->config().kube_objects.size());
+    wakes.reserve(proxies_.size());
     for (auto& [id, p] : proxies_) wakes.push_back(p.wake);
   }
   for (auto& wake : wakes) wake();
