@@ -134,6 +134,7 @@ std::optional<Push> Discovery::nextPush(uint64_t conn) {
   std::shared_ptr<const MeshConfig> config;
   translate::ProxyIdentity identity;
   std::shared_ptr<const std::string> last_shared;
+  size_t last_hash = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = proxies_.find(conn);
@@ -141,6 +142,7 @@ std::optional<Push> Discovery::nextPush(uint64_t conn) {
     config = current_;
     identity = it->second.identity;
     last_shared = it->second.sent_shared;
+    last_hash = it->second.sent_shared_hash;
   }
   // Translate and compare without holding mu_: the slow part.
   translate::SplitTranslation t = config->translateSplit(identity);
@@ -152,9 +154,11 @@ std::optional<Push> Discovery::nextPush(uint64_t conn) {
     cos.SetSerializationDeterministic(true);
     t.own.SerializeToCodedStream(&cos);
   }
-  // Usually the same object (same view) or of another size; a full compare only otherwise.
+  // Usually the same object (same view), or of another hash (another config): a full compare
+  // only when a new config gave equal bytes.
   const bool same_shared =
-      last_shared != nullptr && (last_shared == t.shared || *last_shared == *t.shared);
+      last_shared != nullptr &&
+      (last_shared == t.shared || (last_hash == t.shared_hash && *last_shared == *t.shared));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = proxies_.find(conn);
   if (it == proxies_.end()) return std::nullopt;
@@ -170,6 +174,7 @@ std::optional<Push> Discovery::nextPush(uint64_t conn) {
   p.sent_version = push.version;
   p.sent_nonce = push.nonce;
   p.sent_shared = push.shared_bytes;
+  p.sent_shared_hash = t.shared_hash;
   p.sent_own = push.own_bytes;
   p.sent_at = Clock::now();
   p.awaiting_ack = true;

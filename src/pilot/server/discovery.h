@@ -108,6 +108,7 @@ class Discovery {
     std::string sent_nonce;
     // The Bootstrap last sent (see Push): the shared part is kept by reference, not copied.
     std::shared_ptr<const std::string> sent_shared;
+    size_t sent_shared_hash = 0;
     std::string sent_own;
     Clock::time_point sent_at;
     bool awaiting_ack = false;

@@ -289,6 +289,7 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     cos.SetSerializationDeterministic(true);
     shared.SerializeToCodedStream(&cos);
   }
+  view->bytes_hash = std::hash<std::string_view>{}(*bytes);
   view->bytes = std::move(bytes);
   return view;
 }
@@ -313,44 +314,42 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
   std::set<uint32_t> seen;
   for (const auto& [s, endpoint] : own->second) {
     const model::Endpoint& e = *endpoint;
-    {
-      for (const model::ServicePort& sp : s->ports) {
-        uint32_t target = e.portFor(sp);
-        if (!seen.insert(target).second) continue;
-        std::string name = inboundClusterName(target);
-        v1::Cluster* c = out->add_clusters();
-        c->set_name(name);
-        c->set_type(v1::Cluster::STATIC);
-        c->mutable_service()->set_host(s->hostname);
-        c->mutable_service()->set_name(s->name);
-        c->mutable_service()->set_namespace_(s->namespace_name);
-        v1::Endpoint* ep = c->add_endpoints();
-        ep->set_address(options_.app_address);
-        ep->set_port(target);
+    for (const model::ServicePort& sp : s->ports) {
+      uint32_t target = e.portFor(sp);
+      if (!seen.insert(target).second) continue;
+      std::string name = inboundClusterName(target);
+      v1::Cluster* c = out->add_clusters();
+      c->set_name(name);
+      c->set_type(v1::Cluster::STATIC);
+      c->mutable_service()->set_host(s->hostname);
+      c->mutable_service()->set_name(s->name);
+      c->mutable_service()->set_namespace_(s->namespace_name);
+      v1::Endpoint* ep = c->add_endpoints();
+      ep->set_address(options_.app_address);
+      ep->set_port(target);
 
-        v1::Listener* l = out->add_listeners();
-        l->set_name("virtualInbound_" + std::to_string(target));
-        l->set_address(options_.inbound_address(proxy, target));
-        l->set_direction(v1::INBOUND);
-        if (!model::isHttp(sp.protocol)) {
-          l->mutable_tcp_proxy()->set_cluster(name);
-          continue;
-        }
-        l->mutable_http()->set_route_config_name(name);
-        // A port of unknown protocol is sniffed, as Istio's inbound listeners do: HTTP/1.1 to the
-        // route below, anything else relayed as TCP to the same inbound cluster.
-        if (sp.protocol == model::Protocol::kUnknown) l->mutable_tcp_proxy()->set_cluster(name);
-
-        v1::RouteConfiguration* rc = out->add_route_configs();
-        rc->set_name(name);
-        v1::VirtualHost* vh = rc->add_virtual_hosts();
-        vh->set_name("inbound|http|" + std::to_string(target));
-        vh->add_domains("*");
-        v1::Route* r = vh->add_routes();
-        r->set_name("default");
-        r->mutable_match()->set_prefix("/");
-        r->mutable_route()->set_cluster(name);
+      v1::Listener* l = out->add_listeners();
+      l->set_name("virtualInbound_" + std::to_string(target));
+      l->set_address(options_.inbound_address(proxy, target));
+      l->set_direction(v1::INBOUND);
+      if (!model::isHttp(sp.protocol)) {
+        l->mutable_tcp_proxy()->set_cluster(name);
+        continue;
       }
+      l->mutable_http()->set_route_config_name(name);
+      // A port of unknown protocol is sniffed, as Istio's inbound listeners do: HTTP/1.1 to the
+      // route below, anything else relayed as TCP to the same inbound cluster.
+      if (sp.protocol == model::Protocol::kUnknown) l->mutable_tcp_proxy()->set_cluster(name);
+
+      v1::RouteConfiguration* rc = out->add_route_configs();
+      rc->set_name(name);
+      v1::VirtualHost* vh = rc->add_virtual_hosts();
+      vh->set_name("inbound|http|" + std::to_string(target));
+      vh->add_domains("*");
+      v1::Route* r = vh->add_routes();
+      r->set_name("default");
+      r->mutable_match()->set_prefix("/");
+      r->mutable_route()->set_cluster(name);
     }
   }
 }
@@ -380,6 +379,7 @@ SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
   SplitTranslation out;
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
   out.shared = view->bytes;
+  out.shared_hash = view->bytes_hash;
   addNode(proxy, &out.own);
   addInbound(proxy, &out.own);
   out.warnings = view->warnings;

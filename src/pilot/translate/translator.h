@@ -39,6 +39,7 @@ struct Translation {
 // costs one serialization of the big part, not one per proxy.
 struct SplitTranslation {
   std::shared_ptr<const std::string> shared;
+  size_t shared_hash = 0;  // of *shared, computed once with it: a cheap "surely different"
   mesh::proxy::v1::Bootstrap own;
   std::vector<std::string> warnings;
 };
@@ -66,6 +67,7 @@ class Translator {
     std::vector<std::string> warnings;
     // A Bootstrap of clusters, route_configs and listeners, serialized deterministically.
     std::shared_ptr<const std::string> bytes;
+    size_t bytes_hash = 0;
   };
   // A proxy's own endpoints (those with its IP) in registry order, by IP; built on first use.
   using InboundIndex =
