@@ -27,7 +27,15 @@ translate::Translation MeshConfig::translate(const translate::ProxyIdentity& pro
 translate::SplitTranslation MeshConfig::translateSplit(
     const translate::ProxyIdentity& proxy) const {
   std::lock_guard<std::mutex> lock(mu_);
-  return translator_->translateSplit(proxy);
+  const size_t built = translator_->viewsBuilt();
+  const auto start = std::chrono::steady_clock::now();
+  translate::SplitTranslation t = translator_->translateSplit(proxy);
+  if (translator_->viewsBuilt() != built) {
+    std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
+    MESH_LOG("pilot", debug, "config {}: outbound view #{} (namespace {}) built in {:.1f} ms",
+             version_, translator_->viewsBuilt(), proxy.namespace_name, took.count());
+  }
+  return t;
 }
 
 mesh::proxy::v1::Bootstrap Push::bootstrap() const {
