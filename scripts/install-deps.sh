@@ -9,7 +9,8 @@ base=(g++ cmake ninja-build pkgconf ccache mold make
       libboost1.81-dev protobuf-compiler libprotobuf-dev
       libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libre2-dev
       libgtest-dev libgmock-dev liburing-dev
-      libgrpc++-dev protobuf-compiler-grpc libc-ares-dev)
+      libgrpc++-dev protobuf-compiler-grpc libc-ares-dev
+      prometheus)  # the e2e tests start their own Prometheus server to scrape the mesh
 bench=(nginx haproxy wrk nghttp2-client curl openssl iproute2 util-linux procps)
 fuzz=(clang-14 libclang-rt-14-dev)
 
@@ -37,3 +38,8 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts a system-wide Prometheus on :9090 when it installs one; the tests run their own
+# on a free port, so the one we just installed is stopped and left disabled.
+if printf '%s\n' "${missing[@]}" | grep -qx prometheus && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+fi

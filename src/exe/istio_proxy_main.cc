@@ -1,9 +1,13 @@
-// istio-proxy: the sidecar. `istio-proxy --config proxy.yaml`.
+// istio-proxy: the sidecar. `istio-proxy --config proxy.yaml` (static), or
+// `istio-proxy --discovery PILOT [--config local.yaml] --namespace NS --workload NAME ...`
+// (listeners, routes and clusters from pilot, pushed live).
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
+#include <string>
+#include <vector>
 
 #include "core/log.h"
+#include "proxy/discovery/discovery_client.h"
 #include "proxy/server/server.h"
 
 int main(int argc, char** argv) {
@@ -11,24 +15,97 @@ int main(int argc, char** argv) {
   mesh::proxy::ServerOptions opts;
   std::string log_level = "info";
   double drain_seconds = 10;
-  app.add_option("-c,--config", opts.config_path, "proxy config file (YAML or JSON)")
-      ->required();
+  std::string discovery;
+  std::string ns, workload, sa, ip, node_id, outbound_bind;
+  std::vector<std::string> labels, app_ports;
+  app.add_option("-c,--config", opts.config_path,
+                 "proxy config file (YAML or JSON); with --discovery it is optional and gives "
+                 "the node, admin addresses and telemetry");
+  app.add_option("--discovery", discovery,
+                 "pilot's discovery address (host:port): listeners, routes and clusters come "
+                 "from pilot, pushed live");
+  app.add_option("--node-id", node_id,
+                 "the node id sent to pilot (default sidecar~IP~WORKLOAD.NS~NS.svc.cluster.local)");
+  app.add_option("--namespace", ns, "the workload's namespace");
+  app.add_option("--workload", workload, "the workload's name (e.g. reviews-v1)");
+  app.add_option("--label", labels, "a workload label KEY=VALUE (repeatable, or comma-separated)")
+      ->delimiter(',');
+  app.add_option("--service-account", sa, "the workload's service account");
+  app.add_option("--ip", ip, "the workload's IP (its endpoints are this proxy's inbound)");
+  app.add_option("--app-port", app_ports,
+                 "TARGET=APP: the app listens on APP, not on the endpoint's target port "
+                 "(repeatable)");
+  app.add_option("--outbound-bind", outbound_bind,
+                 "bind outbound listeners here instead of 0.0.0.0:<service port>; "
+                 "127.0.0.1:0 lets the OS pick each port");
   app.add_option("--concurrency", opts.concurrency, "worker threads (default: one per core)");
   app.add_option("--port-file", opts.port_file,
-                 "write the bound ports as JSON to this file once ready");
+                 "write the bound ports as JSON to this file once ready, and again after each "
+                 "config change (with --discovery: \"discovery_version\" is pilot's version "
+                 "applied, \"\" until the first)");
   app.add_option("--drain-timeout", drain_seconds,
                  "seconds to let in-flight requests finish on SIGTERM or /quitquitquit");
   app.add_option("-l,--log-level", log_level, "trace, debug, info, warning, error, off");
   app.set_version_flag("--version", std::string("istio-proxy ") + MESH_VERSION);
   CLI11_PARSE(app, argc, argv);
+  if (opts.config_path.empty() && discovery.empty()) {
+    std::fprintf(stderr, "istio-proxy: --config or --discovery is required\n");
+    return 2;
+  }
 
   mesh::log::init(log_level);
   opts.drain_timeout = std::chrono::milliseconds(static_cast<int64_t>(drain_seconds * 1000));
+  opts.discovery = !discovery.empty();
+  mesh::proxy::v1::Node& n = opts.node_overrides;
+  n.set_id(node_id);
+  n.set_namespace_(ns);
+  n.set_workload_name(workload);
+  for (const std::string& kv : labels) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      std::fprintf(stderr, "istio-proxy: --label '%s': expected KEY=VALUE\n", kv.c_str());
+      return 2;
+    }
+    (*n.mutable_labels())[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  n.set_service_account(sa);
+  n.set_ip(ip);
+  for (const std::string& pair : app_ports) {
+    unsigned target = 0, port = 0;
+    char extra = 0;
+    if (std::sscanf(pair.c_str(), "%u=%u%c", &target, &port, &extra) != 2 || target == 0 ||
+        target > 65535 || port == 0 || port > 65535) {
+      std::fprintf(stderr, "istio-proxy: --app-port '%s': expected TARGET=APP ports\n",
+                   pair.c_str());
+      return 2;
+    }
+    (*n.mutable_app_ports())[target] = port;
+  }
+  n.set_outbound_bind(outbound_bind);
+
   mesh::proxy::Server server(opts);
   mesh::Status st = server.start();
   if (!st.ok()) {
     std::fprintf(stderr, "istio-proxy: %s\n", st.message().c_str());
     return 1;
   }
-  return server.run();
+  std::unique_ptr<mesh::proxy::DiscoveryClient> client;
+  if (opts.discovery) {
+    mesh::proxy::DiscoveryClientOptions copts;
+    copts.address = discovery;
+    copts.node = server.node();
+    copts.admin_address = server.adminAddress();
+    client = std::make_unique<mesh::proxy::DiscoveryClient>(
+        copts,
+        [&server](auto config, std::string version) {
+          return server.applyDiscovered(std::move(config), std::move(version));
+        },
+        [&server](bool connected, std::string detail) {
+          server.setDiscoveryState(connected, std::move(detail));
+        });
+    client->start();
+  }
+  int rc = server.run();
+  if (client) client->stop();
+  return rc;
 }

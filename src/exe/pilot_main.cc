@@ -1,5 +1,5 @@
 // pilot: the control plane's discovery server.
-// `pilot --config-dir DIR [--grpc-address 127.0.0.1:15010] [--http-address 127.0.0.1:15014]`.
+// `pilot --config-dir DIR... [--grpc-address 127.0.0.1:15010] [--http-address 127.0.0.1:15014]`.
 #include <CLI/CLI.hpp>
 #include <csignal>
 #include <cstdio>
@@ -12,9 +12,10 @@ int main(int argc, char** argv) {
   mesh::pilot::server::PilotOptions opts;
   std::string log_level = "info";
   int debounce_ms = 100;
-  app.add_option("--config-dir", opts.config_dir,
+  app.add_option("--config-dir", opts.config_dirs,
                  "directory of Istio config and Kubernetes Service/Endpoints/Pod files "
-                 "(*.yaml, *.yml, *.json), watched for changes")
+                 "(*.yaml, *.yml, *.json), watched for changes; repeatable: the directories "
+                 "are read as one config")
       ->required();
   app.add_option("--grpc-address", opts.grpc_address, "discovery stream (plaintext gRPC)")
       ->capture_default_str();

@@ -146,6 +146,13 @@ std::string Process::log() const { return readFile(log_path_); }
 
 std::optional<std::string> waitForFile(const std::string& path, Process& owner,
                                        milliseconds timeout, std::string* error) {
+  return waitForFileMatching(
+      path, owner, [](const std::string& c) { return !c.empty(); }, timeout, error);
+}
+
+std::optional<std::string> waitForFileMatching(const std::string& path, Process& owner,
+                                               const std::function<bool(const std::string&)>& done,
+                                               milliseconds timeout, std::string* error) {
   std::string dir = std::filesystem::path(path).parent_path().string();
   int in = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
   if (in >= 0) ::inotify_add_watch(in, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
@@ -153,16 +160,18 @@ std::optional<std::string> waitForFile(const std::string& path, Process& owner,
   std::optional<std::string> result;
   for (;;) {
     std::string content = readFile(path);
-    if (!content.empty()) {
+    if (done(content)) {
       result = content;
       break;
     }
     if (!owner.running()) {
-      *error = "process exited before writing " + path + "; its log:\n" + owner.log();
+      *error = "process exited before writing " + path + " as expected (it holds '" + content +
+               "'); its log:\n" + owner.log();
       break;
     }
     if (Clock::now() >= deadline) {
-      *error = "timed out waiting for " + path + "; log:\n" + owner.log();
+      *error =
+          "timed out waiting for " + path + " (it holds '" + content + "'); log:\n" + owner.log();
       break;
     }
     // Wake on any change in the directory, or every 50 ms to notice the process dying.

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -69,6 +70,11 @@ class Process {
 // exits. Returns its content, or nullopt with a reason in `error`.
 std::optional<std::string> waitForFile(const std::string& path, Process& owner,
                                        milliseconds timeout, std::string* error);
+
+// The same, until the content satisfies `done` (files are replaced atomically, by rename).
+std::optional<std::string> waitForFileMatching(const std::string& path, Process& owner,
+                                               const std::function<bool(const std::string&)>& done,
+                                               milliseconds timeout, std::string* error);
 
 // The number after "key": in a flat JSON text (the port files are flat enough for this).
 std::optional<uint64_t> jsonNumber(const std::string& json, const std::string& key);

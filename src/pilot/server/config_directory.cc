@@ -55,25 +55,33 @@ bool isConfigFileName(const std::string& name) {
 }
 
 DirectoryConfig loadConfigDirectory(const std::string& dir) {
-  return ConfigDirectoryLoader(dir).load();
+  return ConfigDirectoryLoader({dir}).load();
+}
+
+DirectoryConfig loadConfigDirectories(const std::vector<std::string>& dirs) {
+  return ConfigDirectoryLoader(dirs).load();
 }
 
 DirectoryConfig ConfigDirectoryLoader::load() {
   DirectoryConfig out;
   last_parsed_ = 0;
-  std::error_code ec;
-  fs::directory_iterator it(dir_, ec);
-  if (ec) {
-    out.errors.add(dir_, 0, "", "cannot read config directory: " + ec.message());
-    return out;
+  for (const std::string& dir : dirs_) {
+    std::error_code ec;
+    fs::directory_iterator it(dir, ec);
+    if (ec) {
+      out.errors.add(dir, 0, "", "cannot read config directory: " + ec.message());
+      return out;
+    }
+    std::vector<std::string> files;
+    for (const auto& entry : it) {
+      std::error_code type_ec;
+      if (!entry.is_regular_file(type_ec)) continue;
+      std::string name = entry.path().filename().string();
+      if (isConfigFileName(name)) files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    out.files.insert(out.files.end(), files.begin(), files.end());
   }
-  for (const auto& entry : it) {
-    std::error_code type_ec;
-    if (!entry.is_regular_file(type_ec)) continue;
-    std::string name = entry.path().filename().string();
-    if (isConfigFileName(name)) out.files.push_back(entry.path().string());
-  }
-  std::sort(out.files.begin(), out.files.end());
 
   std::map<std::string, ParsedFile> files;
   for (const std::string& path : out.files) {

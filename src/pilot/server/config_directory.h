@@ -24,13 +24,15 @@ struct DirectoryConfig {
 
 // Reads the directory (not recursively; hidden files skipped). A missing directory is an error.
 DirectoryConfig loadConfigDirectory(const std::string& dir);
+// Several directories read as one config, in order (files sorted within each).
+DirectoryConfig loadConfigDirectories(const std::vector<std::string>& dirs);
 
-// Loads one directory again and again (pilot's reloads), parsing again only the files whose
+// Loads directories again and again (pilot's reloads), parsing again only the files whose
 // content changed since the previous load: a change usually touches one file of many, and YAML
-// parsing is most of a reload. The result equals loadConfigDirectory's. Not thread-safe.
+// parsing is most of a reload. The result equals loadConfigDirectories'. Not thread-safe.
 class ConfigDirectoryLoader {
  public:
-  explicit ConfigDirectoryLoader(std::string dir) : dir_(std::move(dir)) {}
+  explicit ConfigDirectoryLoader(std::vector<std::string> dirs) : dirs_(std::move(dirs)) {}
   DirectoryConfig load();
   // Files parsed by the last load (the others came from the previous one).
   size_t lastParsed() const { return last_parsed_; }
@@ -42,7 +44,7 @@ class ConfigDirectoryLoader {
     std::vector<config::KubernetesObject> kube_objects;
     ValidationErrors errors;
   };
-  const std::string dir_;
+  const std::vector<std::string> dirs_;
   std::map<std::string, ParsedFile> files_;  // by path, as of the last load
   size_t last_parsed_ = 0;
 };

@@ -171,6 +171,7 @@ std::optional<Push> Discovery::nextPush(uint64_t conn) {
   auto it = proxies_.find(conn);
   if (it == proxies_.end()) return std::nullopt;
   ProxyState& p = it->second;
+  p.config_version = std::to_string(config->version());
   if (!p.sent_version.empty() && p.sent_shared == last_shared && same_shared && p.sent_own == own) {
     return std::nullopt;
   }
@@ -273,7 +274,12 @@ std::string Discovery::syncz() const {
     out += "{";
     appendField(&out, "proxy", p.identity.id, false);
     appendField(&out, "namespace", p.identity.namespace_name, true);
+    appendField(&out, "workload", p.identity.workload_name, true);
+    appendField(&out, "admin_address", p.identity.admin_address, true);
     out += ",\"stream\":" + std::to_string(id);
+    // The config version last computed for the proxy: its config is current when this is
+    // pilot's version and the status is SYNCED (a change that leaves it alone sends nothing).
+    appendField(&out, "config_version", p.config_version, true);
     appendField(&out, "sent_version", p.sent_version, true);
     appendField(&out, "sent_nonce", p.sent_nonce, true);
     appendField(&out, "acked_version", p.acked_version, true);

@@ -104,6 +104,7 @@ class Discovery {
   struct ProxyState {
     translate::ProxyIdentity identity;
     std::function<void()> wake;
+    std::string config_version;  // the config version last translated for this proxy
     std::string sent_version;
     std::string sent_nonce;
     // The Bootstrap last sent (see Push): the shared part is kept by reference, not copied.

@@ -27,6 +27,9 @@ translate::ProxyIdentity identityOf(const dv1::Node& node) {
   p.labels.insert(node.labels().begin(), node.labels().end());
   p.service_account = node.service_account();
   p.ip = node.ip();
+  p.app_ports.insert(node.app_ports().begin(), node.app_ports().end());
+  p.outbound_bind = node.outbound_bind();
+  p.admin_address = node.admin_address();
   return p;
 }
 

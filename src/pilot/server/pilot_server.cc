@@ -27,7 +27,7 @@ translate::PushOptions pushOptions(const PilotOptions& o) {
 PilotServer::PilotServer(PilotOptions options)
     : options_(std::move(options)),
       discovery_(stats_, pushOptions(options_)),
-      loader_(options_.config_dir) {}
+      loader_(options_.config_dirs) {}
 
 PilotServer::~PilotServer() { stop(); }
 
@@ -45,9 +45,11 @@ void PilotServer::reload() {
 
 Status PilotServer::start() {
   reload();
-  watcher_ =
-      std::make_unique<ConfigWatcher>(options_.config_dir, options_.debounce, [this] { reload(); });
-  MESH_RETURN_IF_ERROR(watcher_->start());
+  for (const std::string& dir : options_.config_dirs) {
+    watchers_.push_back(
+        std::make_unique<ConfigWatcher>(dir, options_.debounce, [this] { reload(); }));
+    MESH_RETURN_IF_ERROR(watchers_.back()->start());
+  }
 
   grpc_ = std::make_unique<GrpcDiscoveryServer>(discovery_);
   auto grpc_port = grpc_->start(options_.grpc_address);
@@ -66,7 +68,7 @@ Status PilotServer::start() {
 }
 
 void PilotServer::stop() {
-  if (watcher_) watcher_->stop();
+  for (auto& w : watchers_) w->stop();
   if (http_) http_->stop();
   if (grpc_) grpc_->stop();
 }

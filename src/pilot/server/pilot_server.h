@@ -21,7 +21,7 @@ class HttpServer;
 struct HttpReply;
 
 struct PilotOptions {
-  std::string config_dir;
+  std::vector<std::string> config_dirs;  // read as one config, each watched
   std::string grpc_address = "127.0.0.1:15010";
   std::string http_address = "127.0.0.1:15014";
   std::string port_file;  // {"grpc":N,"http":N}, written atomically once both listen
@@ -59,7 +59,7 @@ class PilotServer {
   Discovery discovery_;
   std::mutex reload_mu_;          // one load at a time
   ConfigDirectoryLoader loader_;  // guarded by reload_mu_
-  std::unique_ptr<ConfigWatcher> watcher_;
+  std::vector<std::unique_ptr<ConfigWatcher>> watchers_;
   std::unique_ptr<GrpcDiscoveryServer> grpc_;
   std::unique_ptr<HttpServer> http_;
   uint16_t grpc_port_ = 0;

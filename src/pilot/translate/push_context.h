@@ -23,6 +23,12 @@ struct ProxyIdentity {
   std::map<std::string, std::string> labels;
   std::string service_account;
   std::string ip;  // the workload's IP: endpoints with this address are this proxy's services
+  // Where the app listens when not on the endpoint's target port (target port -> app port).
+  std::map<uint32_t, uint32_t> app_ports;
+  // Outbound listeners bind "<outbound_bind>:<service port>" or, when it has a port,
+  // "<outbound_bind>" (port 0: the OS picks); empty: TranslateOptions::outbound_address.
+  std::string outbound_bind;
+  std::string admin_address;  // the proxy's admin API, as it reported it
 };
 
 struct PushOptions {

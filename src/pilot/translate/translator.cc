@@ -47,6 +47,21 @@ std::string outboundClusterName(uint32_t port, const std::string& subset, const 
   return "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
 }
 
+std::string podName(const ProxyIdentity& proxy) {
+  // "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local"
+  size_t a = proxy.id.find('~');
+  size_t b = a == std::string::npos ? a : proxy.id.find('~', a + 1);
+  size_t c = b == std::string::npos ? b : proxy.id.find('~', b + 1);
+  if (c == std::string::npos) return "";
+  std::string pod_ns = proxy.id.substr(b + 1, c - b - 1);
+  const std::string suffix = "." + proxy.namespace_name;
+  if (pod_ns.size() > suffix.size() &&
+      pod_ns.compare(pod_ns.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    return pod_ns.substr(0, pod_ns.size() - suffix.size());
+  }
+  return pod_ns;
+}
+
 std::string inboundClusterName(uint32_t port) { return "inbound|" + std::to_string(port) + "||"; }
 
 std::vector<std::string> serviceDomains(const model::Service& service,
@@ -137,7 +152,9 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
         if (e.weight != 0) out->set_weight(e.weight);
         if (!e.workload_name.empty() || !e.labels.empty() || !e.service_account.empty()) {
           v1::WorkloadInfo* w = out->mutable_workload();
-          w->set_name(e.workload_name);
+          // Istio's label for a workload's name wins over the pod / WorkloadEntry name.
+          auto named = e.labels.find("service.istio.io/workload-name");
+          w->set_name(named != e.labels.end() ? named->second : e.workload_name);
           w->set_namespace_(e.namespace_name);
           w->mutable_labels()->insert(e.labels.begin(), e.labels.end());
           w->set_service_account(e.service_account);
@@ -263,22 +280,7 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   std::set<std::string> seen;
   std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
 
-  for (uint32_t port : view->http_ports) {
-    v1::Listener& l = view->listeners.emplace_back();
-    l.set_name("0.0.0.0_" + std::to_string(port));
-    l.set_address(options_.outbound_address(port));
-    l.set_direction(v1::OUTBOUND);
-    l.mutable_http()->set_route_config_name(std::to_string(port));
-  }
-  for (const auto& [port, tcp] : view->tcp_ports) {
-    v1::Listener& l = view->listeners.emplace_back();
-    l.set_name("0.0.0.0_" + std::to_string(port));
-    l.set_address(options_.outbound_address(port));
-    l.set_direction(v1::OUTBOUND);
-    *l.mutable_tcp_proxy() = tcp;
-  }
   v1::Bootstrap shared;
-  for (const auto& l : view->listeners) *shared.add_listeners() = l;
   for (const auto& rc : view->route_configs) *shared.add_route_configs() = rc;
   for (const auto& c : view->clusters) *shared.add_clusters() = c;
   auto bytes = std::make_shared<std::string>();
@@ -311,9 +313,20 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
   const InboundIndex& index = inboundIndex();
   auto own = index.find(proxy.ip);
   if (own == index.end()) return;
+  // On a shared address (workloads on one loopback) the name tells whose endpoint it is: when
+  // some endpoint at the proxy's IP names the proxy's pod (from its id) or workload, only those
+  // count.
+  const std::string pod = podName(proxy);
+  auto names_proxy = [&](const model::Endpoint& e) {
+    return !e.workload_name.empty() &&
+           (e.workload_name == pod || e.workload_name == proxy.workload_name);
+  };
+  bool by_name = false;
+  for (const auto& [s, endpoint] : own->second) by_name = by_name || names_proxy(*endpoint);
   std::set<uint32_t> seen;
   for (const auto& [s, endpoint] : own->second) {
     const model::Endpoint& e = *endpoint;
+    if (by_name && !names_proxy(e)) continue;
     for (const model::ServicePort& sp : s->ports) {
       uint32_t target = e.portFor(sp);
       if (!seen.insert(target).second) continue;
@@ -326,7 +339,8 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
       c->mutable_service()->set_namespace_(s->namespace_name);
       v1::Endpoint* ep = c->add_endpoints();
       ep->set_address(options_.app_address);
-      ep->set_port(target);
+      auto app = proxy.app_ports.find(target);
+      ep->set_port(app != proxy.app_ports.end() ? app->second : target);
 
       v1::Listener* l = out->add_listeners();
       l->set_name("virtualInbound_" + std::to_string(target));
@@ -363,13 +377,41 @@ void Translator::addNode(const ProxyIdentity& proxy, v1::Bootstrap* out) {
   node->set_service_account(proxy.service_account);
 }
 
+void Translator::addOutboundListeners(const ProxyIdentity& proxy, const OutboundView& view,
+                                      v1::Bootstrap* out) {
+  // Outbound listeners: where the proxy asks (its interception mode is NONE), else the default.
+  // Per proxy, hence not in the shared view.
+  auto outbound_address = [&](uint32_t port) {
+    const std::string& bind = proxy.outbound_bind;
+    if (bind.empty()) return options_.outbound_address(port);
+    size_t colon = bind.rfind(':');
+    bool has_port = colon != std::string::npos && bind.find(']', colon) == std::string::npos &&
+                    (bind.front() == '[' || bind.find(':') == colon);
+    return has_port ? bind : hostPort(bind, port);
+  };
+  for (uint32_t port : view.http_ports) {
+    v1::Listener* l = out->add_listeners();
+    l->set_name("0.0.0.0_" + std::to_string(port));
+    l->set_address(outbound_address(port));
+    l->set_direction(v1::OUTBOUND);
+    l->mutable_http()->set_route_config_name(std::to_string(port));
+  }
+  for (const auto& [port, tcp] : view.tcp_ports) {
+    v1::Listener* l = out->add_listeners();
+    l->set_name("0.0.0.0_" + std::to_string(port));
+    l->set_address(outbound_address(port));
+    l->set_direction(v1::OUTBOUND);
+    *l->mutable_tcp_proxy() = tcp;
+  }
+}
+
 Translation Translator::translate(const ProxyIdentity& proxy) {
   Translation out;
   addNode(proxy, &out.bootstrap);
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
   for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
   for (const auto& rc : view->route_configs) *out.bootstrap.add_route_configs() = rc;
-  for (const auto& l : view->listeners) *out.bootstrap.add_listeners() = l;
+  addOutboundListeners(proxy, *view, &out.bootstrap);
   out.warnings = view->warnings;
   addInbound(proxy, &out.bootstrap);
   return out;
@@ -381,6 +423,7 @@ SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
   out.shared = view->bytes;
   out.shared_hash = view->bytes_hash;
   addNode(proxy, &out.own);
+  addOutboundListeners(proxy, *view, &out.own);
   addInbound(proxy, &out.own);
   out.warnings = view->warnings;
   return out;

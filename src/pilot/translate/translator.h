@@ -33,10 +33,10 @@ struct Translation {
 
 // translate()'s result in two parts whose serializations, concatenated (shared first), parse to
 // the same Bootstrap (protobuf appends repeated fields of concatenated messages in order).
-// `shared` is the outbound view (listeners, route configurations, clusters), serialized
+// `shared` is the outbound view (route configurations, clusters), serialized
 // deterministically once per view and the same object for every proxy with that view; `own` is
-// the proxy's node and inbound listeners, clusters and routes. Pushing to many proxies then
-// costs one serialization of the big part, not one per proxy.
+// the proxy's node, outbound listeners and inbound listeners, clusters and routes. Pushing to many
+// proxies then costs one serialization of the big part, not one per proxy.
 struct SplitTranslation {
   std::shared_ptr<const std::string> shared;
   size_t shared_hash = 0;  // of *shared, computed once with it: a cheap "surely different"
@@ -63,9 +63,9 @@ class Translator {
     std::vector<uint32_t> http_ports;  // one outbound listener each, ascending
     // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending.
     std::vector<std::pair<uint32_t, mesh::proxy::v1::TcpProxy>> tcp_ports;
-    std::vector<mesh::proxy::v1::Listener> listeners;  // outbound: http_ports, then tcp_ports
     std::vector<std::string> warnings;
-    // A Bootstrap of clusters, route_configs and listeners, serialized deterministically.
+    // A Bootstrap of clusters and route_configs, serialized deterministically. (Outbound
+    // listeners are per proxy: their address may be the proxy's outbound_bind.)
     std::shared_ptr<const std::string> bytes;
     size_t bytes_hash = 0;
   };
@@ -74,6 +74,8 @@ class Translator {
       std::map<std::string, std::vector<std::pair<const model::Service*, const model::Endpoint*>>>;
   const InboundIndex& inboundIndex();
   void addNode(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out);
+  void addOutboundListeners(const ProxyIdentity& proxy, const OutboundView& view,
+                            mesh::proxy::v1::Bootstrap* out);
   std::shared_ptr<const OutboundView> outboundView(const ProxyIdentity& proxy);
   std::shared_ptr<const OutboundView> buildOutbound(const ProxyIdentity& proxy,
                                                     const config::Resource* sidecar);
@@ -92,6 +94,8 @@ class Translator {
 // "inbound|9080||".
 std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host);
 std::string inboundClusterName(uint32_t port);
+// The pod name in an Istio sidecar id ("sidecar~ip~<pod>.<ns>~..."); "" if the id has no such part.
+std::string podName(const ProxyIdentity& proxy);
 
 // The names a proxy in `proxy_namespace` may use for a service: the FQDN and, for Kubernetes
 // style hosts, "name.ns.svc", "name.ns" and (same namespace only) "name". No ":port" forms: the

@@ -407,6 +407,8 @@ void HttpConnection::onRequestHead() {
         }
       }
       if (route->fault) {
+        // The cluster is picked first so that a fault's telemetry names the destination.
+        pickTarget();
         // Decided once per request, as Envoy's fault filter does: delay first, then abort.
         const FaultPolicy& f = *route->fault;
         bool delay = f.delay.count() > 0 && worker_.random().uniform(1000000) < f.delay_per_million;
@@ -443,10 +445,16 @@ void HttpConnection::onFaultDelayEnd(uint32_t generation) {
   if (!closed_ && !wait_upstream_) processInput();
 }
 
-void HttpConnection::startRoute(const http::RequestHead& req) {
+void HttpConnection::pickTarget() {
+  if (rq_.target != nullptr || rq_.route->targets.empty()) return;
   const Route& route = *rq_.route;
   rq_.target = &route.targets[pickWeighted(route.targets, route.total_weight, worker_.random())];
   rq_.cluster = rq_.holder->clusters[rq_.target->cluster];
+}
+
+void HttpConnection::startRoute(const http::RequestHead& req) {
+  const Route& route = *rq_.route;
+  pickTarget();
 
   for (const HashPolicy& hp : route.hash_policies) {
     if (rq_.hash) break;

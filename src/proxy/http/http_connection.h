@@ -122,6 +122,8 @@ class HttpConnection final : public UpstreamCallbacks {
   void onRequestBody(std::string_view data);
   void onRequestComplete();
   void onParseError();
+  // Picks the request's weighted target and its cluster, once.
+  void pickTarget();
   void startRoute(const http::RequestHead& req);
   void startAttempt();
   void acquireUpstream();

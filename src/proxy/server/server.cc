@@ -146,17 +146,43 @@ Server::~Server() {
   if (resolver_thread_.joinable()) resolver_thread_.join();
 }
 
-StatusOr<std::shared_ptr<const Snapshot>> Server::loadSnapshot() {
+StatusOr<std::shared_ptr<const Snapshot>> Server::loadSnapshot(const v1::Bootstrap* discovered) {
   auto bootstrap = std::make_shared<v1::Bootstrap>();
-  config::LoadOptions opts;
-  opts.file = options_.config_path;
-  config::LoadResult loaded = config::loadYamlFile(options_.config_path, bootstrap.get(), opts);
-  for (const auto& w : loaded.warnings) MESH_LOG("config", warn, "{}", w.toString());
-  if (!loaded.ok()) return loaded.errors.toStatus();
+  config::LoadResult loaded;
+  if (!options_.config_path.empty()) {
+    config::LoadOptions opts;
+    opts.file = options_.config_path;
+    loaded = config::loadYamlFile(options_.config_path, bootstrap.get(), opts);
+    for (const auto& w : loaded.warnings) MESH_LOG("config", warn, "{}", w.toString());
+    if (!loaded.ok()) return loaded.errors.toStatus();
+  }
+  bootstrap->mutable_node()->MergeFrom(options_.node_overrides);
+  if (options_.discovery && bootstrap->node().id().empty()) {
+    // Istio's sidecar id: "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local".
+    const v1::Node& n = bootstrap->node();
+    std::string ns = n.namespace_().empty() ? "default" : n.namespace_();
+    bootstrap->mutable_node()->set_id("sidecar~" + n.ip() + "~" + n.workload_name() + "." + ns +
+                                      "~" + ns + ".svc.cluster.local");
+  }
   BuildInput in;
+  if (discovered != nullptr) {
+    // Pilot owns listeners, routes and clusters; the local file keeps node, admin, telemetry.
+    // Errors then name fields of pilot's config, which has no lines.
+    bootstrap->clear_listeners();
+    bootstrap->clear_route_configs();
+    bootstrap->clear_clusters();
+    bootstrap->mutable_listeners()->CopyFrom(discovered->listeners());
+    bootstrap->mutable_route_configs()->CopyFrom(discovered->route_configs());
+    bootstrap->mutable_clusters()->CopyFrom(discovered->clusters());
+    if (!bootstrap->has_telemetry() && discovered->has_telemetry()) {
+      *bootstrap->mutable_telemetry() = discovered->telemetry();
+    }
+    in.file = "pilot";
+  } else {
+    in.source_map = &loaded.source_map;
+    in.file = options_.config_path;
+  }
   in.config = bootstrap;
-  in.source_map = &loaded.source_map;
-  in.file = options_.config_path;
   in.version = next_version_;
   in.previous = current_.get();
   auto snap = buildSnapshot(in, ctx_);
@@ -166,7 +192,7 @@ StatusOr<std::shared_ptr<const Snapshot>> Server::loadSnapshot() {
 
 Status Server::start() {
   started_at_ = std::chrono::system_clock::now();
-  auto snap = loadSnapshot();
+  auto snap = loadSnapshot(nullptr);
   if (!snap.ok()) {
     main_stats_.inc(reload_failed_);
     return snap.status();
@@ -200,8 +226,13 @@ Status Server::start() {
     resolver_io_.run();
   });
   state_ = State::kLive;
-  writePortFile();
   waitSignal();
+  writePortFile();
+  if (options_.discovery) {
+    MESH_LOG("main", info, "istio-proxy started: {} worker(s), admin on port {}; waiting for pilot",
+             workers_.size(), admin_port_);
+    return okStatus();
+  }
   MESH_LOG("main", info, "istio-proxy ready: {} listener(s), {} worker(s), admin on port {}",
            s.listeners.size(), workers_.size(), admin_port_);
   return okStatus();
@@ -261,7 +292,7 @@ void Server::publish(const std::shared_ptr<const Snapshot>& snapshot,
 
 Status Server::reload() {
   if (state_ == State::kDraining) return unavailable("draining");
-  auto snap = loadSnapshot();
+  auto snap = loadSnapshot(discovered_.get());
   Status st = snap.ok() ? applySnapshot(*snap) : snap.status();
   if (!st.ok()) {
     main_stats_.inc(reload_failed_);
@@ -278,6 +309,57 @@ Status Server::reload() {
   return okStatus();
 }
 
+bool Server::ready() const {
+  return state_ == State::kLive && (!options_.discovery || discovered_ != nullptr);
+}
+
+std::future<Status> Server::applyDiscovered(std::shared_ptr<const v1::Bootstrap> config,
+                                            std::string version) {
+  auto done = std::make_shared<std::promise<Status>>();
+  std::future<Status> result = done->get_future();
+  boost::asio::post(io_, [this, done, config = std::move(config), version = std::move(version)] {
+    done->set_value(applyDiscoveredNow(config, version));
+  });
+  return result;
+}
+
+Status Server::applyDiscoveredNow(std::shared_ptr<const v1::Bootstrap> config,
+                                  const std::string& version) {
+  if (state_ == State::kDraining) return unavailable("draining");
+  auto snap = loadSnapshot(config.get());
+  Status st = snap.ok() ? applySnapshot(*snap) : snap.status();
+  if (!st.ok()) {
+    main_stats_.inc(reload_failed_);
+    last_error_ = "pilot version " + version + ": " + st.message();
+    MESH_LOG("config", error, "pilot's config version {} rejected, keeping {}:\n{}", version,
+             discovered_version_.empty() ? "the local config" : discovered_version_, st.message());
+    return st;
+  }
+  main_stats_.inc(reload_ok_);
+  last_error_.clear();
+  const bool first = discovered_ == nullptr;
+  discovered_ = std::move(config);
+  discovered_version_ = version;
+  writePortFile();
+  MESH_LOG("config", info, "pilot's config version {} applied: {} listener(s), {} cluster(s){}",
+           version, current_->listeners.size(), current_->clusters.size(), first ? "; ready" : "");
+  return okStatus();
+}
+
+v1::Node Server::node() const { return current_ ? current_->config->node() : v1::Node(); }
+
+std::string Server::adminAddress() const {
+  auto hp = net::parseHostPort(current_ ? current_->admin_address : "");
+  return hp.ok() ? net::formatHostPort(hp->host, admin_port_) : std::string();
+}
+
+void Server::setDiscoveryState(bool connected, std::string detail) {
+  boost::asio::post(io_, [this, connected, detail = std::move(detail)]() mutable {
+    discovery_connected_ = connected;
+    discovery_detail_ = std::move(detail);
+  });
+}
+
 void Server::writePortFile() {
   if (options_.port_file.empty()) return;
   std::string json = "{\"admin\":" + std::to_string(admin_port_) +
@@ -289,7 +371,10 @@ void Server::writePortFile() {
     first = false;
     json += "\"" + jsonEscape(name) + "\":" + std::to_string(bl.port);
   }
-  json += "},\"version\":" + std::to_string(current_ ? current_->version : 0) + "}\n";
+  json += "},\"version\":" + std::to_string(current_ ? current_->version : 0);
+  if (options_.discovery)
+    json += ",\"discovery_version\":\"" + jsonEscape(discovered_version_) + "\"";
+  json += "}\n";
   std::string tmp = options_.port_file + ".tmp";
   {
     std::ofstream f(tmp, std::ios::trunc);
@@ -478,9 +563,10 @@ void Server::installAdminHandlers() {
                  }
                  return text(200, out);
                });
-  auto ready = [this, text](const AdminRequest&) {
+  auto ready_page = [this, text](const AdminRequest&) {
     switch (state_) {
       case State::kLive:
+        if (!ready()) return text(503, "WAITING_FOR_PILOT\n");
         return text(200, "LIVE\n");
       case State::kDraining:
         return text(503, "DRAINING\n");
@@ -488,11 +574,11 @@ void Server::installAdminHandlers() {
         return text(503, "PRE_INITIALIZING\n");
     }
   };
-  a.addHandler("/ready", "200 when live, 503 otherwise", false, ready);
+  a.addHandler("/ready", "200 when live, 503 otherwise", false, ready_page);
   a.addHandler("/healthz", "liveness: 200 while the process serves", false,
                [text](const AdminRequest&) { return text(200, "OK\n"); });
   health_->addHandler("/healthz/ready", "readiness", false, [this, text](const AdminRequest&) {
-    bool ok = state_ == State::kLive && !healthcheck_failed_;
+    bool ok = ready() && !healthcheck_failed_;
     return text(ok ? 200 : 503, ok ? "LIVE\n" : "NOT READY\n");
   });
   a.addHandler("/server_info", "version, state, uptime and node", false,
@@ -562,6 +648,11 @@ AdminResponse Server::handleConfigDump(const AdminRequest&) {
   out += ",\"source\":\"" + jsonEscape(current_->source) + "\"";
   out += ",\"bootstrap\":" + config::toJson(*current_->config, false);
   out += "}]";
+  if (options_.discovery) {
+    out += ",\"discovery\":{\"version_info\":\"" + jsonEscape(discovered_version_) +
+           "\",\"connected\":" + (discovery_connected_ ? "true" : "false") + ",\"detail\":\"" +
+           jsonEscape(discovery_detail_) + "\"}";
+  }
   if (!last_error_.empty()) out += ",\"last_rejected_config\":\"" + jsonEscape(last_error_) + "\"";
   out += "}\n";
   return {200, "application/json", std::move(out)};
@@ -658,9 +749,7 @@ AdminResponse Server::handleLogging(const AdminRequest& r) {
 }
 
 AdminResponse Server::handleServerInfo(const AdminRequest&) {
-  const char* state = state_ == State::kLive       ? "LIVE"
-                      : state_ == State::kDraining ? "DRAINING"
-                                                   : "INITIALIZING";
+  const char* state = ready() ? "LIVE" : state_ == State::kDraining ? "DRAINING" : "INITIALIZING";
   auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() -
                                                                  started_at_)
                     .count();

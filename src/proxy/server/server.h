@@ -7,8 +7,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-
 #include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,11 +20,20 @@
 #include "proxy/admin/admin_server.h"
 #include "proxy/config/snapshot_builder.h"
 #include "proxy/server/worker.h"
+#include "proxy/v1/config.pb.h"
 
 namespace mesh::proxy {
 
 struct ServerOptions {
+  // The config file; with `discovery` it is optional and gives only what pilot does not send
+  // (node, admin addresses, telemetry).
   std::string config_path;
+  // Listeners, routes and clusters come from pilot (applyDiscovered); the proxy is not ready
+  // until the first of them has been applied. The port file carries pilot's version applied
+  // ("discovery_version", "" until then).
+  bool discovery = false;
+  // Merged over the config file's node (set fields win): identity from the command line.
+  v1::Node node_overrides;
   uint32_t concurrency = 0;  // 0: one worker per core
   std::string port_file;     // written (atomically) once every port is bound
   std::chrono::milliseconds drain_timeout{10000};
@@ -44,6 +53,19 @@ class Server {
   Status reload();
   void beginDrain();
 
+  // From any thread: applies pilot's listeners, route configurations and clusters (merged into
+  // the local config) on the main thread, atomically, as a reload does. The future holds the
+  // result: an error leaves the last good config serving. Fails if the server is draining.
+  std::future<Status> applyDiscovered(std::shared_ptr<const v1::Bootstrap> config,
+                                      std::string version);
+  // After start(): the node as configured (file merged with overrides), and the admin API's
+  // bound "host:port".
+  v1::Node node() const;
+  std::string adminAddress() const;
+
+  // From any thread: the discovery stream's state, for /config_dump and /server_info.
+  void setDiscoveryState(bool connected, std::string detail);
+
  private:
   struct BoundListener {
     std::string address;
@@ -52,7 +74,11 @@ class Server {
   };
   enum class State { kInitializing, kLive, kDraining };
 
-  StatusOr<std::shared_ptr<const Snapshot>> loadSnapshot();
+  // The config file (if any) merged with `discovered` (if any).
+  StatusOr<std::shared_ptr<const Snapshot>> loadSnapshot(const v1::Bootstrap* discovered);
+  Status applyDiscoveredNow(std::shared_ptr<const v1::Bootstrap> config,
+                            const std::string& version);
+  bool ready() const;
   Status applySnapshot(std::shared_ptr<const Snapshot> snapshot);
   void publish(const std::shared_ptr<const Snapshot>& snapshot,
                const std::vector<std::pair<uint32_t, std::vector<int>>>& adds,
@@ -83,6 +109,11 @@ class Server {
   std::shared_ptr<const Snapshot> current_;
   uint64_t next_version_ = 1;
   std::string last_error_;
+  // Discovery: the last applied config from pilot and its version; the stream's state.
+  std::shared_ptr<const v1::Bootstrap> discovered_;
+  std::string discovered_version_;
+  bool discovery_connected_ = false;
+  std::string discovery_detail_;
   std::map<std::string, BoundListener> listeners_;  // by listener name
   std::unique_ptr<AdminServer> admin_, prometheus_, health_;
   uint16_t admin_port_ = 0, prometheus_port_ = 0, health_port_ = 0;

@@ -107,7 +107,7 @@ TEST_F(ConfigDirectoryTest, LoaderParsesOnlyChangedFilesAndKeepsTheirErrors) {
   std::string bad = kVirtualService;
   bad.replace(bad.find("weight: 30"), 10, "weight: 130");
   write("b-vs.yaml", bad);
-  ConfigDirectoryLoader loader(dir_.string());
+  ConfigDirectoryLoader loader({dir_.string()});
   DirectoryConfig first = loader.load();
   EXPECT_EQ(loader.lastParsed(), 2u);
   ASSERT_FALSE(first.ok());

@@ -26,6 +26,7 @@ namespace {
 
 namespace dv1 = ::mesh::discovery::v1;
 using std::chrono::milliseconds;
+using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 
 constexpr milliseconds kWait{10000};
@@ -243,7 +244,7 @@ TEST_F(GrpcServiceTest, AProxyThatNeverReadsDoesNotHoldUpTheOthers) {
     ASSERT_TRUE(live.untilVersion(std::to_string(i + 2)).has_value()) << "change " << i;
   }
   // The idle proxy's first write is still outstanding: nothing more was computed for it.
-  EXPECT_THAT(discovery_.syncz(), HasSubstr(R"("stream":1,"sent_version":"2")"));
+  EXPECT_THAT(discovery_.syncz(), ContainsRegex(R"("stream":1,[^}]*"sent_version":"2")"));
   // Stopping does not wait for the idle proxy's write beyond the server's grace period.
   auto start = std::chrono::steady_clock::now();
   server_.stop();

@@ -131,6 +131,58 @@ subsets:
   EXPECT_EQ(in->tcp_proxy().cluster(), "inbound|7000||");
 }
 
+// Workloads sharing one loopback address: each proxy owns only the WorkloadEntry named after
+// its workload, its app listens on a private port, and outbound listeners bind where it asks.
+TEST(TranslatorTest, SharedAddressWorkloadsAreToldApartByName) {
+  Mesh mesh({R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  workloadSelector: {labels: {app: reviews}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v1, namespace: default}
+spec: {address: 127.0.0.1, ports: {http: 41001}, labels: {app: reviews, version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: reviews-v2, namespace: default}
+spec: {address: 127.0.0.1, ports: {http: 41002}, labels: {app: reviews, version: v2}}
+)"});
+  ProxyIdentity p = proxyIn("default", {{"app", "reviews"}, {"version", "v2"}}, "127.0.0.1");
+  p.workload_name = "reviews";
+  p.id = "sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local";  // pod reviews-v2
+  EXPECT_EQ(podName(p), "reviews-v2");
+  p.app_ports = {{41002, 52002}};
+  p.outbound_bind = "127.0.0.1:0";
+  Translation t = mesh.translate(p);
+  EXPECT_EQ(findListener(t.bootstrap, "virtualInbound_41001"), nullptr);
+  const v1::Listener* in = findListener(t.bootstrap, "virtualInbound_41002");
+  ASSERT_NE(in, nullptr);
+  EXPECT_EQ(in->address(), "127.0.0.1:41002");
+  const v1::Cluster* c = findCluster(t.bootstrap, "inbound|41002||");
+  ASSERT_NE(c, nullptr);
+  ASSERT_EQ(c->endpoints_size(), 1);
+  EXPECT_EQ(c->endpoints(0).address(), "127.0.0.1");
+  EXPECT_EQ(c->endpoints(0).port(), 52002u);
+  const v1::Listener* out = findListener(t.bootstrap, "0.0.0.0_9080");
+  ASSERT_NE(out, nullptr);
+  EXPECT_EQ(out->address(), "127.0.0.1:0");
+
+  // Without a name match every endpoint at the IP is the proxy's (distinct-IP meshes).
+  ProxyIdentity other = proxyIn("default", {}, "127.0.0.1");
+  other.outbound_bind = "127.0.0.1";
+  Translation t2 = mesh.translate(other);
+  EXPECT_NE(findListener(t2.bootstrap, "virtualInbound_41001"), nullptr);
+  EXPECT_NE(findListener(t2.bootstrap, "virtualInbound_41002"), nullptr);
+  EXPECT_EQ(findListener(t2.bootstrap, "0.0.0.0_9080")->address(), "127.0.0.1:9080");
+}
+
 TEST(TranslatorTest, InboundListenerAndClusterForTheProxysOwnService) {
   TranslateOptions opts;
   opts.outbound_address = [](uint32_t port) { return "127.0.0.1:" + std::to_string(20000 + port); };

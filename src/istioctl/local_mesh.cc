@@ -1,0 +1,837 @@
+#include "istioctl/local_mesh.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/inotify.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "config/resource.h"
+#include "core/config/yaml_proto.h"
+#include "istioctl/v1/local_mesh.pb.h"
+
+namespace mesh::istioctl {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kStartTimeout{20000};
+constexpr milliseconds kStopGrace{5000};
+
+std::string readFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+bool writeFileAtomic(const std::string& path, const std::string& content) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!(f << content)) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+int remainingMs(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+  return left > 0 ? static_cast<int>(left) : 0;
+}
+
+// The number after "key": in a flat JSON text (the port files).
+std::optional<uint64_t> jsonNumber(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\":";
+  size_t pos = json.find(needle);
+  if (pos == std::string::npos) return std::nullopt;
+  pos += needle.size();
+  uint64_t v = 0;
+  bool any = false;
+  while (pos < json.size() && json[pos] >= '0' && json[pos] <= '9') {
+    v = v * 10 + static_cast<uint64_t>(json[pos++] - '0');
+    any = true;
+  }
+  if (!any) return std::nullopt;
+  return v;
+}
+
+std::string jsonString(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\":\"";
+  size_t pos = json.find(needle);
+  if (pos == std::string::npos) return "";
+  pos += needle.size();
+  return json.substr(pos, json.find('"', pos) - pos);
+}
+
+std::string jsonQuote(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) continue;
+    out += c;
+  }
+  return out + "\"";
+}
+
+// A child process started by `up`: its output goes to a log file; it gets SIGTERM if `up` dies.
+class Child {
+ public:
+  Child(std::string name, std::vector<std::string> argv, const std::string& log_path)
+      : name_(std::move(name)), log_path_(log_path) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      sigset_t none;
+      sigemptyset(&none);
+      ::sigprocmask(SIG_SETMASK, &none, nullptr);
+      int fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        ::dup2(fd, 1);
+        ::dup2(fd, 2);
+      }
+      int null = ::open("/dev/null", O_RDONLY);
+      if (null >= 0) ::dup2(null, 0);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      ::execv(args[0], args.data());
+      std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
+      ::_exit(127);
+    }
+    if (pid_ > 0) pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+  }
+  ~Child() {
+    stop();
+    if (pidfd_ >= 0) ::close(pidfd_);
+  }
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  const std::string& name() const { return name_; }
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_; }
+  const std::string& logPath() const { return log_path_; }
+  bool running() {
+    if (exited_ || pid_ <= 0) return false;
+    int status = 0;
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      exited_ = true;
+      exit_status_ = status;
+      return false;
+    }
+    return true;
+  }
+  std::string exitText() const {
+    if (WIFEXITED(exit_status_))
+      return "exited with status " + std::to_string(WEXITSTATUS(exit_status_));
+    if (WIFSIGNALED(exit_status_))
+      return "killed by signal " + std::to_string(WTERMSIG(exit_status_));
+    return "ended";
+  }
+  void signal(int sig) {
+    if (running()) ::kill(pid_, sig);
+  }
+  // Waits until the process has exited or the deadline passes; true if it exited.
+  bool waitUntil(Clock::time_point deadline) {
+    while (running()) {
+      pollfd p{pidfd_, POLLIN, 0};
+      if (::poll(&p, pidfd_ >= 0 ? 1 : 0, std::min(remainingMs(deadline), 100)) < 0 &&
+          errno != EINTR) {
+        break;
+      }
+      if (Clock::now() >= deadline) return !running();
+    }
+    return true;
+  }
+  void stop() {
+    if (!running()) return;
+    ::kill(pid_, SIGTERM);
+    if (!waitUntil(Clock::now() + kStopGrace)) {
+      ::kill(pid_, SIGKILL);
+      waitUntil(Clock::now() + kStopGrace);
+    }
+  }
+
+ private:
+  std::string name_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  bool exited_ = false;
+  int exit_status_ = 0;
+};
+
+std::string lastLines(const std::string& path, size_t n) {
+  std::string text = readFile(path);
+  size_t pos = text.size();
+  for (size_t i = 0; i <= n && pos != std::string::npos && pos > 0; ++i) {
+    pos = text.rfind('\n', pos - 1);
+  }
+  return pos == std::string::npos ? text : text.substr(pos + 1);
+}
+
+// Waits (inotify) until `path` satisfies `done`; fails when `child` exits, a stop signal arrives
+// on `sigfd`, or the deadline passes.
+bool waitForFile(const std::string& path, Child& child, int sigfd,
+                 const std::function<bool(const std::string&)>& done, std::string* error) {
+  const auto deadline = Clock::now() + kStartTimeout;
+  int in = ::inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+  if (in >= 0) {
+    ::inotify_add_watch(in, fs::path(path).parent_path().c_str(),
+                        IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE);
+  }
+  bool ok = false;
+  for (;;) {
+    if (done(readFile(path))) {
+      ok = true;
+      break;
+    }
+    if (!child.running()) {
+      *error = child.name() + " " + child.exitText() + "; the end of its log (" + child.logPath() +
+               "):\n" + lastLines(child.logPath(), 20);
+      break;
+    }
+    if (Clock::now() >= deadline) {
+      *error =
+          "timed out waiting for " + child.name() + " (" + path + "); its log: " + child.logPath();
+      break;
+    }
+    pollfd p[3] = {{in, POLLIN, 0}, {child.pidfd(), POLLIN, 0}, {sigfd, POLLIN, 0}};
+    ::poll(p, 3, remainingMs(deadline));
+    if (p[2].revents & POLLIN) {
+      *error = "interrupted";
+      break;
+    }
+    char buf[4096];
+    while (in >= 0 && ::read(in, buf, sizeof(buf)) > 0) {
+    }
+  }
+  if (in >= 0) ::close(in);
+  return ok;
+}
+
+// Waits until something accepts connections on 127.0.0.1:port. The app has no readiness file;
+// a refused connect is retried when the child's pidfd or the signal fd stays quiet for 20 ms.
+bool waitForListener(uint16_t port, Child& child, int sigfd, std::string* error) {
+  const auto deadline = Clock::now() + kStartTimeout;
+  for (;;) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(port);
+    int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa));
+    ::close(fd);
+    if (rc == 0) return true;
+    if (!child.running()) {
+      *error = child.name() + " " + child.exitText() + "; the end of its log (" + child.logPath() +
+               "):\n" + lastLines(child.logPath(), 20);
+      return false;
+    }
+    if (Clock::now() >= deadline) {
+      *error = child.name() + " does not listen on port " + std::to_string(port) +
+               "; its log: " + child.logPath();
+      return false;
+    }
+    pollfd p[2] = {{child.pidfd(), POLLIN, 0}, {sigfd, POLLIN, 0}};
+    ::poll(p, 2, std::min(20, remainingMs(deadline)));
+    if (p[1].revents & POLLIN) {
+      *error = "interrupted";
+      return false;
+    }
+  }
+}
+
+// Ports the OS picks on 127.0.0.1, held until release() so that no two are the same.
+class PortPool {
+ public:
+  ~PortPool() { release(); }
+  std::optional<uint16_t> take() {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+      if (fd >= 0) ::close(fd);
+      return std::nullopt;
+    }
+    socklen_t len = sizeof(sa);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &len);
+    fds_.push_back(fd);
+    return ntohs(sa.sin_port);
+  }
+  void release() {
+    for (int fd : fds_) ::close(fd);
+    fds_.clear();
+  }
+
+ private:
+  std::vector<int> fds_;
+};
+
+struct Pod {
+  const istioctl::v1::Workload* workload = nullptr;
+  std::string name;  // "<workload>-<replica>"
+  std::map<std::string, std::string> labels;
+  std::map<std::string, uint16_t> app_ports;      // by port name
+  std::map<std::string, uint16_t> inbound_ports;  // by port name: the endpoint port
+  std::map<uint32_t, uint16_t> outbound;          // service port -> sidecar listener port
+  uint16_t admin = 0, prometheus = 0;
+  std::unique_ptr<Child> proxy, app;
+};
+
+std::string protocolOf(const istioctl::v1::Port& p) {
+  if (!p.protocol().empty()) return p.protocol();
+  for (const char* pre : {"http2", "grpc", "https", "tls", "tcp", "http"}) {
+    if (p.name().rfind(pre, 0) == 0) {
+      std::string up = pre;
+      for (char& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      return up;
+    }
+  }
+  return "HTTP";
+}
+
+Status loadMesh(const std::string& path, istioctl::v1::LocalMesh* mesh) {
+  config::LoadOptions o;
+  o.file = path;
+  config::LoadResult r = config::loadYamlFile(path, mesh, o);
+  if (!r.ok()) return r.errors.toStatus();
+  if (mesh->namespace_().empty()) mesh->set_namespace_("default");
+  ValidationErrors errors;
+  auto line = [&](const std::string& field) { return r.source_map.lineOf(field); };
+  std::set<std::string> names;
+  for (int i = 0; i < mesh->workloads_size(); ++i) {
+    auto* w = mesh->mutable_workloads(i);
+    std::string at = "workloads[" + std::to_string(i) + "]";
+    if (w->name().empty()) errors.add(path, line(at), at + ".name", "required");
+    if (!names.insert(w->name()).second) {
+      errors.add(path, line(at + ".name"), at + ".name", "duplicate workload '" + w->name() + "'");
+    }
+    if (w->service().empty()) errors.add(path, line(at), at + ".service", "required");
+    if (w->command_size() == 0) errors.add(path, line(at), at + ".command", "required");
+    if (w->replicas() == 0) w->set_replicas(1);
+    if (w->replicas() > 20) {
+      errors.add(path, line(at + ".replicas"), at + ".replicas", "at most 20 on one machine");
+    }
+    if (!w->labels().count("app")) (*w->mutable_labels())["app"] = w->service();
+    for (int j = 0; j < w->ports_size(); ++j) {
+      std::string pat = at + ".ports[" + std::to_string(j) + "]";
+      if (w->ports(j).name().empty()) errors.add(path, line(pat), pat + ".name", "required");
+      if (w->ports(j).number() == 0 || w->ports(j).number() > 65535) {
+        errors.add(path, line(pat), pat + ".number", "must be 1..65535");
+      }
+    }
+  }
+  if (mesh->workloads_size() == 0) errors.add(path, 1, "workloads", "at least one is required");
+  if (!errors.empty()) return errors.toStatus();
+  return okStatus();
+}
+
+// The registry the mesh's workloads make: a ServiceEntry per service, a WorkloadEntry per pod.
+std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<Pod>& pods) {
+  std::map<std::string, std::map<uint32_t, istioctl::v1::Port>> services;
+  for (const auto& w : mesh.workloads()) {
+    for (const auto& p : w.ports()) services[w.service()].emplace(p.number(), p);
+  }
+  std::string out = "# Generated by istioctl local up: the mesh's services and pods.\n";
+  const std::string& ns = mesh.namespace_();
+  for (const auto& [svc, ports] : services) {
+    out += "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: " + svc +
+           ", namespace: " + ns + "}\nspec:\n  hosts: [" + svc + "." + ns +
+           ".svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n";
+    for (const auto& [num, p] : ports) {
+      out += "  - {number: " + std::to_string(num) + ", name: " + p.name() +
+             ", protocol: " + protocolOf(p) + "}\n";
+    }
+    out += "  workloadSelector: {labels: {app: " + svc + "}}\n";
+  }
+  for (const Pod& pod : pods) {
+    if (pod.labels.at("app") != pod.workload->service()) continue;  // not selected: no endpoint
+    out += "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: " +
+           pod.name + ", namespace: " + ns + "}\nspec:\n  address: 127.0.0.1\n  ports: {";
+    bool first = true;
+    for (const auto& [name, port] : pod.inbound_ports) {
+      out += std::string(first ? "" : ", ") + name + ": " + std::to_string(port);
+      first = false;
+    }
+    // Telemetry names the workload (reviews-v2), not the pod (reviews-v2-0), as in Kubernetes.
+    out += "}\n  labels: {\"service.istio.io/workload-name\": " + jsonQuote(pod.workload->name());
+    first = false;
+    for (const auto& [k, v] : pod.labels) {
+      out += std::string(first ? "" : ", ") + k + ": " + jsonQuote(v);
+      first = false;
+    }
+    out += "}\n";
+    if (!pod.workload->service_account().empty()) {
+      out += "  serviceAccount: " + pod.workload->service_account() + "\n";
+    }
+  }
+  return out;
+}
+
+// Replaces the command's placeholders for one pod; an unknown one is an error.
+StatusOr<std::vector<std::string>> expandCommand(const Pod& pod, const std::string& ns,
+                                                 const std::string& bin_dir) {
+  std::vector<std::string> out;
+  for (const std::string& arg : pod.workload->command()) {
+    std::string s;
+    size_t pos = 0;
+    while (pos < arg.size()) {
+      size_t open = arg.find('{', pos);
+      if (open == std::string::npos) {
+        s += arg.substr(pos);
+        break;
+      }
+      size_t close = arg.find('}', open);
+      if (close == std::string::npos) return invalidArgument("unclosed '{' in '" + arg + "'");
+      s += arg.substr(pos, open - pos);
+      std::string key = arg.substr(open + 1, close - open - 1);
+      std::optional<std::string> value;
+      if (key == "bin") value = bin_dir;
+      if (key == "pod") value = pod.name;
+      if (key == "namespace") value = ns;
+      if (key.rfind("port.", 0) == 0) {
+        auto it = pod.app_ports.find(key.substr(5));
+        if (it != pod.app_ports.end()) value = std::to_string(it->second);
+      }
+      if (key.rfind("label.", 0) == 0) {
+        auto it = pod.labels.find(key.substr(6));
+        if (it != pod.labels.end()) value = it->second;
+      }
+      if (key.rfind("outbound.", 0) == 0) {
+        uint32_t port = static_cast<uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10));
+        auto it = pod.outbound.find(port);
+        if (it != pod.outbound.end()) value = "127.0.0.1:" + std::to_string(it->second);
+      }
+      if (!value) {
+        return invalidArgument("workload " + pod.workload->name() + ": unknown placeholder {" +
+                               key + "} (or no such port / outbound listener)");
+      }
+      s += *value;
+      pos = close + 1;
+    }
+    out.push_back(s);
+  }
+  if (!out.empty() && out[0].find('/') == std::string::npos) {
+    return invalidArgument("workload " + pod.workload->name() +
+                           ": command[0] must be a path (use {bin}/name for the mesh's binaries)");
+  }
+  return out;
+}
+
+std::string selfDir() {
+  std::error_code ec;
+  fs::path p = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? "." : p.parent_path().string();
+}
+
+// Every Istio resource of `file`, each as (file name in the live directory, its text).
+StatusOr<std::vector<std::pair<std::string, std::string>>> splitResources(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return notFound("cannot read " + file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  auto docs = config::splitYamlDocuments(text, file);
+  if (!docs.ok()) return docs.status();
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& d : *docs) {
+    config::LoadedConfig loaded = config::loadConfigStream(d.text, file);
+    if (!loaded.errors.empty()) {
+      // Report with the document's real line numbers.
+      config::LoadedConfig again = config::loadConfigStream(text, file);
+      return invalidArgument(again.errors.empty() ? loaded.errors.toString()
+                                                  : again.errors.toString());
+    }
+    for (const auto& r : loaded.resources) {
+      std::string kind(config::kindName(r.kind));
+      for (char& c : kind) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string body = d.text;
+      if (body.rfind("---", 0) == 0) body = body.substr(body.find('\n') + 1);
+      out.emplace_back(kind + "-" + r.namespace_name + "-" + r.name + ".yaml", body);
+    }
+  }
+  return out;
+}
+
+int applyFiles(const std::vector<std::string>& files, const std::string& config_dir, bool remove,
+               std::ostream& out, std::ostream& err) {
+  int rc = 0;
+  for (const std::string& f : files) {
+    auto resources = splitResources(f);
+    if (!resources.ok()) {
+      err << "error: " << resources.status().message() << "\n";
+      rc = 1;
+      continue;
+    }
+    for (const auto& [name, text] : *resources) {
+      std::string path = config_dir + "/" + name;
+      std::string what = name.substr(0, name.size() - 5);
+      if (remove) {
+        if (std::remove(path.c_str()) == 0) {
+          out << what << " deleted\n";
+        } else {
+          err << "error: " << what << " not found\n";
+          rc = 1;
+        }
+      } else if (writeFileAtomic(path, "# from " + f + "\n" + text)) {
+        out << what << " applied\n";
+      } else {
+        err << "error: cannot write " << path << ": " << std::strerror(errno) << "\n";
+        rc = 1;
+      }
+    }
+  }
+  return rc;
+}
+
+}  // namespace
+
+std::string defaultLocalStateDir() { return "/tmp/istio-local-" + std::to_string(::getuid()); }
+
+int runLocalApply(const std::vector<std::string>& files, const std::string& state_dir, bool remove,
+                  std::ostream& out, std::ostream& err) {
+  std::string live = readFile(state_dir + "/config.path");
+  if (live.empty()) {
+    err << "error: no local mesh is running with state in " << state_dir
+        << " (start one with `istioctl local up DIR`)\n";
+    return 1;
+  }
+  return applyFiles(files, live, remove, out, err);
+}
+
+int runLocalDown(const std::string& state_dir, std::ostream& out, std::ostream& err) {
+  std::string text = readFile(state_dir + "/up.pid");
+  pid_t pid = static_cast<pid_t>(std::atoi(text.c_str()));
+  if (pid <= 0) {
+    err << "error: no local mesh is running with state in " << state_dir << "\n";
+    return 1;
+  }
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0 || ::kill(pid, SIGTERM) != 0) {
+    err << "error: the local mesh (pid " << pid << ") is not running\n";
+    std::remove((state_dir + "/up.pid").c_str());
+    if (pidfd >= 0) ::close(pidfd);
+    return 1;
+  }
+  pollfd p{pidfd, POLLIN, 0};
+  int rc = ::poll(&p, 1, 60000);
+  ::close(pidfd);
+  if (rc != 1) {
+    err << "error: the local mesh (pid " << pid << ") did not stop within 60 s\n";
+    return 1;
+  }
+  out << "local mesh stopped\n";
+  return 0;
+}
+
+int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
+  LocalUpOptions opts = in;
+  if (opts.state_dir.empty()) opts.state_dir = defaultLocalStateDir();
+  if (opts.bin_dir.empty()) opts.bin_dir = selfDir();
+  const std::string mesh_file = opts.dir + "/mesh.yaml";
+  istioctl::v1::LocalMesh mesh;
+  if (Status st = loadMesh(mesh_file, &mesh); !st.ok()) {
+    err << "error: " << st.message() << "\n";
+    return 1;
+  }
+  const std::string ns = mesh.namespace_();
+  const std::string state = opts.state_dir;
+
+  // One mesh per state directory.
+  std::error_code ec;
+  fs::create_directories(state, ec);
+  if (ec) {
+    err << "error: cannot create " << state << ": " << ec.message() << "\n";
+    return 1;
+  }
+  pid_t other = static_cast<pid_t>(std::atoi(readFile(state + "/up.pid").c_str()));
+  if (other > 0 && ::kill(other, 0) == 0) {
+    err << "error: a local mesh (pid " << other << ") already runs with state in " << state
+        << "; stop it with `istioctl local down`\n";
+    return 1;
+  }
+  for (const char* sub : {"registry", "proxies", "logs", "config"}) {
+    fs::remove_all(state + "/" + sub, ec);
+    fs::create_directories(state + "/" + sub, ec);
+  }
+  std::remove((state + "/state.json").c_str());
+  writeFileAtomic(state + "/up.pid", std::to_string(::getpid()) + "\n");
+
+  // Stop signals are read from a signalfd, during start-up and while supervising.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);
+  ::sigprocmask(SIG_BLOCK, &stop_signals, nullptr);
+  int sigfd = ::signalfd(-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+
+  std::vector<Pod> pods;
+  std::unique_ptr<Child> pilot;
+  auto cleanup = [&](int rc) {
+    // Apps first (their sidecars still route their last calls), then sidecars, then pilot.
+    for (auto& pod : pods) pod.app.reset();
+    for (auto& pod : pods) pod.proxy.reset();
+    pilot.reset();
+    std::remove((state + "/state.json").c_str());
+    std::remove((state + "/up.pid").c_str());
+    std::remove((state + "/config.path").c_str());
+    if (sigfd >= 0) ::close(sigfd);
+    ::sigprocmask(SIG_UNBLOCK, &stop_signals, nullptr);
+    return rc;
+  };
+
+  // Live Istio config: the given directory, or STATE/config seeded from DIR/<configDir>.
+  std::string live = opts.config_dir;
+  if (live.empty()) {
+    live = fs::absolute(state + "/config").string();
+    std::vector<std::string> seed;
+    for (const std::string& f : mesh.config()) seed.push_back((fs::path(opts.dir) / f).string());
+    std::ostringstream applied;
+    if (applyFiles(seed, live, false, applied, err) != 0) return cleanup(1);
+  }
+  writeFileAtomic(state + "/config.path", fs::absolute(live).string());
+
+  // Ports: for each pod and port, one for the app and one for its sidecar's inbound listener.
+  PortPool ports;
+  for (const auto& w : mesh.workloads()) {
+    for (uint32_t r = 0; r < w.replicas(); ++r) {
+      Pod pod;
+      pod.workload = &w;
+      pod.name = w.name() + "-" + std::to_string(r);
+      pod.labels.insert(w.labels().begin(), w.labels().end());
+      for (const auto& p : w.ports()) {
+        auto app = ports.take(), inbound = ports.take();
+        if (!app || !inbound) {
+          err << "error: cannot get a free port on 127.0.0.1\n";
+          return cleanup(1);
+        }
+        pod.app_ports[p.name()] = *app;
+        pod.inbound_ports[p.name()] = *inbound;
+      }
+      pods.push_back(std::move(pod));
+    }
+  }
+  writeFileAtomic(state + "/registry/mesh.yaml", registryYaml(mesh, pods));
+  ports.release();
+
+  // pilot.
+  const std::string pilot_ports = state + "/pilot.ports";
+  std::remove(pilot_ports.c_str());
+  pilot = std::make_unique<Child>(
+      "pilot",
+      std::vector<std::string>{opts.bin_dir + "/pilot", "--config-dir", live, "--config-dir",
+                               state + "/registry", "--grpc-address", "127.0.0.1:0",
+                               "--http-address", "127.0.0.1:0", "--port-file", pilot_ports},
+      state + "/logs/pilot.log");
+  std::string error;
+  if (!waitForFile(
+          pilot_ports, *pilot, sigfd, [](const std::string& c) { return !c.empty(); }, &error)) {
+    err << "error: pilot: " << error << "\n";
+    return cleanup(1);
+  }
+  std::string pilot_json = readFile(pilot_ports);
+  const uint16_t grpc = static_cast<uint16_t>(jsonNumber(pilot_json, "grpc").value_or(0));
+  const uint16_t http = static_cast<uint16_t>(jsonNumber(pilot_json, "http").value_or(0));
+
+  // Sidecars, all at once; then wait for each to apply pilot's first config.
+  std::set<uint32_t> service_ports;
+  for (const auto& w : mesh.workloads()) {
+    for (const auto& p : w.ports()) service_ports.insert(p.number());
+  }
+  for (Pod& pod : pods) {
+    const std::string base = state + "/proxies/" + pod.name;
+    writeFileAtomic(base + ".yaml",
+                    "admin: {address: \"127.0.0.1:0\", prometheusAddress: \"127.0.0.1:0\", "
+                    "healthAddress: \"127.0.0.1:0\"}\n");
+    std::vector<std::string> argv = {
+        opts.bin_dir + "/istio-proxy",
+        "--discovery",
+        "127.0.0.1:" + std::to_string(grpc),
+        "--config",
+        base + ".yaml",
+        "--node-id",
+        "sidecar~127.0.0.1~" + pod.name + "." + ns + "~" + ns + ".svc.cluster.local",
+        "--namespace",
+        ns,
+        "--workload",
+        pod.workload->name(),
+        "--ip",
+        "127.0.0.1",
+        "--outbound-bind",
+        "127.0.0.1:0",
+        "--port-file",
+        base + ".ports",
+        "--concurrency",
+        "1"};
+    if (!pod.workload->service_account().empty()) {
+      argv.insert(argv.end(), {"--service-account", pod.workload->service_account()});
+    }
+    for (const auto& [k, v] : pod.labels) argv.insert(argv.end(), {"--label", k + "=" + v});
+    for (const auto& [name, port] : pod.inbound_ports) {
+      argv.insert(argv.end(),
+                  {"--app-port", std::to_string(port) + "=" + std::to_string(pod.app_ports[name])});
+    }
+    pod.proxy = std::make_unique<Child>(pod.name + " sidecar", argv,
+                                        state + "/logs/" + pod.name + ".proxy.log");
+  }
+  for (Pod& pod : pods) {
+    const std::string port_file = state + "/proxies/" + pod.name + ".ports";
+    if (!waitForFile(
+            port_file, *pod.proxy, sigfd,
+            [](const std::string& c) { return !jsonString(c, "discovery_version").empty(); },
+            &error)) {
+      err << "error: " << error << "\n";
+      return cleanup(1);
+    }
+    std::string json = readFile(port_file);
+    pod.admin = static_cast<uint16_t>(jsonNumber(json, "admin").value_or(0));
+    pod.prometheus = static_cast<uint16_t>(jsonNumber(json, "prometheus").value_or(0));
+    for (uint32_t sp : service_ports) {
+      auto port = jsonNumber(json, "0.0.0.0_" + std::to_string(sp));
+      if (port) pod.outbound[sp] = static_cast<uint16_t>(*port);
+    }
+  }
+
+  // Apps, once their sidecars are ready.
+  for (Pod& pod : pods) {
+    auto argv = expandCommand(pod, ns, opts.bin_dir);
+    if (!argv.ok()) {
+      err << "error: " << argv.status().message() << "\n";
+      return cleanup(1);
+    }
+    pod.app = std::make_unique<Child>(pod.name, *argv, state + "/logs/" + pod.name + ".log");
+  }
+  for (Pod& pod : pods) {
+    for (const auto& [name, port] : pod.app_ports) {
+      if (!waitForListener(port, *pod.app, sigfd, &error)) {
+        err << "error: " << error << "\n";
+        return cleanup(1);
+      }
+    }
+  }
+
+  // Entry URL: the entry workload's sidecar (its first pod).
+  std::string entry;
+  const auto& e = mesh.entry();
+  for (const Pod& pod : pods) {
+    if (e.workload().empty() || pod.workload->name() != e.workload() || !entry.empty()) continue;
+    std::string port_name = e.port().empty() && pod.workload->ports_size() > 0
+                                ? pod.workload->ports(0).name()
+                                : e.port();
+    auto it = pod.inbound_ports.find(port_name);
+    if (it != pod.inbound_ports.end()) {
+      entry = "http://127.0.0.1:" + std::to_string(it->second) + e.path();
+    }
+  }
+
+  // state.json: what tests and scripts read.
+  std::string json = "{\"pilot\":{\"grpc\":" + std::to_string(grpc) +
+                     ",\"http\":" + std::to_string(http) + "},\"entry\":" + jsonQuote(entry) +
+                     ",\"config_dir\":" + jsonQuote(fs::absolute(live).string()) + ",\"pods\":[";
+  for (size_t i = 0; i < pods.size(); ++i) {
+    const Pod& pod = pods[i];
+    json += std::string(i ? "," : "") + "{\"name\":" + jsonQuote(pod.name) +
+            ",\"workload\":" + jsonQuote(pod.workload->name()) +
+            ",\"service\":" + jsonQuote(pod.workload->service()) +
+            ",\"admin\":" + std::to_string(pod.admin) +
+            ",\"prometheus\":" + std::to_string(pod.prometheus) +
+            ",\"proxy_pid\":" + std::to_string(pod.proxy->pid()) +
+            ",\"app_pid\":" + std::to_string(pod.app->pid()) + ",\"inbound\":{";
+    bool first = true;
+    for (const auto& [name, port] : pod.inbound_ports) {
+      json += std::string(first ? "" : ",") + jsonQuote(name) + ":" + std::to_string(port);
+      first = false;
+    }
+    json += "},\"outbound\":{";
+    first = true;
+    for (const auto& [sp, port] : pod.outbound) {
+      json +=
+          std::string(first ? "" : ",") + "\"" + std::to_string(sp) + "\":" + std::to_string(port);
+      first = false;
+    }
+    json += "}}";
+  }
+  json += "],\"pilot_pid\":" + std::to_string(pilot->pid()) + "}\n";
+  writeFileAtomic(state + "/state.json", json);
+
+  const std::string pilot_http = "127.0.0.1:" + std::to_string(http);
+  out << "Local mesh up: " << pods.size() << " pods, each with its istio-proxy; pilot on "
+      << pilot_http << ".\n\n";
+  if (!entry.empty()) out << "  Open:      " << entry << "\n";
+  out << "  pilot:     http://" << pilot_http << "/debug/syncz  (metrics: /metrics)\n";
+  out << "  config:    " << fs::absolute(live).string()
+      << "  (live: edit, or istioctl local apply -f FILE)\n";
+  out << "  logs:      " << state << "/logs\n";
+  out << "  sidecars:\n";
+  for (const Pod& pod : pods) {
+    out << "    " << pod.name << std::string(pod.name.size() < 18 ? 18 - pod.name.size() : 1, ' ')
+        << "admin http://127.0.0.1:" << pod.admin
+        << "   metrics http://127.0.0.1:" << pod.prometheus << "/stats/prometheus\n";
+  }
+  out << "\nTry:\n"
+      << "  istioctl proxy-status --pilot " << pilot_http << "\n"
+      << "  istioctl proxy-config routes " << pods[0].name << " --pilot " << pilot_http << "\n"
+      << "  istioctl local apply -f FILE        # a VirtualService, DestinationRule, ...\n"
+      << "\nCtrl-C (or `istioctl local down`) stops everything.\n";
+  out.flush();
+
+  // Supervise: until a stop signal. A child that exits is reported, once.
+  std::set<const Child*> reported;
+  for (;;) {
+    std::vector<pollfd> fds = {{sigfd, POLLIN, 0}};
+    std::vector<Child*> watched;
+    auto watch = [&](Child* c) {
+      if (c != nullptr && !reported.count(c) && c->pidfd() >= 0) {
+        fds.push_back({c->pidfd(), POLLIN, 0});
+        watched.push_back(c);
+      }
+    };
+    watch(pilot.get());
+    for (Pod& pod : pods) {
+      watch(pod.proxy.get());
+      watch(pod.app.get());
+    }
+    if (::poll(fds.data(), fds.size(), -1) < 0 && errno != EINTR) break;
+    if (fds[0].revents & POLLIN) {
+      signalfd_siginfo si;
+      (void)::read(sigfd, &si, sizeof(si));
+      out << "\nstopping (signal " << si.ssi_signo << ") ...\n";
+      out.flush();
+      break;
+    }
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if ((fds[i].revents & POLLIN) && !watched[i - 1]->running()) {
+        err << "warning: " << watched[i - 1]->name() << " " << watched[i - 1]->exitText()
+            << "; see " << watched[i - 1]->logPath() << "\n";
+        reported.insert(watched[i - 1]);
+      }
+    }
+  }
+  int rc = cleanup(0);
+  out << "local mesh stopped.\n";
+  return rc;
+}
+
+}  // namespace mesh::istioctl
