@@ -9,27 +9,20 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <memory>
-#include <mutex>
-#include <optional>
-#include <thread>
 #include <vector>
 
 #include "config/resource.h"
 #include "discovery/v1/discovery.grpc.pb.h"
 #include "pilot/server/discovery.h"
+#include "test/testing/xds_client.h"
 
 namespace mesh::pilot::server {
 namespace {
 
 namespace dv1 = ::mesh::discovery::v1;
-using std::chrono::milliseconds;
 using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
-
-constexpr milliseconds kWait{10000};
 
 DirectoryConfig configOf(const std::string& yaml) {
   DirectoryConfig c;
@@ -68,91 +61,7 @@ dv1::Node node(int i) {
   return n;
 }
 
-// A proxy's end of the stream (synchronous client API, a reader thread queuing responses).
-class Client {
- public:
-  explicit Client(uint16_t port, bool read = true)
-      : channel_(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
-                                           grpc::InsecureChannelCredentials(), channelArgs(read))),
-        stub_(dv1::AggregatedDiscovery::NewStub(channel_)) {
-    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    stream_ = stub_->StreamResources(&ctx_);
-    if (!read) return;
-    reader_ = std::thread([this] {
-      dv1::DiscoveryResponse r;
-      while (stream_->Read(&r)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        responses_.push_back(r);
-        cv_.notify_all();
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-      cv_.notify_all();
-    });
-  }
-  ~Client() {
-    ctx_.TryCancel();
-    if (reader_.joinable()) reader_.join();
-  }
-
-  bool subscribe(const dv1::Node& n, const std::string& type = kBootstrapType) {
-    dv1::DiscoveryRequest req;
-    *req.mutable_node() = n;
-    req.set_type_url(type);
-    return stream_->Write(req);
-  }
-  bool ack(const dv1::DiscoveryResponse& r) {
-    dv1::DiscoveryRequest req;
-    req.set_type_url(kBootstrapType);
-    req.set_version_info(r.version_info());
-    req.set_response_nonce(r.nonce());
-    return stream_->Write(req);
-  }
-  std::optional<dv1::DiscoveryResponse> next(milliseconds timeout = kWait) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !responses_.empty() || done_; });
-    if (responses_.empty()) return std::nullopt;
-    dv1::DiscoveryResponse r = std::move(responses_.front());
-    responses_.pop_front();
-    return r;
-  }
-  // Reads and ACKs responses until one with `version` arrives; how many came, or nullopt.
-  std::optional<int> untilVersion(const std::string& version) {
-    int n = 0;
-    while (auto r = next()) {
-      ++n;
-      ack(*r);
-      if (r->version_info() == version) return n;
-    }
-    return std::nullopt;
-  }
-  // After the server ended the stream: its status.
-  grpc::Status finish() {
-    if (reader_.joinable()) reader_.join();
-    return stream_->Finish();
-  }
-
- private:
-  static grpc::ChannelArguments channelArgs(bool read) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection of its own
-    if (!read) {
-      // No window growth without reads: a response or two fill the stream's window.
-      args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
-    }
-    return args;
-  }
-
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<dv1::AggregatedDiscovery::Stub> stub_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<dv1::DiscoveryRequest, dv1::DiscoveryResponse>> stream_;
-  std::thread reader_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<dv1::DiscoveryResponse> responses_;
-  bool done_ = false;
-};
+using Client = ::mesh::testing::XdsTestClient;
 
 class GrpcServiceTest : public ::testing::Test {
  protected:
