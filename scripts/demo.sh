@@ -1,59 +1,72 @@
 #!/usr/bin/env bash
-# make demo: two versions of the httpbin sample behind istio-proxy, on loopback.
-# Stays up until Ctrl-C, then stops everything it started, by process id.
+# make demo: Bookinfo on this machine, a sidecar beside every pod, pilot pushing Istio's config:
+# `istioctl local up samples/bookinfo`. Shows a few of Istio's traffic tasks, then stays up
+# until Ctrl-C, when istioctl stops everything it started, by process id.
 set -euo pipefail
 BUILD=${1:-build}
-BIN="$BUILD/bin"
-RUN=$(mktemp -d /tmp/mesh-demo.XXXXXX)
-PIDS=()
+BIN="$(cd "$BUILD/bin" && pwd)"
+STATE=$(mktemp -d /tmp/mesh-demo.XXXXXX)
+UP=
 cleanup() {
   trap - EXIT INT TERM
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-  rm -rf "$RUN"
-  echo "demo stopped."
+  if [ -n "$UP" ]; then kill -TERM "$UP" 2>/dev/null || true; wait "$UP" 2>/dev/null || true; fi
+  rm -rf "$STATE"
 }
 trap cleanup EXIT INT TERM
 
-wait_file() {  # wait_file FILE PID: until FILE exists, or fail if PID died
+"$BIN/istioctl" local up samples/bookinfo --state-dir "$STATE" &
+UP=$!
+# istioctl writes state.json once every sidecar has pilot's config and every app listens.
+for _ in $(seq 1 300); do
+  [ -s "$STATE/state.json" ] && break
+  kill -0 "$UP" 2>/dev/null || { echo "demo: istioctl local up failed"; exit 1; }
+  sleep 0.1
+done
+[ -s "$STATE/state.json" ] || { echo "demo: the mesh did not come up in 30 s"; exit 1; }
+ENTRY=$(grep -o '"entry":"[^"]*' "$STATE/state.json" | cut -d'"' -f4)
+PILOT=127.0.0.1:$(grep -o '"http":[0-9]*' "$STATE/state.json" | head -1 | cut -d: -f2)
+reviews() {  # reviews() [curl args]: which reviews pod served each of 10 pages
+  for _ in $(seq 1 10); do curl -s "$@" "$ENTRY" | grep -o 'reviews-v[123]-[0-9]*' || echo "(no reviews)"; done |
+    sort | uniq -c | sed 's/^/    /'
+}
+version() { curl -s "http://$PILOT/debug/configz" | grep -o '"version":"[0-9]*"' | head -1 | cut -d'"' -f4; }
+# apply FILE: istioctl local apply, then wait until pilot loaded a new config version and every
+# sidecar has it (pilot's /debug/syncz), polling every 0.1 s for at most 10 s.
+apply() {
+  local before; before=$(version)
+  "$BIN/istioctl" local apply --state-dir "$STATE" -f "samples/bookinfo/networking/$1" | sed 's/^/    /'
   for _ in $(seq 1 100); do
-    [ -s "$1" ] && return 0
-    kill -0 "$2" 2>/dev/null || { echo "demo: process $2 exited; its log:"; cat "$RUN"/*.log; exit 1; }
+    local want; want=$(version)
+    if [ "$want" != "$before" ]; then
+      local s; s=$(curl -s "http://$PILOT/debug/syncz")
+      local n; n=$(grep -o '"config_version":"[0-9]*"' <<<"$s" | grep -c "\"$want\"" || true)
+      [ "$n" = "$(grep -o '"proxy":' <<<"$s" | wc -l)" ] && ! grep -q STALE <<<"$s" && return 0
+    fi
     sleep 0.1
   done
-  echo "demo: timed out waiting for $1"; exit 1
+  echo "    (not on every sidecar after 10 s: see istioctl proxy-status --pilot $PILOT)"
 }
 
-"$BIN/httpbin" --listen 127.0.0.1:9081 --instance httpbin-v1 --version v1 \
-  --port-file "$RUN/v1.port" >"$RUN/httpbin-v1.log" 2>&1 &
-PIDS+=($!); wait_file "$RUN/v1.port" $!
-"$BIN/httpbin" --listen 127.0.0.1:9082 --instance httpbin-v2 --version v2 \
-  --port-file "$RUN/v2.port" >"$RUN/httpbin-v2.log" 2>&1 &
-PIDS+=($!); wait_file "$RUN/v2.port" $!
-"$BIN/istio-proxy" --config samples/proxy/demo.yaml --port-file "$RUN/proxy.ports" \
-  >"$RUN/istio-proxy.log" 2>&1 &
-PROXY=$!; PIDS+=($PROXY); wait_file "$RUN/proxy.ports" $PROXY
-
 echo
-echo "== 20 requests through istio-proxy (80% v1, 20% v2):"
-for _ in $(seq 1 20); do curl -s http://127.0.0.1:8080/ ; done | grep -o '"version":"v[0-9]"' | sort | uniq -c
-echo "== as user jason (always v2):"
-curl -s -H 'end-user: jason' http://127.0.0.1:8080/
-echo "== istio_requests_total by destination_version:"
-curl -s http://127.0.0.1:15090/stats/prometheus | grep '^istio_requests_total' |
-  sed -E 's/.*destination_version="([^"]*)".*response_code="([^"]*)".* ([0-9]+)$/  version=\1 code=\2 requests=\3/'
+echo "== All traffic to v1 (virtual-service-all-v1.yaml):"
+reviews
+echo "== Reviews v2 for user jason (virtual-service-reviews-test-v2.yaml):"
+apply virtual-service-reviews-test-v2.yaml
+echo "  as jason:"; reviews -H 'Cookie: user=jason'
+echo "  anonymous:"; reviews
+echo "== 50% to v3 (virtual-service-reviews-50-v3.yaml):"
+apply virtual-service-reviews-50-v3.yaml
+reviews
+apply virtual-service-all-v1.yaml >/dev/null
 cat <<MSG
 
-istio-proxy is serving on http://127.0.0.1:8080 (backends: httpbin v1 on :9081, v2 on :9082).
-Try:
-  curl -i http://127.0.0.1:8080/headers              # see x-request-id, traceparent, b3 added
-  curl -H 'end-user: jason' http://127.0.0.1:8080/   # header-based routing to v2
-  curl http://127.0.0.1:8080/v2/status/418           # prefix rewrite to v2
-  curl http://127.0.0.1:8080/delay/5000              # 504 after the route's 3 s timeout
-Metrics:   http://127.0.0.1:15090/stats/prometheus
-Admin API: http://127.0.0.1:15000/ (stats, clusters, config_dump, listeners, ready;
-           POST /reload after editing samples/proxy/demo.yaml, POST /logging?level=debug)
-Logs:      $RUN/*.log
-Press Ctrl-C to stop.
+Bookinfo is up: open $ENTRY (through the ingress gateway).
+Try Istio's tasks (files in samples/bookinfo/networking):
+  $BIN/istioctl local apply --state-dir $STATE -f samples/bookinfo/networking/virtual-service-reviews-v3.yaml
+  $BIN/istioctl local apply --state-dir $STATE -f samples/bookinfo/networking/virtual-service-ratings-test-abort.yaml
+  $BIN/istioctl proxy-status --pilot $PILOT
+  $BIN/istioctl proxy-config routes productpage-v1 --pilot $PILOT
+Logs: $STATE/logs. Press Ctrl-C to stop.
 MSG
-wait "$PROXY"
+wait "$UP" || true
+UP=

@@ -88,7 +88,12 @@ StatusOr<std::string> adminAddressOf(const std::string& proxy, const std::string
   for (const auto& p : *proxies) {
     const std::string id = field(p, "proxy"), workload = field(p, "workload"),
                       ns = field(p, "namespace");
-    if (id == proxy || workload == proxy || workload + "." + ns == proxy) hits.push_back(&p);
+    // Also the pod name inside an Istio id: "sidecar~<ip>~<pod>.<ns>~...".
+    const bool pod = id.find("~" + proxy + "." + ns + "~") != std::string::npos ||
+                     id.find("~" + proxy + "~") != std::string::npos;
+    if (id == proxy || workload == proxy || workload + "." + ns == proxy || pod) {
+      hits.push_back(&p);
+    }
   }
   if (hits.empty()) return notFound("no proxy '" + proxy + "' is connected to pilot at " + pilot);
   if (hits.size() > 1) {

@@ -70,9 +70,16 @@ bool emptyOps(const v1::HeaderOperations& ops) {
 template <typename Match>
 bool applies(const Match& m, const RouteContext& ctx) {
   if (m.port() != 0 && m.port() != ctx.port) return false;
-  if (!m.gateways().empty() &&
-      std::find(m.gateways().begin(), m.gateways().end(), "mesh") == m.gateways().end()) {
-    return false;
+  if (!m.gateways().empty()) {
+    bool named = false;
+    for (const std::string& g : m.gateways()) {
+      if (ctx.gateway.empty()) {
+        named = named || g == "mesh";
+      } else {
+        named = named || g == ctx.gateway || ctx.vs_namespace + "/" + g == ctx.gateway;
+      }
+    }
+    if (!named) return false;
   }
   if (!m.source_namespace().empty() && m.source_namespace() != ctx.proxy->namespace_name) {
     return false;

@@ -19,6 +19,8 @@ struct RouteContext {
   std::string vs_namespace;  // short destination hosts are expanded with it
   std::string domain_suffix = "cluster.local";
   std::string where;  // "VirtualService default/reviews", for warnings
+  // The gateway ("<ns>/<name>") the routes are for; "" for sidecars (the "mesh" gateway).
+  std::string gateway;
   // The cluster for a destination (expanded host, subset or "", port or 0), or "" when the
   // destination does not exist for this proxy (unknown host or subset).
   std::function<std::string(const std::string& host, const std::string& subset, uint32_t port)>

@@ -46,6 +46,7 @@ PushContext::PushContext(const model::ServiceRegistry& registry,
     if (const auto* vs = r.as<networking::VirtualService>()) {
       bool mesh = vs->gateways().empty() || std::find(vs->gateways().begin(), vs->gateways().end(),
                                                       "mesh") != vs->gateways().end();
+      if (!vs->gateways().empty()) gateway_virtual_services_.push_back(&r);
       if (!mesh) continue;
       virtual_services_.push_back(&r);
       for (const auto& http : vs->http()) {
@@ -78,9 +79,38 @@ PushContext::PushContext(const model::ServiceRegistry& registry,
       }
     } else if (r.as<networking::Sidecar>()) {
       sidecars_.push_back(&r);
+    } else if (r.as<networking::Gateway>() != nullptr) {
+      gateways_.push_back(&r);
     }
   }
   for (const config::Resource& r : merged_rules_) destination_rules_.push_back(&r);
+}
+
+std::vector<const config::Resource*> PushContext::gatewaysFor(const ProxyIdentity& proxy) const {
+  std::vector<const config::Resource*> out;
+  if (!proxy.isRouter()) return out;
+  for (const config::Resource* r : gateways_) {
+    const auto& gw = *r->as<networking::Gateway>();
+    std::map<std::string, std::string> sel(gw.selector().begin(), gw.selector().end());
+    if (model::labelsMatch(sel, proxy.labels)) out.push_back(r);
+  }
+  return out;
+}
+
+std::vector<const config::Resource*> PushContext::virtualServicesFor(
+    const config::Resource& gateway) const {
+  std::vector<const config::Resource*> out;
+  const std::string full = gateway.namespace_name + "/" + gateway.name;
+  for (const config::Resource* r : gateway_virtual_services_) {
+    const auto& vs = *r->as<networking::VirtualService>();
+    for (const std::string& g : vs.gateways()) {
+      if (g == full || (g == gateway.name && r->namespace_name == gateway.namespace_name)) {
+        out.push_back(r);
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 const config::Resource* PushContext::sidecarFor(const ProxyIdentity& proxy) const {

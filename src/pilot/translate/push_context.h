@@ -29,6 +29,9 @@ struct ProxyIdentity {
   // "<outbound_bind>" (port 0: the OS picks); empty: TranslateOptions::outbound_address.
   std::string outbound_bind;
   std::string admin_address;  // the proxy's admin API, as it reported it
+
+  // A gateway (Istio's "router" node type, id "router~..."), not a sidecar.
+  bool isRouter() const { return id.rfind("router~", 0) == 0; }
 };
 
 struct PushOptions {
@@ -73,6 +76,12 @@ class PushContext {
   const model::Service* findService(const std::string& hostname,
                                     const std::string& namespace_name) const;
 
+  // The Gateways whose selector matches the proxy's labels (a router's config).
+  std::vector<const config::Resource*> gatewaysFor(const ProxyIdentity& proxy) const;
+  // The VirtualServices bound to a Gateway: their gateways name it as "<ns>/<name>", or as
+  // "<name>" from the Gateway's own namespace. In resource order.
+  std::vector<const config::Resource*> virtualServicesFor(const config::Resource& gateway) const;
+
   // True if some VirtualService uses sourceLabels or some DestinationRule a workloadSelector,
   // i.e. the outbound view depends on the proxy's labels, not just its namespace and Sidecar.
   bool dependsOnProxyLabels() const { return depends_on_labels_; }
@@ -90,6 +99,8 @@ class PushContext {
   std::deque<config::Resource> merged_rules_;
   std::vector<const config::Resource*> destination_rules_;
   std::vector<const config::Resource*> sidecars_;
+  std::vector<const config::Resource*> gateways_;
+  std::vector<const config::Resource*> gateway_virtual_services_;  // naming any gateway
   bool depends_on_labels_ = false;
 };
 

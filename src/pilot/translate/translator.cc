@@ -97,7 +97,8 @@ std::shared_ptr<const Translator::OutboundView> Translator::outboundView(
   const config::Resource* sidecar = push_.sidecarFor(proxy);
   std::string key = proxy.namespace_name + "|";
   if (sidecar != nullptr) key += sidecar->namespace_name + "/" + sidecar->name;
-  if (push_.dependsOnProxyLabels()) {
+  if (proxy.isRouter()) key = "router|" + key;
+  if (push_.dependsOnProxyLabels() || proxy.isRouter()) {
     for (const auto& [k, v] : proxy.labels) key += "|" + k + "=" + v;
   }
   auto it = views_.find(key);
@@ -245,6 +246,51 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     view->route_configs.push_back(std::move(rc));
     view->http_ports.push_back(port);
   }
+  // A router: per Gateway server port, the routes of the VirtualServices bound to the Gateway
+  // whose hosts the server accepts. Only plaintext HTTP servers for now.
+  std::map<uint32_t, v1::RouteConfiguration> gateway_rcs;
+  for (const config::Resource* gw_res : push_.gatewaysFor(proxy)) {
+    const auto& gw = *gw_res->as<networking::Gateway>();
+    const std::string gw_key = gw_res->namespace_name + "/" + gw_res->name;
+    for (const auto& server : gw.servers()) {
+      const std::string proto = server.port().protocol();
+      const uint32_t port = server.port().number();
+      if (proto != "HTTP" && proto != "HTTP2" && proto != "GRPC") {
+        view->warnings.push_back("Gateway " + gw_key + ": server port " + std::to_string(port) +
+                                 " (" + proto + ") is not served yet: only HTTP servers are");
+        continue;
+      }
+      v1::RouteConfiguration& rc = gateway_rcs[port];
+      rc.set_name("http." + std::to_string(port));
+      std::set<std::string> used;
+      for (const auto& vh : rc.virtual_hosts())
+        used.insert(vh.domains().begin(), vh.domains().end());
+      for (const config::Resource* vs_res : push_.virtualServicesFor(*gw_res)) {
+        const auto& vs = *vs_res->as<networking::VirtualService>();
+        for (const std::string& h : vs.hosts()) {
+          bool accepted = false;
+          for (std::string sh : server.hosts()) {
+            size_t slash = sh.find('/');
+            if (slash != std::string::npos) sh = sh.substr(slash + 1);
+            accepted = accepted || hostMatches(sh, h) || hostMatches(h, sh);
+          }
+          if (!accepted || !used.insert(h).second) continue;
+          RouteContext ctx = route_context(*vs_res, port);
+          ctx.gateway = gw_key;
+          std::vector<v1::Route> routes = translateHttpRoutes(vs, ctx);
+          if (routes.empty()) continue;
+          v1::VirtualHost* vh = rc.add_virtual_hosts();
+          vh->set_name(h + ":" + std::to_string(port));
+          vh->add_domains(h);
+          for (auto& r : routes) *vh->add_routes() = std::move(r);
+        }
+      }
+    }
+  }
+  for (auto& [port, rc] : gateway_rcs) {
+    view->gateway_route_configs.push_back(std::move(rc));
+    view->gateway_ports.push_back(port);
+  }
   // Opaque TCP ports: a listener per port relays to the one service on it, split by the
   // VirtualService's first applicable tcp route. Without per-service addresses, a port that
   // several services share cannot be told apart and gets no listener.
@@ -281,7 +327,9 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
 
   v1::Bootstrap shared;
-  for (const auto& rc : view->route_configs) *shared.add_route_configs() = rc;
+  for (const auto& rc : proxy.isRouter() ? view->gateway_route_configs : view->route_configs) {
+    *shared.add_route_configs() = rc;
+  }
   for (const auto& c : view->clusters) *shared.add_clusters() = c;
   auto bytes = std::make_shared<std::string>();
   {
@@ -389,6 +437,17 @@ void Translator::addOutboundListeners(const ProxyIdentity& proxy, const Outbound
                     (bind.front() == '[' || bind.find(':') == colon);
     return has_port ? bind : hostPort(bind, port);
   };
+  if (proxy.isRouter()) {
+    // A gateway: its servers' listeners only; no sidecar listeners (and no inbound).
+    for (uint32_t port : view.gateway_ports) {
+      v1::Listener* l = out->add_listeners();
+      l->set_name("0.0.0.0_" + std::to_string(port));
+      l->set_address(outbound_address(port));
+      l->set_direction(v1::OUTBOUND);
+      l->mutable_http()->set_route_config_name("http." + std::to_string(port));
+    }
+    return;
+  }
   for (uint32_t port : view.http_ports) {
     v1::Listener* l = out->add_listeners();
     l->set_name("0.0.0.0_" + std::to_string(port));
@@ -410,10 +469,12 @@ Translation Translator::translate(const ProxyIdentity& proxy) {
   addNode(proxy, &out.bootstrap);
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
   for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
-  for (const auto& rc : view->route_configs) *out.bootstrap.add_route_configs() = rc;
+  for (const auto& rc : proxy.isRouter() ? view->gateway_route_configs : view->route_configs) {
+    *out.bootstrap.add_route_configs() = rc;
+  }
   addOutboundListeners(proxy, *view, &out.bootstrap);
   out.warnings = view->warnings;
-  addInbound(proxy, &out.bootstrap);
+  if (!proxy.isRouter()) addInbound(proxy, &out.bootstrap);
   return out;
 }
 
@@ -424,7 +485,7 @@ SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
   out.shared_hash = view->bytes_hash;
   addNode(proxy, &out.own);
   addOutboundListeners(proxy, *view, &out.own);
-  addInbound(proxy, &out.own);
+  if (!proxy.isRouter()) addInbound(proxy, &out.own);
   out.warnings = view->warnings;
   return out;
 }

@@ -63,6 +63,9 @@ class Translator {
     std::vector<uint32_t> http_ports;  // one outbound listener each, ascending
     // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending.
     std::vector<std::pair<uint32_t, mesh::proxy::v1::TcpProxy>> tcp_ports;
+    // A router's: route configurations "http.<port>", one listener per port, ascending.
+    std::vector<mesh::proxy::v1::RouteConfiguration> gateway_route_configs;
+    std::vector<uint32_t> gateway_ports;
     std::vector<std::string> warnings;
     // A Bootstrap of clusters and route_configs, serialized deterministically. (Outbound
     // listeners are per proxy: their address may be the proxy's outbound_bind.)

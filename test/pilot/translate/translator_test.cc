@@ -132,6 +132,49 @@ subsets:
 }
 
 // Workloads sharing one loopback address: each proxy owns only the WorkloadEntry named after
+// An ingress gateway (a "router" proxy) gets a listener per Gateway server port, with the
+// routes of the VirtualServices bound to the Gateway; sidecars do not get those routes.
+TEST(TranslatorTest, GatewayServesTheVirtualServicesBoundToIt) {
+  const std::string services = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: productpage, namespace: default}
+spec:
+  hosts: [productpage.default.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints: [{address: 10.0.0.1}]
+)";
+  Mesh mesh({services, testing::sample("bookinfo-gateway.yaml")});
+  ProxyIdentity gw = proxyIn("default", {{"istio", "ingressgateway"}});
+  gw.id = "router~10.0.9.9~istio-ingressgateway-0.default~default.svc.cluster.local";
+  Translation t = mesh.translate(gw);
+  const v1::Listener* l = findListener(t.bootstrap, "0.0.0.0_8080");
+  ASSERT_NE(l, nullptr);
+  EXPECT_EQ(l->http().route_config_name(), "http.8080");
+  EXPECT_EQ(findListener(t.bootstrap, "0.0.0.0_9080"), nullptr);  // no sidecar listeners
+  const v1::VirtualHost* vh = findVirtualHost(t.bootstrap, "http.8080", "*:8080");
+  ASSERT_NE(vh, nullptr);
+  ASSERT_EQ(vh->routes_size(), 5);  // one per match
+  EXPECT_EQ(vh->routes(0).match().path(), "/productpage");
+  EXPECT_EQ(vh->routes(0).route().cluster(),
+            "outbound|9080||productpage.default.svc.cluster.local");
+  EXPECT_NE(findCluster(t.bootstrap, "outbound|9080||productpage.default.svc.cluster.local"),
+            nullptr);
+
+  // A gateway whose labels the selector does not match gets nothing; a sidecar keeps its own
+  // default route for productpage (the "*" VirtualService is bound to the gateway only).
+  ProxyIdentity other = gw;
+  other.labels = {{"istio", "egressgateway"}};
+  EXPECT_EQ(mesh.translate(other).bootstrap.listeners_size(), 0);
+  Translation sidecar = mesh.translate(proxyIn("default"));
+  const v1::VirtualHost* svh =
+      findVirtualHost(sidecar.bootstrap, "9080", "productpage.default.svc.cluster.local:9080");
+  ASSERT_NE(svh, nullptr);
+  ASSERT_EQ(svh->routes_size(), 1);
+  EXPECT_EQ(svh->routes(0).match().prefix(), "/");
+}
+
 // its workload, its app listens on a private port, and outbound listeners bind where it asks.
 TEST(TranslatorTest, SharedAddressWorkloadsAreToldApartByName) {
   Mesh mesh({R"(apiVersion: networking.istio.io/v1
