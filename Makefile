@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build test demo bench fuzz format clean
+.PHONY: deps build test demo bench bench-pilot fuzz format clean
 
 deps:
 	@scripts/install-deps.sh
@@ -23,6 +23,11 @@ demo: build
 bench: build
 	@scripts/install-deps.sh bench
 	bench/peerbench.sh $(BUILD_DIR)
+
+# pilot with 1000 simulated proxies: push latency, RSS, CPU (a Markdown table). PILOT_SCALE_ARGS
+# passes flags to bench/pilot_scale, e.g. PILOT_SCALE_ARGS="--proxies 200".
+bench-pilot: build
+	bench/pilot-scale.sh $(BUILD_DIR) $(PILOT_SCALE_ARGS)
 
 # libFuzzer build with clang-14 (ASan + UBSan) in its own build directory.
 fuzz:

@@ -7,17 +7,14 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
-#include <mutex>
-#include <thread>
 
 #include "discovery/v1/discovery.grpc.pb.h"
 #include "pilot/server/config_directory.h"
 #include "pilot/server/discovery.h"
 #include "test/integration/harness.h"
 #include "test/pilot/translate/test_util.h"
+#include "test/testing/xds_client.h"
 
 namespace mesh::integration {
 namespace {
@@ -87,78 +84,7 @@ v1::Bootstrap expectedBootstrap(const std::string& dir) {
   return mesh.translate(productpageIdentity()).bootstrap;
 }
 
-// A proxy's end of the stream: a reader thread queues responses; next() waits, bounded.
-class XdsClient {
- public:
-  explicit XdsClient(uint16_t port)
-      : channel_(grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                     grpc::InsecureChannelCredentials())),
-        stub_(dv1::AggregatedDiscovery::NewStub(channel_)) {
-    ctx_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    stream_ = stub_->StreamResources(&ctx_);
-    reader_ = std::thread([this] {
-      dv1::DiscoveryResponse r;
-      while (stream_->Read(&r)) {
-        std::lock_guard<std::mutex> lock(mu_);
-        responses_.push_back(r);
-        cv_.notify_all();
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      done_ = true;
-      cv_.notify_all();
-    });
-  }
-  ~XdsClient() {
-    stream_->WritesDone();
-    ctx_.TryCancel();
-    reader_.join();
-  }
-
-  bool send(const dv1::DiscoveryRequest& req) { return stream_->Write(req); }
-  void subscribe(const dv1::Node& node) {
-    dv1::DiscoveryRequest req;
-    *req.mutable_node() = node;
-    req.set_type_url(pilot::server::kBootstrapType);
-    ASSERT_TRUE(send(req));
-  }
-  void ack(const dv1::DiscoveryResponse& r) {
-    dv1::DiscoveryRequest req;
-    req.set_type_url(pilot::server::kBootstrapType);
-    req.set_version_info(r.version_info());
-    req.set_response_nonce(r.nonce());
-    ASSERT_TRUE(send(req));
-  }
-  void nack(const dv1::DiscoveryResponse& r, const std::string& last_good,
-            const std::string& message) {
-    dv1::DiscoveryRequest req;
-    req.set_type_url(pilot::server::kBootstrapType);
-    req.set_version_info(last_good);
-    req.set_response_nonce(r.nonce());
-    req.mutable_error_detail()->set_code(3);
-    req.mutable_error_detail()->set_message(message);
-    ASSERT_TRUE(send(req));
-  }
-
-  std::optional<dv1::DiscoveryResponse> next(milliseconds timeout = kWait) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait_for(lock, timeout, [&] { return !responses_.empty() || done_; });
-    if (responses_.empty()) return std::nullopt;
-    dv1::DiscoveryResponse r = std::move(responses_.front());
-    responses_.pop_front();
-    return r;
-  }
-
- private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<dv1::AggregatedDiscovery::Stub> stub_;
-  grpc::ClientContext ctx_;
-  std::unique_ptr<grpc::ClientReaderWriter<dv1::DiscoveryRequest, dv1::DiscoveryResponse>> stream_;
-  std::thread reader_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<dv1::DiscoveryResponse> responses_;
-  bool done_ = false;
-};
+using XdsClient = ::mesh::testing::XdsTestClient;
 
 v1::Bootstrap bootstrapOf(const dv1::DiscoveryResponse& r) {
   EXPECT_EQ(r.type_url(), pilot::server::kBootstrapType);
@@ -221,10 +147,12 @@ class PilotIntegrationTest : public ::testing::Test {
 
   // Subscribes as productpage and ACKs the first push; nullopt (and a failure) if none came.
   std::optional<dv1::DiscoveryResponse> subscribeAndAck(XdsClient& client) {
-    client.subscribe(productpageNode());
+    EXPECT_TRUE(client.subscribe(productpageNode()));
     auto r = client.next();
     EXPECT_TRUE(r.has_value()) << pilot_->log();
-    if (r) client.ack(*r);
+    if (r) {
+      EXPECT_TRUE(client.ack(*r));
+    }
     return r;
   }
 
@@ -241,7 +169,7 @@ class PilotIntegrationTest : public ::testing::Test {
 
 TEST_F(PilotIntegrationTest, FirstPushEqualsTheTranslatorsAndAnAckMakesItSynced) {
   XdsClient client(grpc_port_);
-  client.subscribe(productpageNode());
+  EXPECT_TRUE(client.subscribe(productpageNode()));
   auto r = client.next();
   ASSERT_TRUE(r.has_value()) << pilot_->log();
   v1::Bootstrap b = bootstrapOf(*r);
@@ -250,7 +178,7 @@ TEST_F(PilotIntegrationTest, FirstPushEqualsTheTranslatorsAndAnAckMakesItSynced)
   EXPECT_FALSE(r->version_info().empty());
   EXPECT_FALSE(r->nonce().empty());
 
-  client.ack(*r);
+  EXPECT_TRUE(client.ack(*r));
   std::string want = "\"acked_version\":\"" + r->version_info() + "\"";
   std::string body = syncz([&](const std::string& s) { return s.find("SYNCED") != s.npos; });
   EXPECT_THAT(body, HasSubstr("\"status\":\"SYNCED\"")) << body;
@@ -283,7 +211,7 @@ TEST_F(PilotIntegrationTest, VirtualServiceChangeIsPushedWithANewVersion) {
   ASSERT_GT(vh->routes_size(), 0);
   ASSERT_EQ(vh->routes(0).route().weighted_clusters().clusters_size(), 2);
   EXPECT_EQ(vh->routes(0).route().weighted_clusters().clusters(0).weight(), 80u);
-  client.ack(*second);
+  EXPECT_TRUE(client.ack(*second));
   std::string body = syncz([&](const std::string& s) {
     return s.find("\"acked_version\":\"" + second->version_info() + "\"") != s.npos;
   });
@@ -297,7 +225,7 @@ TEST_F(PilotIntegrationTest, NackIsShownInSynczWithItsMessage) {
   writeFileAtomic(config_dir_ + "/reviews-vs.yaml", reviewsVirtualService(10));
   auto second = client.next();
   ASSERT_TRUE(second.has_value()) << pilot_->log();
-  client.nack(*second, first->version_info(), "clusters[2]: cannot resolve");
+  EXPECT_TRUE(client.nack(*second, first->version_info(), "clusters[2]: cannot resolve"));
   std::string body = syncz([](const std::string& s) { return s.find("REJECTED") != s.npos; });
   EXPECT_THAT(body, HasSubstr("\"status\":\"REJECTED\"")) << body;
   EXPECT_THAT(body, HasSubstr("\"message\":\"clusters[2]: cannot resolve\""));
@@ -307,7 +235,7 @@ TEST_F(PilotIntegrationTest, NackIsShownInSynczWithItsMessage) {
   writeFileAtomic(config_dir_ + "/reviews-vs.yaml", reviewsVirtualService(20));
   auto third = client.next();
   ASSERT_TRUE(third.has_value()) << pilot_->log();
-  client.ack(*third);
+  EXPECT_TRUE(client.ack(*third));
   body = syncz([](const std::string& s) { return s.find("SYNCED") != s.npos; });
   EXPECT_THAT(body, HasSubstr("SYNCED"));
 }
@@ -336,7 +264,7 @@ TEST_F(PilotIntegrationTest, InvalidFileKeepsTheLastGoodConfigAndConfigzNamesFil
   XdsClient other(grpc_port_);
   dv1::Node node = productpageNode();
   node.set_id("sidecar~10.0.0.9~productpage-v1-456.default~default.svc.cluster.local");
-  other.subscribe(node);
+  EXPECT_TRUE(other.subscribe(node));
   auto r = other.next();
   ASSERT_TRUE(r.has_value());
   EXPECT_EQ(r->version_info(), first->version_info());
@@ -358,6 +286,10 @@ TEST_F(PilotIntegrationTest, UnknownTypeEndsTheStreamAndUnknownPathsAre404) {
   req.set_type_url("type.googleapis.com/envoy.config.cluster.v3.Cluster");
   ASSERT_TRUE(client.send(req));
   EXPECT_FALSE(client.next().has_value());
+  // The proxy gets the real status and reason (the synchronous server could only cancel).
+  grpc::Status status = client.finish();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("unknown type_url"));
   EXPECT_EQ(httpGet(http_port_, "/nope").status, 404);
 }
 

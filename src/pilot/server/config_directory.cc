@@ -55,12 +55,17 @@ bool isConfigFileName(const std::string& name) {
 }
 
 DirectoryConfig loadConfigDirectory(const std::string& dir) {
-  return loadConfigDirectories({dir});
+  return ConfigDirectoryLoader({dir}).load();
 }
 
 DirectoryConfig loadConfigDirectories(const std::vector<std::string>& dirs) {
+  return ConfigDirectoryLoader(dirs).load();
+}
+
+DirectoryConfig ConfigDirectoryLoader::load() {
   DirectoryConfig out;
-  for (const std::string& dir : dirs) {
+  last_parsed_ = 0;
+  for (const std::string& dir : dirs_) {
     std::error_code ec;
     fs::directory_iterator it(dir, ec);
     if (ec) {
@@ -78,6 +83,7 @@ DirectoryConfig loadConfigDirectories(const std::vector<std::string>& dirs) {
     out.files.insert(out.files.end(), files.begin(), files.end());
   }
 
+  std::map<std::string, ParsedFile> files;
   for (const std::string& path : out.files) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -86,15 +92,29 @@ DirectoryConfig loadConfigDirectories(const std::vector<std::string>& dirs) {
     }
     std::stringstream ss;
     ss << in.rdbuf();
-    const std::string text = ss.str();
-    config::LoadedConfig loaded = config::loadConfigStream(text, path);
-    appendWithFile(loaded.errors, path, &out.errors);
-    for (auto& r : loaded.resources) out.resources.push_back(std::move(r));
-    config::LoadedKubernetes kube = config::loadKubernetesStream(text, path);
-    // A YAML syntax error is reported by both loaders: keep it once.
-    if (loaded.errors.empty()) appendWithFile(kube.errors, path, &out.errors);
-    for (auto& o : kube.objects) out.kube_objects.push_back(std::move(o));
+    std::string text = ss.str();
+    ParsedFile parsed;
+    auto old = files_.find(path);
+    if (old != files_.end() && old->second.text == text) {
+      parsed = std::move(old->second);
+    } else {
+      ++last_parsed_;
+      parsed.text = std::move(text);
+      config::LoadedConfig loaded = config::loadConfigStream(parsed.text, path);
+      appendWithFile(loaded.errors, path, &parsed.errors);
+      parsed.resources = std::move(loaded.resources);
+      config::LoadedKubernetes kube = config::loadKubernetesStream(parsed.text, path);
+      // A YAML syntax error is reported by both loaders: keep it once.
+      if (loaded.errors.empty()) appendWithFile(kube.errors, path, &parsed.errors);
+      parsed.kube_objects = std::move(kube.objects);
+    }
+    out.errors.append(parsed.errors);
+    out.resources.insert(out.resources.end(), parsed.resources.begin(), parsed.resources.end());
+    out.kube_objects.insert(out.kube_objects.end(), parsed.kube_objects.begin(),
+                            parsed.kube_objects.end());
+    files.emplace(path, std::move(parsed));
   }
+  files_ = std::move(files);
   std::vector<config::ValidationReport> reports = config::validateResources(out.resources);
   for (const auto& report : reports) out.errors.append(report.errors);
   return out;

@@ -24,6 +24,26 @@ translate::Translation MeshConfig::translate(const translate::ProxyIdentity& pro
   return translator_->translate(proxy);
 }
 
+translate::SplitTranslation MeshConfig::translateSplit(
+    const translate::ProxyIdentity& proxy) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t built = translator_->viewsBuilt();
+  const auto start = std::chrono::steady_clock::now();
+  translate::SplitTranslation t = translator_->translateSplit(proxy);
+  if (translator_->viewsBuilt() != built) {
+    std::chrono::duration<double, std::milli> took = std::chrono::steady_clock::now() - start;
+    MESH_LOG("pilot", debug, "config {}: outbound view #{} (namespace {}) built in {:.1f} ms",
+             version_, translator_->viewsBuilt(), proxy.namespace_name, took.count());
+  }
+  return t;
+}
+
+mesh::proxy::v1::Bootstrap Push::bootstrap() const {
+  mesh::proxy::v1::Bootstrap b;
+  b.ParseFromString(*shared_bytes + own_bytes);
+  return b;
+}
+
 Discovery::Discovery(stats::Store& stats, translate::PushOptions options)
     : options_(std::move(options)), stats_(stats), thread_stats_(stats.createThreadStats()) {
   using stats::MetricType;
@@ -52,7 +72,7 @@ Discovery::Discovery(stats::Store& stats, translate::PushOptions options)
 }
 
 bool Discovery::applyConfig(DirectoryConfig loaded) {
-  std::vector<std::function<void()>> wakes;
+  uint64_t version = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const int64_t before = static_cast<int64_t>(errors_.size());
@@ -67,11 +87,21 @@ bool Discovery::applyConfig(DirectoryConfig loaded) {
     errors_ = ValidationErrors();
     thread_stats_.add(config_errors_, -before);
     thread_stats_.inc(config_loads_ok_);
-    current_ =
-        std::make_shared<const MeshConfig>(std::move(loaded), next_config_version_++, options_);
+    version = next_config_version_++;
+  }
+  // Indexing the registries and resources takes tens of ms for thousands of services: not
+  // under mu_, which every stream's ACK and push bookkeeping takes.
+  auto config = std::make_shared<const MeshConfig>(std::move(loaded), version, options_);
+  std::vector<std::function<void()>> wakes;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Concurrent applies: the later version wins whatever order they finish in.
+    if (current_ != nullptr && current_->version() > version) return true;
+    current_ = std::move(config);
     MESH_LOG("pilot", info, "config version {} applied: {} resources, {} Kubernetes objects",
              current_->version(), current_->config().resources.size(),
              current_->config().kube_objects.size());
+    wakes.reserve(proxies_.size());
     for (auto& [id, p] : proxies_) wakes.push_back(p.wake);
   }
   for (auto& wake : wakes) wake();
@@ -111,36 +141,50 @@ void Discovery::disconnect(uint64_t conn) {
 std::optional<Push> Discovery::nextPush(uint64_t conn) {
   std::shared_ptr<const MeshConfig> config;
   translate::ProxyIdentity identity;
+  std::shared_ptr<const std::string> last_shared;
+  size_t last_hash = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = proxies_.find(conn);
     if (it == proxies_.end() || current_ == nullptr) return std::nullopt;
     config = current_;
     identity = it->second.identity;
+    last_shared = it->second.sent_shared;
+    last_hash = it->second.sent_shared_hash;
   }
-  // Translate without holding mu_: it is the slow part.
-  translate::Translation t = config->translate(identity);
-  std::string bytes;
-  // Deterministic so that equal configs give equal bytes (maps are serialized in key order).
+  // Translate and compare without holding mu_: the slow part.
+  translate::SplitTranslation t = config->translateSplit(identity);
+  std::string own;
   {
-    google::protobuf::io::StringOutputStream sos(&bytes);
+    // Deterministic so that equal configs give equal bytes (maps are serialized in key order).
+    google::protobuf::io::StringOutputStream sos(&own);
     google::protobuf::io::CodedOutputStream cos(&sos);
     cos.SetSerializationDeterministic(true);
-    t.bootstrap.SerializeToCodedStream(&cos);
+    t.own.SerializeToCodedStream(&cos);
   }
+  // Usually the same object (same view), or of another hash (another config): a full compare
+  // only when a new config gave equal bytes.
+  const bool same_shared =
+      last_shared != nullptr &&
+      (last_shared == t.shared || (last_hash == t.shared_hash && *last_shared == *t.shared));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = proxies_.find(conn);
   if (it == proxies_.end()) return std::nullopt;
   ProxyState& p = it->second;
   p.config_version = std::to_string(config->version());
-  if (!p.sent_version.empty() && p.sent_bytes == bytes) return std::nullopt;
+  if (!p.sent_version.empty() && p.sent_shared == last_shared && same_shared && p.sent_own == own) {
+    return std::nullopt;
+  }
   Push push;
   push.version = std::to_string(config->version());
   push.nonce = std::to_string(next_nonce_++);
-  push.bootstrap = std::move(t.bootstrap);
+  push.shared_bytes = std::move(t.shared);
+  push.own_bytes = std::move(own);
   p.sent_version = push.version;
   p.sent_nonce = push.nonce;
-  p.sent_bytes = std::move(bytes);
+  p.sent_shared = push.shared_bytes;
+  p.sent_shared_hash = t.shared_hash;
+  p.sent_own = push.own_bytes;
   p.sent_at = Clock::now();
   p.awaiting_ack = true;
   ++p.pushes;

@@ -39,6 +39,8 @@ class MeshConfig {
   uint64_t version() const { return version_; }
   const DirectoryConfig& config() const { return config_; }
   translate::Translation translate(const translate::ProxyIdentity& proxy) const;
+  // What pushes use: the shared outbound part is serialized once per view.
+  translate::SplitTranslation translateSplit(const translate::ProxyIdentity& proxy) const;
 
  private:
   const DirectoryConfig config_;
@@ -51,11 +53,18 @@ class MeshConfig {
   std::unique_ptr<translate::Translator> translator_;
 };
 
-// A response to send on a proxy's stream.
+// A response to send on a proxy's stream. The serialized mesh.proxy.v1.Bootstrap is
+// *shared_bytes followed by own_bytes: the outbound view, one object shared by every proxy with
+// that view, then the proxy's node and inbound config (concatenated protobuf messages merge).
 struct Push {
   std::string version;
   std::string nonce;
-  mesh::proxy::v1::Bootstrap bootstrap;
+  std::shared_ptr<const std::string> shared_bytes;
+  std::string own_bytes;
+
+  size_t size() const { return shared_bytes->size() + own_bytes.size(); }
+  // Parsed (tests, debugging); pushes send the bytes as they are.
+  mesh::proxy::v1::Bootstrap bootstrap() const;
 };
 
 class Discovery {
@@ -77,7 +86,8 @@ class Discovery {
   void disconnect(uint64_t conn);
 
   // The proxy's Bootstrap under the current config, if it differs (serialized bytes) from the
-  // last one sent on this connection; recorded as sent with a new version and nonce.
+  // last one sent on this connection; recorded as sent with a new version and nonce. Holds this
+  // class's lock only to look up and record, never while translating or comparing.
   std::optional<Push> nextPush(uint64_t conn);
 
   // A request after the first: ACK (no error) or NACK of the response named by `nonce`. A stale
@@ -97,7 +107,10 @@ class Discovery {
     std::string config_version;  // the config version last translated for this proxy
     std::string sent_version;
     std::string sent_nonce;
-    std::string sent_bytes;  // the serialized Bootstrap last sent
+    // The Bootstrap last sent (see Push): the shared part is kept by reference, not copied.
+    std::shared_ptr<const std::string> sent_shared;
+    size_t sent_shared_hash = 0;
+    std::string sent_own;
     Clock::time_point sent_at;
     bool awaiting_ack = false;
     std::string acked_version;

@@ -11,9 +11,11 @@
 
 namespace mesh::pilot::server {
 
-// Synchronous gRPC API: each stream is served by one gRPC thread writing responses plus one
-// reader thread of its own, i.e. two threads per connected proxy. Fine for tens of proxies in
-// this first slice; the callback API is the path to thousands.
+// gRPC's callback API: a stream costs no thread of its own. Each stream is a reactor with at most
+// one write outstanding; a config change wakes it and a small pool of push workers (one per core)
+// computes its next push, so a slow or dead proxy (whose write never completes) holds no thread
+// and delays no other proxy. A bad first request ends the stream with its real status
+// (INVALID_ARGUMENT and the reason); stop() ends open streams with UNAVAILABLE.
 class GrpcDiscoveryServer {
  public:
   explicit GrpcDiscoveryServer(Discovery& discovery);

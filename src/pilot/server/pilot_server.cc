@@ -25,13 +25,22 @@ translate::PushOptions pushOptions(const PilotOptions& o) {
 }  // namespace
 
 PilotServer::PilotServer(PilotOptions options)
-    : options_(std::move(options)), discovery_(stats_, pushOptions(options_)) {}
+    : options_(std::move(options)),
+      discovery_(stats_, pushOptions(options_)),
+      loader_(options_.config_dirs) {}
 
 PilotServer::~PilotServer() { stop(); }
 
 void PilotServer::reload() {
   std::lock_guard<std::mutex> lock(reload_mu_);
-  discovery_.applyConfig(loadConfigDirectories(options_.config_dirs));
+  const auto start = std::chrono::steady_clock::now();
+  DirectoryConfig loaded = loader_.load();
+  const auto parsed = std::chrono::steady_clock::now();
+  discovery_.applyConfig(std::move(loaded));
+  using ms = std::chrono::duration<double, std::milli>;
+  MESH_LOG("pilot", debug, "reload: {} files parsed in {:.1f} ms, applied in {:.1f} ms",
+           loader_.lastParsed(), ms(parsed - start).count(),
+           ms(std::chrono::steady_clock::now() - parsed).count());
 }
 
 Status PilotServer::start() {

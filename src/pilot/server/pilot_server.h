@@ -57,7 +57,8 @@ class PilotServer {
   const PilotOptions options_;
   stats::Store stats_;
   Discovery discovery_;
-  std::mutex reload_mu_;  // one load at a time
+  std::mutex reload_mu_;          // one load at a time
+  ConfigDirectoryLoader loader_;  // guarded by reload_mu_
   std::vector<std::unique_ptr<ConfigWatcher>> watchers_;
   std::unique_ptr<GrpcDiscoveryServer> grpc_;
   std::unique_ptr<HttpServer> http_;

@@ -1,5 +1,8 @@
 #include "pilot/translate/translator.h"
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
 #include <algorithm>
 #include <set>
 
@@ -322,12 +325,42 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   // A policy shared by several ports or subsets is reported once.
   std::set<std::string> seen;
   std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
+
+  v1::Bootstrap shared;
+  for (const auto& rc : proxy.isRouter() ? view->gateway_route_configs : view->route_configs) {
+    *shared.add_route_configs() = rc;
+  }
+  for (const auto& c : view->clusters) *shared.add_clusters() = c;
+  auto bytes = std::make_shared<std::string>();
+  {
+    // Deterministic so that equal views give equal bytes (maps in key order).
+    google::protobuf::io::StringOutputStream sos(bytes.get());
+    google::protobuf::io::CodedOutputStream cos(&sos);
+    cos.SetSerializationDeterministic(true);
+    shared.SerializeToCodedStream(&cos);
+  }
+  view->bytes_hash = std::hash<std::string_view>{}(*bytes);
+  view->bytes = std::move(bytes);
   return view;
 }
 
-void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
-  if (proxy.ip.empty()) return;
+const Translator::InboundIndex& Translator::inboundIndex() {
+  if (inbound_index_) return *inbound_index_;
+  inbound_index_ = std::make_unique<InboundIndex>();
   const model::ServiceRegistry& registry = push_.registry();
+  for (const model::Service* s : registry.services()) {
+    for (const model::Endpoint& e : registry.endpoints(*s)) {
+      (*inbound_index_)[e.address].emplace_back(s, &e);
+    }
+  }
+  return *inbound_index_;
+}
+
+void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
+  if (proxy.ip.empty()) return;
+  const InboundIndex& index = inboundIndex();
+  auto own = index.find(proxy.ip);
+  if (own == index.end()) return;
   // On a shared address (workloads on one loopback) the name tells whose endpoint it is: when
   // some endpoint at the proxy's IP names the proxy's pod (from its id) or workload, only those
   // count.
@@ -337,68 +370,65 @@ void Translator::addInbound(const ProxyIdentity& proxy, Translation* out) {
            (e.workload_name == pod || e.workload_name == proxy.workload_name);
   };
   bool by_name = false;
-  for (const model::Service* s : registry.services()) {
-    for (const model::Endpoint& e : registry.endpoints(*s)) {
-      by_name = by_name || (e.address == proxy.ip && names_proxy(e));
-    }
-  }
+  for (const auto& [s, endpoint] : own->second) by_name = by_name || names_proxy(*endpoint);
   std::set<uint32_t> seen;
-  for (const model::Service* s : registry.services()) {
-    for (const model::Endpoint& e : registry.endpoints(*s)) {
-      if (e.address != proxy.ip) continue;
-      if (by_name && !names_proxy(e)) continue;
-      for (const model::ServicePort& sp : s->ports) {
-        uint32_t target = e.portFor(sp);
-        if (!seen.insert(target).second) continue;
-        std::string name = inboundClusterName(target);
-        v1::Cluster* c = out->bootstrap.add_clusters();
-        c->set_name(name);
-        c->set_type(v1::Cluster::STATIC);
-        c->mutable_service()->set_host(s->hostname);
-        c->mutable_service()->set_name(s->name);
-        c->mutable_service()->set_namespace_(s->namespace_name);
-        v1::Endpoint* ep = c->add_endpoints();
-        ep->set_address(options_.app_address);
-        auto app = proxy.app_ports.find(target);
-        ep->set_port(app != proxy.app_ports.end() ? app->second : target);
+  for (const auto& [s, endpoint] : own->second) {
+    const model::Endpoint& e = *endpoint;
+    if (by_name && !names_proxy(e)) continue;
+    for (const model::ServicePort& sp : s->ports) {
+      uint32_t target = e.portFor(sp);
+      if (!seen.insert(target).second) continue;
+      std::string name = inboundClusterName(target);
+      v1::Cluster* c = out->add_clusters();
+      c->set_name(name);
+      c->set_type(v1::Cluster::STATIC);
+      c->mutable_service()->set_host(s->hostname);
+      c->mutable_service()->set_name(s->name);
+      c->mutable_service()->set_namespace_(s->namespace_name);
+      v1::Endpoint* ep = c->add_endpoints();
+      ep->set_address(options_.app_address);
+      auto app = proxy.app_ports.find(target);
+      ep->set_port(app != proxy.app_ports.end() ? app->second : target);
 
-        v1::Listener* l = out->bootstrap.add_listeners();
-        l->set_name("virtualInbound_" + std::to_string(target));
-        l->set_address(options_.inbound_address(proxy, target));
-        l->set_direction(v1::INBOUND);
-        if (!model::isHttp(sp.protocol)) {
-          l->mutable_tcp_proxy()->set_cluster(name);
-          continue;
-        }
-        l->mutable_http()->set_route_config_name(name);
-        // A port of unknown protocol is sniffed, as Istio's inbound listeners do: HTTP/1.1 to the
-        // route below, anything else relayed as TCP to the same inbound cluster.
-        if (sp.protocol == model::Protocol::kUnknown) l->mutable_tcp_proxy()->set_cluster(name);
-
-        v1::RouteConfiguration* rc = out->bootstrap.add_route_configs();
-        rc->set_name(name);
-        v1::VirtualHost* vh = rc->add_virtual_hosts();
-        vh->set_name("inbound|http|" + std::to_string(target));
-        vh->add_domains("*");
-        v1::Route* r = vh->add_routes();
-        r->set_name("default");
-        r->mutable_match()->set_prefix("/");
-        r->mutable_route()->set_cluster(name);
+      v1::Listener* l = out->add_listeners();
+      l->set_name("virtualInbound_" + std::to_string(target));
+      l->set_address(options_.inbound_address(proxy, target));
+      l->set_direction(v1::INBOUND);
+      if (!model::isHttp(sp.protocol)) {
+        l->mutable_tcp_proxy()->set_cluster(name);
+        continue;
       }
+      l->mutable_http()->set_route_config_name(name);
+      // A port of unknown protocol is sniffed, as Istio's inbound listeners do: HTTP/1.1 to the
+      // route below, anything else relayed as TCP to the same inbound cluster.
+      if (sp.protocol == model::Protocol::kUnknown) l->mutable_tcp_proxy()->set_cluster(name);
+
+      v1::RouteConfiguration* rc = out->add_route_configs();
+      rc->set_name(name);
+      v1::VirtualHost* vh = rc->add_virtual_hosts();
+      vh->set_name("inbound|http|" + std::to_string(target));
+      vh->add_domains("*");
+      v1::Route* r = vh->add_routes();
+      r->set_name("default");
+      r->mutable_match()->set_prefix("/");
+      r->mutable_route()->set_cluster(name);
     }
   }
 }
 
-Translation Translator::translate(const ProxyIdentity& proxy) {
-  Translation out;
-  v1::Node* node = out.bootstrap.mutable_node();
+void Translator::addNode(const ProxyIdentity& proxy, v1::Bootstrap* out) {
+  v1::Node* node = out->mutable_node();
   node->set_id(proxy.id);
   node->set_workload_name(proxy.workload_name);
   node->set_namespace_(proxy.namespace_name);
   node->mutable_labels()->insert(proxy.labels.begin(), proxy.labels.end());
   node->set_service_account(proxy.service_account);
+}
 
+void Translator::addOutboundListeners(const ProxyIdentity& proxy, const OutboundView& view,
+                                      v1::Bootstrap* out) {
   // Outbound listeners: where the proxy asks (its interception mode is NONE), else the default.
+  // Per proxy, hence not in the shared view.
   auto outbound_address = [&](uint32_t port) {
     const std::string& bind = proxy.outbound_bind;
     if (bind.empty()) return options_.outbound_address(port);
@@ -407,38 +437,56 @@ Translation Translator::translate(const ProxyIdentity& proxy) {
                     (bind.front() == '[' || bind.find(':') == colon);
     return has_port ? bind : hostPort(bind, port);
   };
-  std::shared_ptr<const OutboundView> view = outboundView(proxy);
-  for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
   if (proxy.isRouter()) {
-    // A gateway: its servers' listeners only; no sidecar listeners and no inbound.
-    for (const auto& rc : view->gateway_route_configs) *out.bootstrap.add_route_configs() = rc;
-    for (uint32_t port : view->gateway_ports) {
-      v1::Listener* l = out.bootstrap.add_listeners();
+    // A gateway: its servers' listeners only; no sidecar listeners (and no inbound).
+    for (uint32_t port : view.gateway_ports) {
+      v1::Listener* l = out->add_listeners();
       l->set_name("0.0.0.0_" + std::to_string(port));
       l->set_address(outbound_address(port));
       l->set_direction(v1::OUTBOUND);
       l->mutable_http()->set_route_config_name("http." + std::to_string(port));
     }
-    out.warnings = view->warnings;
-    return out;
+    return;
   }
-  for (const auto& rc : view->route_configs) *out.bootstrap.add_route_configs() = rc;
-  for (uint32_t port : view->http_ports) {
-    v1::Listener* l = out.bootstrap.add_listeners();
+  for (uint32_t port : view.http_ports) {
+    v1::Listener* l = out->add_listeners();
     l->set_name("0.0.0.0_" + std::to_string(port));
     l->set_address(outbound_address(port));
     l->set_direction(v1::OUTBOUND);
     l->mutable_http()->set_route_config_name(std::to_string(port));
   }
-  for (const auto& [port, tcp] : view->tcp_ports) {
-    v1::Listener* l = out.bootstrap.add_listeners();
+  for (const auto& [port, tcp] : view.tcp_ports) {
+    v1::Listener* l = out->add_listeners();
     l->set_name("0.0.0.0_" + std::to_string(port));
     l->set_address(outbound_address(port));
     l->set_direction(v1::OUTBOUND);
     *l->mutable_tcp_proxy() = tcp;
   }
+}
+
+Translation Translator::translate(const ProxyIdentity& proxy) {
+  Translation out;
+  addNode(proxy, &out.bootstrap);
+  std::shared_ptr<const OutboundView> view = outboundView(proxy);
+  for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
+  for (const auto& rc : proxy.isRouter() ? view->gateway_route_configs : view->route_configs) {
+    *out.bootstrap.add_route_configs() = rc;
+  }
+  addOutboundListeners(proxy, *view, &out.bootstrap);
   out.warnings = view->warnings;
-  addInbound(proxy, &out);
+  if (!proxy.isRouter()) addInbound(proxy, &out.bootstrap);
+  return out;
+}
+
+SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
+  SplitTranslation out;
+  std::shared_ptr<const OutboundView> view = outboundView(proxy);
+  out.shared = view->bytes;
+  out.shared_hash = view->bytes_hash;
+  addNode(proxy, &out.own);
+  addOutboundListeners(proxy, *view, &out.own);
+  if (!proxy.isRouter()) addInbound(proxy, &out.own);
+  out.warnings = view->warnings;
   return out;
 }
 

@@ -31,12 +31,26 @@ struct Translation {
   std::vector<std::string> warnings;
 };
 
+// translate()'s result in two parts whose serializations, concatenated (shared first), parse to
+// the same Bootstrap (protobuf appends repeated fields of concatenated messages in order).
+// `shared` is the outbound view (route configurations, clusters), serialized
+// deterministically once per view and the same object for every proxy with that view; `own` is
+// the proxy's node, outbound listeners and inbound listeners, clusters and routes. Pushing to many
+// proxies then costs one serialization of the big part, not one per proxy.
+struct SplitTranslation {
+  std::shared_ptr<const std::string> shared;
+  size_t shared_hash = 0;  // of *shared, computed once with it: a cheap "surely different"
+  mesh::proxy::v1::Bootstrap own;
+  std::vector<std::string> warnings;
+};
+
 // Not thread-safe (it caches); one Translator per PushContext, which it must not outlive.
 class Translator {
  public:
   explicit Translator(const PushContext& push, TranslateOptions options = {});
 
   Translation translate(const ProxyIdentity& proxy);
+  SplitTranslation translateSplit(const ProxyIdentity& proxy);
 
   // Outbound views computed and reused so far (for tests and debug pages).
   size_t viewsBuilt() const { return views_built_; }
@@ -53,11 +67,22 @@ class Translator {
     std::vector<mesh::proxy::v1::RouteConfiguration> gateway_route_configs;
     std::vector<uint32_t> gateway_ports;
     std::vector<std::string> warnings;
+    // A Bootstrap of clusters and route_configs, serialized deterministically. (Outbound
+    // listeners are per proxy: their address may be the proxy's outbound_bind.)
+    std::shared_ptr<const std::string> bytes;
+    size_t bytes_hash = 0;
   };
+  // A proxy's own endpoints (those with its IP) in registry order, by IP; built on first use.
+  using InboundIndex =
+      std::map<std::string, std::vector<std::pair<const model::Service*, const model::Endpoint*>>>;
+  const InboundIndex& inboundIndex();
+  void addNode(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out);
+  void addOutboundListeners(const ProxyIdentity& proxy, const OutboundView& view,
+                            mesh::proxy::v1::Bootstrap* out);
   std::shared_ptr<const OutboundView> outboundView(const ProxyIdentity& proxy);
   std::shared_ptr<const OutboundView> buildOutbound(const ProxyIdentity& proxy,
                                                     const config::Resource* sidecar);
-  void addInbound(const ProxyIdentity& proxy, Translation* out);
+  void addInbound(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out);
 
   const PushContext& push_;
   TranslateOptions options_;
@@ -65,6 +90,7 @@ class Translator {
   std::map<std::string, std::shared_ptr<const OutboundView>> views_;
   size_t views_built_ = 0;
   size_t views_reused_ = 0;
+  std::unique_ptr<InboundIndex> inbound_index_;
 };
 
 // Istio's cluster names: "outbound|9080|v1|reviews.default.svc.cluster.local",

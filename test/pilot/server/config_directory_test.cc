@@ -1,4 +1,5 @@
-// loadConfigDirectory: which files it reads, and that every error names file, line and field.
+// loadConfigDirectory: which files it reads, and that every error names file, line and field;
+// ConfigDirectoryLoader: reloads parse only what changed.
 #include "pilot/server/config_directory.h"
 
 #include <gmock/gmock.h>
@@ -99,6 +100,39 @@ TEST_F(ConfigDirectoryTest, SyntaxErrorIsReportedOnceWithItsFile) {
   EXPECT_EQ(c.errors.errors()[0].file, path("broken.yaml"));
   EXPECT_GT(c.errors.errors()[0].line, 0) << c.errors.toString();  // yaml-cpp: where it gave up
   EXPECT_THAT(c.errors.errors()[0].message, Not(HasSubstr("broken.yaml"))) << c.errors.toString();
+}
+
+TEST_F(ConfigDirectoryTest, LoaderParsesOnlyChangedFilesAndKeepsTheirErrors) {
+  write("a-service.yaml", kService);
+  std::string bad = kVirtualService;
+  bad.replace(bad.find("weight: 30"), 10, "weight: 130");
+  write("b-vs.yaml", bad);
+  ConfigDirectoryLoader loader({dir_.string()});
+  DirectoryConfig first = loader.load();
+  EXPECT_EQ(loader.lastParsed(), 2u);
+  ASSERT_FALSE(first.ok());
+
+  // Nothing changed: nothing parsed, the same result (errors of the unchanged file included).
+  DirectoryConfig again = loader.load();
+  EXPECT_EQ(loader.lastParsed(), 0u);
+  EXPECT_EQ(again.errors.toString(), first.errors.toString());
+  EXPECT_THAT(again.kube_objects, SizeIs(1));
+  EXPECT_THAT(again.resources, SizeIs(1));
+
+  // The fixed file alone is parsed again; the result equals a fresh load's.
+  write("b-vs.yaml", kVirtualService);
+  DirectoryConfig fixed = loader.load();
+  EXPECT_EQ(loader.lastParsed(), 1u);
+  EXPECT_TRUE(fixed.ok()) << fixed.errors.toString();
+  DirectoryConfig fresh = loadConfigDirectory(dir_.string());
+  EXPECT_EQ(fixed.files, fresh.files);
+  ASSERT_THAT(fixed.resources, SizeIs(1));
+  EXPECT_EQ(fixed.resources[0].name, fresh.resources[0].name);
+  EXPECT_EQ(fixed.resources[0].line, fresh.resources[0].line);
+
+  // A removed file is gone from the next load.
+  std::filesystem::remove(dir_ / "a-service.yaml");
+  EXPECT_THAT(loader.load().kube_objects, SizeIs(0));
 }
 
 TEST_F(ConfigDirectoryTest, MissingDirectoryIsAnError) {

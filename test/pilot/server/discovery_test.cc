@@ -61,7 +61,7 @@ TEST_F(DiscoveryTest, PushesOnlyWhenTheProxysBootstrapChanged) {
   auto first = d_.nextPush(c);
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->version, "1");
-  EXPECT_EQ(first->bootstrap.node().id(), proxy().id);
+  EXPECT_EQ(first->bootstrap().node().id(), proxy().id);
   EXPECT_FALSE(d_.nextPush(c).has_value());
 
   // Same content again: a new config version, woken, but nothing to send.

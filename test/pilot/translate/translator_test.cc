@@ -1,6 +1,7 @@
 #include "pilot/translate/translator.h"
 
 #include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "test/pilot/translate/test_util.h"
@@ -276,6 +277,27 @@ TEST(TranslatorTest, ProxiesOfOneNamespaceShareTheOutboundView) {
   EXPECT_NE(findCluster(a1.bootstrap, "inbound|8080||"), nullptr);
   EXPECT_EQ(findCluster(a2.bootstrap, "inbound|8080||"), nullptr);
   EXPECT_EQ(a2.bootstrap.node().labels().at("app"), "y");
+}
+
+TEST(TranslatorTest, SplitTranslationParsesToTheWholeAndSharesTheOutboundBytes) {
+  Mesh mesh({kTwoNamespaces});
+  ProxyIdentity a1 = proxyIn("a", {{"app", "x"}}, "10.1.0.1");
+  ProxyIdentity a2 = proxyIn("a", {{"app", "y"}}, "10.1.0.9");
+  SplitTranslation s1 = mesh.translator().translateSplit(a1);
+  SplitTranslation s2 = mesh.translator().translateSplit(a2);
+  // One serialization of the outbound view for both proxies of namespace a.
+  ASSERT_NE(s1.shared, nullptr);
+  EXPECT_EQ(s1.shared, s2.shared);
+  for (const auto& [proxy, split] : {std::pair{a1, &s1}, std::pair{a2, &s2}}) {
+    v1::Bootstrap joined;
+    ASSERT_TRUE(joined.ParseFromString(*split->shared + split->own.SerializeAsString()));
+    std::string diff;
+    google::protobuf::util::MessageDifferencer d;
+    d.ReportDifferencesToString(&diff);
+    EXPECT_TRUE(d.Compare(mesh.translate(proxy).bootstrap, joined)) << diff;
+  }
+  EXPECT_NE(findCluster(s1.own, "inbound|8080||"), nullptr);
+  EXPECT_EQ(findCluster(s2.own, "inbound|8080||"), nullptr);
 }
 
 TEST(TranslatorTest, LabelDependentConfigKeysTheCacheByLabels) {
