@@ -18,18 +18,7 @@
 #include "core/http/http1_parser.h"
 
 namespace mesh::integration {
-namespace {
-
-std::string opensslError() {
-  char buf[256];
-  unsigned long e = ERR_get_error();
-  if (e == 0) return "unknown";
-  ERR_error_string_n(e, buf, sizeof(buf));
-  ERR_clear_error();
-  return buf;
-}
-
-}  // namespace
+using testing::opensslError;
 
 std::pair<std::string, std::string> writeCertifiedKey(const TempDir& dir, const std::string& stem,
                                                       const CertifiedKey& k) {

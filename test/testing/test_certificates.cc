@@ -7,8 +7,6 @@
 #include <stdexcept>
 
 namespace mesh::testing {
-namespace {
-
 std::string opensslError() {
   char buf[256];
   unsigned long e = ERR_get_error();
@@ -17,6 +15,8 @@ std::string opensslError() {
   ERR_clear_error();
   return buf;
 }
+
+namespace {
 
 EVP_PKEY* newKey(KeyType type) {
   EVP_PKEY* k = type == KeyType::kEcdsaP256 ? EVP_EC_gen("P-256") : EVP_RSA_gen(2048);

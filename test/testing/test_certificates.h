@@ -10,6 +10,9 @@
 
 namespace mesh::testing {
 
+// The newest OpenSSL error as text ("unknown" when none), and the queue cleared.
+std::string opensslError();
+
 enum class KeyType { kEcdsaP256, kRsa2048 };
 
 struct CertifiedKey {

@@ -55,10 +55,8 @@ class Builder {
                                                     const std::string& path);
   bool tlsVersions(v1::TlsVersion min, v1::TlsVersion max, const std::string& path,
                    tls::TlsOptions& o);
-  // Reads the files now (each unreadable one an error on its field), then builds the context.
-  std::shared_ptr<tls::ContextProvider> tlsProvider(
-      tls::TlsOptions o, const std::string& path,
-      std::initializer_list<std::pair<const std::string*, const char*>> files);
+  // Checks the files now (each unreadable one an error on its field), then builds the context.
+  std::shared_ptr<tls::ContextProvider> tlsProvider(tls::TlsOptions o, const std::string& path);
   // Resolves a cluster name to a weighted target appended to *targets (an error if unknown).
   void addTarget(const std::string& name, uint32_t weight, const std::string& path,
                  std::vector<WeightedTarget>* targets, uint64_t* total_weight) {
@@ -418,10 +416,13 @@ bool Builder::tlsVersions(v1::TlsVersion min, v1::TlsVersion max, const std::str
   return true;
 }
 
-std::shared_ptr<tls::ContextProvider> Builder::tlsProvider(
-    tls::TlsOptions o, const std::string& path,
-    std::initializer_list<std::pair<const std::string*, const char*>> files) {
+std::shared_ptr<tls::ContextProvider> Builder::tlsProvider(tls::TlsOptions o,
+                                                           const std::string& path) {
   bool readable = true;
+  const std::pair<const std::string*, const char*> files[] = {
+      {&o.certificate_chain, "certificateChain"},
+      {&o.private_key, "privateKey"},
+      {&o.trusted_ca, "trustedCa"}};
   for (auto [file, field] : files) {
     if (file->empty() || ::access(file->c_str(), R_OK) == 0) continue;
     error(path + "." + field, "cannot read '" + *file + "': " + std::strerror(errno));
@@ -466,10 +467,7 @@ std::shared_ptr<tls::ContextProvider> Builder::downstreamTls(const v1::Downstrea
     }
   }
   if (!ok) return nullptr;
-  return tlsProvider(std::move(o), path,
-                     {{&t.certificate_chain(), "certificateChain"},
-                      {&t.private_key(), "privateKey"},
-                      {&t.trusted_ca(), "trustedCa"}});
+  return tlsProvider(std::move(o), path);
 }
 
 std::shared_ptr<tls::ContextProvider> Builder::upstreamTls(const v1::UpstreamTls& t,
@@ -492,10 +490,7 @@ std::shared_ptr<tls::ContextProvider> Builder::upstreamTls(const v1::UpstreamTls
     ok = false;
   }
   if (!ok) return nullptr;
-  return tlsProvider(std::move(o), path,
-                     {{&t.certificate_chain(), "certificateChain"},
-                      {&t.private_key(), "privateKey"},
-                      {&t.trusted_ca(), "trustedCa"}});
+  return tlsProvider(std::move(o), path);
 }
 
 // 0..100 percent as a fraction per million; absent means every request.
