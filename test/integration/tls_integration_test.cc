@@ -115,11 +115,12 @@ class TlsIntegrationTest : public ::testing::Test {
     b_ = startProxy(dir_b_, yaml, {"inbound"});
   }
 
-  // Proxy A: plaintext in, mTLS out to B expecting `san`.
+  // Proxy A: plaintext in (HTTP, and a TCP proxy), mTLS out to B expecting `san`.
   std::string clientProxyYaml(const std::string& san) {
     return proxyPreamble() +
            "listeners:\n- name: outbound\n  address: 127.0.0.1:0\n"
-           "  http: {routeConfigName: r}\n" +
+           "  http: {routeConfigName: r}\n"
+           "- name: tcp-out\n  address: 127.0.0.1:0\n  tcpProxy: {cluster: b}\n" +
            routesTo("b") + "clusters:\n" + httpbinCluster("b", b_.listeners["inbound"]) +
            "  tls: {sni: server.test, certificateChain: " + client_crt_ +
            ", privateKey: " + client_key_ + ", trustedCa: " + ca_file_ + ", subjectAltNames: [\"" +
@@ -134,11 +135,13 @@ class TlsIntegrationTest : public ::testing::Test {
 };
 
 TEST_F(TlsIntegrationTest, TerminatesTls12And13ForHttpAndTcpWithEcdsaAndRsa) {
+  std::string https_tls = listenerTls(false);
+  https_tls.insert(https_tls.size() - 1, ", alpn: [http/1.1]");
   std::string yaml = proxyPreamble() +
                      "listeners:\n"
                      "- name: https\n  address: 127.0.0.1:0\n  http: {routeConfigName: r}\n"
                      "  tls: " +
-                     listenerTls(false) +
+                     https_tls +
                      "\n- name: https-rsa\n  address: 127.0.0.1:0\n  http: {routeConfigName: r}\n"
                      "  tls: " +
                      listenerTls(false, rsa_crt_, rsa_key_) +
@@ -150,11 +153,15 @@ TEST_F(TlsIntegrationTest, TerminatesTls12And13ForHttpAndTcpWithEcdsaAndRsa) {
 
   for (int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
     for (const char* listener : {"https", "https-rsa", "tls-tcp"}) {
-      TlsClient c(trusting(version));
+      TlsClientOptions o = trusting(version);
+      o.alpn = {"h2", "http/1.1"};
+      TlsClient c(o);
       std::string error;
       ASSERT_TRUE(c.connect(p.listeners[listener], &error)) << listener << ": " << error;
       EXPECT_EQ(c.version(), version == TLS1_2_VERSION ? "TLSv1.2" : "TLSv1.3");
       EXPECT_EQ(c.peerUriSan(), kServerId);
+      // ALPN only where configured, and never h2 for the HTTP/1.1 side.
+      EXPECT_EQ(c.alpn(), std::string(listener) == "https" ? "http/1.1" : "");
       for (int i = 0; i < 2; ++i) {  // keep-alive over the same TLS connection
         HttpResponse r = c.get("/status/201");
         ASSERT_TRUE(r.ok) << listener << ": " << r.error;
@@ -232,12 +239,16 @@ TEST_F(TlsIntegrationTest, MutualTlsRefusesMissingUntrustedPlaintextAndGarbage) 
 
 TEST_F(TlsIntegrationTest, ChainedProxiesSpeakMutualTlsWithSpiffeIdentities) {
   startServerProxy();
-  a_ = startProxy(dir_a_, clientProxyYaml(kServerId), {"outbound"});
+  a_ = startProxy(dir_a_, clientProxyYaml(kServerId), {"outbound", "tcp-out"});
   for (int i = 0; i < 3; ++i) {
     HttpResponse r = httpGet(a_.listeners["outbound"], "/status/200");
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.status, 200) << r.body;
   }
+  // The TCP proxy originates mTLS too (its requests are B's fourth).
+  HttpResponse tcp = httpGet(a_.listeners["tcp-out"], "/status/200");
+  ASSERT_TRUE(tcp.ok) << tcp.error;
+  EXPECT_EQ(tcp.status, 200);
   std::vector<std::string> labels = {"reporter=\"destination\"",
                                      "source_principal=\"" + std::string(kClientId) + "\"",
                                      "destination_principal=\"" + std::string(kServerId) + "\"",
@@ -245,8 +256,8 @@ TEST_F(TlsIntegrationTest, ChainedProxiesSpeakMutualTlsWithSpiffeIdentities) {
                                      "source_workload_namespace=\"default\"",
                                      "destination_workload=\"httpbin-v1\"",
                                      "response_code=\"200\""};
-  std::string m = metricsWhen(b_, "istio_requests_total", labels, 3);
-  EXPECT_EQ(promSum(m, "istio_requests_total", labels), 3) << m;
+  std::string m = metricsWhen(b_, "istio_requests_total", labels, 4);
+  EXPECT_EQ(promSum(m, "istio_requests_total", labels), 4) << m;
   EXPECT_EQ(promSum(m, "istio_requests_total", {"connection_security_policy=\"none\""}), 0);
   std::string ma = metrics(a_);
   EXPECT_GE(promSum(ma, "envoy_cluster_ssl_handshake", {"cluster_name=\"b\""}), 1) << ma;
@@ -265,6 +276,11 @@ TEST_F(TlsIntegrationTest, ChainedProxiesSpeakMutualTlsWithSpiffeIdentities) {
             1)
       << ma;
   EXPECT_GE(promSum(ma, "envoy_cluster_ssl_connection_error", {"cluster_name=\"b\""}), 1) << ma;
+  // The TCP proxy closes the client's connection, flag UF in its TCP metrics.
+  EXPECT_FALSE(httpGet(a_.listeners["tcp-out"], "/status/200").ok);
+  ma = metricsWhen(a_, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}, 1);
+  EXPECT_EQ(promSum(ma, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}), 1) << ma;
+  EXPECT_GE(promSum(ma, "envoy_cluster_ssl_connection_error", {"cluster_name=\"b\""}), 2) << ma;
 }
 
 TEST_F(TlsIntegrationTest, CertificateSwapDropsNoRequestAndNewHandshakesSeeIt) {

@@ -57,6 +57,12 @@ bool TlsClient::connect(uint16_t port, std::string* error) {
       }
       SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
     }
+    if (!options_.alpn.empty()) {
+      std::string wire;
+      for (const auto& p : options_.alpn) wire += static_cast<char>(p.size()) + p;
+      SSL_CTX_set_alpn_protos(ctx_, reinterpret_cast<const unsigned char*>(wire.data()),
+                              static_cast<unsigned int>(wire.size()));
+    }
     if (!options_.cert_file.empty() &&
         (!SSL_CTX_use_certificate_chain_file(ctx_, options_.cert_file.c_str()) ||
          !SSL_CTX_use_PrivateKey_file(ctx_, options_.key_file.c_str(), SSL_FILETYPE_PEM))) {
@@ -148,6 +154,13 @@ HttpResponse TlsClient::get(const std::string& path, const std::string& host) {
 }
 
 std::string TlsClient::version() const { return ssl_ ? SSL_get_version(ssl_) : ""; }
+
+std::string TlsClient::alpn() const {
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  if (ssl_ != nullptr) SSL_get0_alpn_selected(ssl_, &p, &n);
+  return p ? std::string(reinterpret_cast<const char*>(p), n) : "";
+}
 
 std::string TlsClient::peerSerial() const {
   X509* peer = ssl_ ? SSL_get0_peer_certificate(ssl_) : nullptr;

@@ -23,6 +23,7 @@ struct TlsClientOptions {
   std::string cert_file, key_file;       // client certificate (mTLS)
   int min_version = 0, max_version = 0;  // TLS1_2_VERSION, TLS1_3_VERSION; 0: library default
   std::string sni;
+  std::vector<std::string> alpn;  // offered, in order
 };
 
 // One TLS connection to 127.0.0.1:port. Blocking with a receive timeout; no SIGPIPE.
@@ -41,6 +42,7 @@ class TlsClient {
   HttpResponse get(const std::string& path, const std::string& host = "test.local");
 
   std::string version() const;
+  std::string alpn() const;  // the protocol the server picked, or ""
   // The server certificate's serial (hex) and first URI SAN.
   std::string peerSerial() const;
   std::string peerUriSan() const;

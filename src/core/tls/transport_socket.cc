@@ -88,6 +88,7 @@ TransportSocket::TransportSocket(TransportSocket&& o) noexcept
       error_(std::move(o.error_)),
       peer_principal_(std::move(o.peer_principal_)),
       handshake_done_(o.handshake_done_),
+      peer_certified_(o.peer_certified_),
       closed_(o.closed_) {
   o.ssl_ = nullptr;
 }
@@ -136,6 +137,9 @@ void TransportSocket::doHandshake(bool initiating) {
   int r = SSL_do_handshake(ssl_);
   if (r == 1) {
     handshake_done_ = true;
+    peer_certified_ = SSL_get0_peer_certificate(ssl_) != nullptr &&
+                      SSL_get_verify_result(ssl_) == X509_V_OK &&
+                      SSL_get_verify_mode(ssl_) != SSL_VERIFY_NONE;
     peer_principal_ = tls::peerPrincipal(ssl_);
     return finishHandshake({}, initiating);
   }

@@ -48,7 +48,9 @@ class TransportSocket {
   bool handshakeDone() const { return handshake_done_; }
   // Why the last TLS operation failed (OpenSSL's reason, or the certificate verify result).
   const std::string& tlsError() const { return error_; }
-  // After the handshake: the peer's SPIFFE id ("" if none) and the negotiated protocol.
+  // After the handshake: whether the peer presented a certificate that verified (a server
+  // refuses one that does not), its SPIFFE id ("" if none), and the protocol version.
+  bool peerCertified() const { return peer_certified_; }
   const std::string& peerPrincipal() const { return peer_principal_; }
   std::string_view version() const;
 
@@ -109,6 +111,7 @@ class TransportSocket {
   std::string error_;
   std::string peer_principal_;
   bool handshake_done_ = false;
+  bool peer_certified_ = false;
   bool cancel_read_ = false;
   bool closed_ = false;
 };

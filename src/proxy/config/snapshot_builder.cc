@@ -1015,7 +1015,16 @@ void Builder::buildListeners() {
     } else {
       httpListener(l.http(), path + ".http", info);
     }
-    if (l.has_tls()) info.tls = downstreamTls(l.tls(), path + ".tls");
+    if (l.has_tls()) {
+      info.tls = downstreamTls(l.tls(), path + ".tls");
+      // The HTTP side speaks HTTP/1.x only: a client must not be told h2 was agreed.
+      for (int k = 0; l.has_http() && k < l.tls().alpn_size(); ++k) {
+        if (l.tls().alpn(k) != "http/1.1" && l.tls().alpn(k) != "http/1.0") {
+          error(path + ".tls.alpn[" + std::to_string(k) + "]",
+                "'" + l.tls().alpn(k) + "' is not served by an http listener (http/1.1, http/1.0)");
+        }
+      }
+    }
     info.slot = ctx_.listenerSlot(info.name);
     std::string_view label[] = {info.name};
     info.stats.cx_total = ctx_.store().series(ctx_.cx_total, label);

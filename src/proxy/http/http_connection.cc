@@ -207,9 +207,10 @@ void HttpConnection::startHandshake() {
 }
 
 void HttpConnection::onSecure() {
+  // mTLS: the client proved a certificate; its SPIFFE id, when it has one, is the source.
+  mutual_tls_ = socket_.peerCertified();
   const std::string& principal = socket_.peerPrincipal();
-  mutual_tls_ = !principal.empty();
-  if (mutual_tls_) peer_workload_ = worker_.istio().peerWorkload(principal);
+  if (mutual_tls_ && !principal.empty()) peer_workload_ = worker_.istio().peerWorkload(principal);
 }
 
 void HttpConnection::startRead() {

@@ -66,8 +66,11 @@ void TcpProxyConnection::start() {
     }
     worker_.stats().inc(listener_->stats.ssl_handshake);
     last_activity_ = std::chrono::steady_clock::now();
+    mutual_tls_ = downstream_.peerCertified();
     const std::string& principal = downstream_.peerPrincipal();
-    if (!principal.empty()) peer_workload_ = worker_.istio().peerWorkload(principal);
+    if (mutual_tls_ && !principal.empty()) {
+      peer_workload_ = worker_.istio().peerWorkload(principal);
+    }
     begin();
   });
 }
@@ -399,7 +402,7 @@ RequestKey TcpProxyConnection::telemetryKey() const {
     key.reporter = Reporter::kDestination;
     key.destination_workload = snap.node.workload_id;
     key.source_workload = peer_workload_;
-    key.security = peer_workload_ != 0 ? 2 : 1;
+    key.security = mutual_tls_ ? 2 : 1;
   } else {
     key.reporter = Reporter::kSource;
     key.source_workload = snap.node.workload_id;

@@ -79,6 +79,7 @@ class TcpProxyConnection {
   std::chrono::steady_clock::time_point sniff_deadline_;
   uint32_t flags_ = 0;
   uint32_t peer_workload_ = 0;  // mTLS: the client's SPIFFE id as a telemetry workload
+  bool mutual_tls_ = false;     // the client proved a certificate
   uint32_t pending_ = 0;
   uint32_t depth_ = 0;
   bool closed_ = false;
