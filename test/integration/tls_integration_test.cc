@@ -168,6 +168,12 @@ TEST_F(TlsIntegrationTest, TerminatesTls12And13ForHttpAndTcpWithEcdsaAndRsa) {
         EXPECT_EQ(r.status, 201);
       }
       EXPECT_EQ(c.peerSerial(), std::string(listener) == "https-rsa" ? "012C" : "64");
+      if (version == TLS1_3_VERSION) {
+        // A body far larger than the socket buffers, streamed through the TLS writes.
+        HttpResponse big = c.get("/bytes/3000000");
+        ASSERT_TRUE(big.ok) << listener << ": " << big.error;
+        EXPECT_EQ(big.body.size(), 3000000u);
+      }
     }
   }
   std::string m = metrics(p);
