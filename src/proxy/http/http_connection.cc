@@ -172,7 +172,7 @@ void HttpConnection::start() {
   worker_.addConnection(this);
   if (socket_.secure()) {
     if (!socket_.handshakeDone()) {
-      startHandshake();  // the idle timeout bounds a client that never finishes it
+      startHandshake();  // closeIfIdle ends it after kHandshakeTimeout
       return;
     }
     onSecure();

@@ -379,6 +379,12 @@ void TcpProxyConnection::armIdleTimer() {
     Guard g(this);
     --pending_;
     if (ec || closed_) return;
+    if (downstream_.secure() && !downstream_.handshakeDone() &&
+        std::chrono::steady_clock::now() - last_activity_ >= kHandshakeTimeout) {
+      worker_.stats().inc(listener_->stats.ssl_connection_error);
+      close(kDownstreamConnectionTermination);
+      return;
+    }
     if (sniffing_ && std::chrono::steady_clock::now() >= sniff_deadline_) {
       close(kNoRouteFound);  // nothing to route by in time (as Envoy's listener filter timeout)
       return;

@@ -87,6 +87,7 @@ class TcpProxyConnection {
   std::chrono::steady_clock::time_point last_activity_;
   static constexpr size_t kBufferSize = 16 * 1024;
   static constexpr std::chrono::seconds kSniffTimeout{5};
+  static constexpr std::chrono::seconds kHandshakeTimeout{10};  // a TLS client that stalls
 };
 
 }  // namespace mesh::proxy
