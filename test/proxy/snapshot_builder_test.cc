@@ -384,5 +384,41 @@ TEST(SnapshotBuilderTest, HttpLimitsComeFromTheListener) {
   EXPECT_EQ(l.max_uri_bytes, 2u * 1024);
 }
 
+TEST(SnapshotBuilderTest, TlsFilesAndFieldsAreCheckedWithTheirLines) {
+  SnapshotFixture f;
+  auto snap = f.build(R"(listeners:
+- name: a
+  address: 127.0.0.1:0
+  http: {routeConfigName: r}
+  tls:
+    certificateChain: /nonexistent/a.crt
+    privateKey: /nonexistent/a.key
+- name: b
+  address: 127.0.0.1:0
+  http: {routeConfigName: r}
+  tls: {certificateChain: /x.crt, privateKey: /x.key, requireClientCertificate: true, alpn: [h2]}
+routeConfigs:
+- name: r
+  virtualHosts: [{name: v, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: c}}]}]
+clusters:
+- name: c
+  endpoints: [{address: 10.0.0.1, port: 80}]
+  tls:
+    certificateChain: /nonexistent/c.crt
+    subjectAltNames: ["spiffe://cluster.local/ns/default/sa/c"]
+)");
+  ASSERT_FALSE(snap.ok());
+  const std::string& m = snap.status().message();
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:6: listeners[0].tls.certificateChain: cannot read "
+                           "'/nonexistent/a.crt'"));
+  EXPECT_THAT(m, HasSubstr("proxy.yaml:7: listeners[0].tls.privateKey: cannot read "
+                           "'/nonexistent/a.key'"));
+  EXPECT_THAT(m, HasSubstr("listeners[1].tls.trustedCa: required with requireClientCertificate"));
+  EXPECT_THAT(m, HasSubstr("listeners[1].tls.alpn[0]: 'h2' is not served by an http listener"));
+  EXPECT_THAT(m, HasSubstr("clusters[0].tls.privateKey: certificateChain and privateKey go "
+                           "together"));
+  EXPECT_THAT(m, HasSubstr("clusters[0].tls.trustedCa: required with subjectAltNames"));
+}
+
 }  // namespace
 }  // namespace mesh::proxy

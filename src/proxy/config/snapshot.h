@@ -30,6 +30,7 @@ struct ListenerStats {
   stats::SeriesId rq_total;
   stats::SeriesId rq_2xx, rq_3xx, rq_4xx, rq_5xx;
   stats::SeriesId protocol_error;
+  stats::SeriesId ssl_handshake, ssl_connection_error;  // TLS listeners only
 };
 
 struct SniRoute {
@@ -70,6 +71,8 @@ struct ListenerInfo {
   bool access_log = false;
   std::string access_log_path;
   double trace_sampling = 1.0;
+  // TLS termination: connections take the provider's current context at accept.
+  std::shared_ptr<tls::ContextProvider> tls;
   // Telemetry: the inbound cluster's service for reporter=destination.
   ListenerStats stats;
 };

@@ -3,12 +3,15 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <re2/re2.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <set>
 
 #include "core/config/yaml_proto.h"
+#include "core/hash.h"
 #include "core/net/address.h"
 #include "proxy/v1/config.pb.h"
 
@@ -46,6 +49,14 @@ class Builder {
   void httpListener(const v1::HttpConnectionManager& h, const std::string& hp_path,
                     ListenerInfo& info);
   TcpProxyInfo tcpProxy(const v1::TcpProxy& t, const std::string& path);
+  std::shared_ptr<tls::ContextProvider> downstreamTls(const v1::DownstreamTls& t,
+                                                      const std::string& path);
+  std::shared_ptr<tls::ContextProvider> upstreamTls(const v1::UpstreamTls& t,
+                                                    const std::string& path);
+  bool tlsVersions(v1::TlsVersion min, v1::TlsVersion max, const std::string& path,
+                   tls::TlsOptions& o);
+  // Checks the files now (each unreadable one an error on its field), then builds the context.
+  std::shared_ptr<tls::ContextProvider> tlsProvider(tls::TlsOptions o, const std::string& path);
   // Resolves a cluster name to a weighted target appended to *targets (an error if unknown).
   void addTarget(const std::string& name, uint32_t weight, const std::string& path,
                  std::vector<WeightedTarget>* targets, uint64_t* total_weight) {
@@ -260,6 +271,12 @@ void Builder::buildClusters() {
     info->stats.rq_timeout = series(ctx_.upstream_rq_timeout);
     info->stats.cx_total = series(ctx_.upstream_cx_total);
     info->stats.cx_connect_fail = series(ctx_.upstream_cx_connect_fail);
+    if (c.has_tls()) {
+      info->tls = upstreamTls(c.tls(), path + ".tls");
+      info->pool_tag = "|tls:" + std::to_string(hash64(c.tls().SerializeAsString()));
+      info->stats.ssl_handshake = series(ctx_.upstream_ssl_handshake);
+      info->stats.ssl_connection_error = series(ctx_.upstream_ssl_connection_error);
+    }
     info->stats.rq_no_host = series(ctx_.upstream_no_host);
     info->stats.rq_pending_overflow = series(ctx_.upstream_rq_pending_overflow);
     info->stats.rq_pending_active = series(ctx_.upstream_rq_pending_active);
@@ -383,6 +400,97 @@ void Builder::buildClusters() {
     snap_->cluster_index.emplace(info->name, static_cast<uint32_t>(snap_->clusters.size()));
     snap_->clusters.push_back(std::move(info));
   }
+}
+
+bool Builder::tlsVersions(v1::TlsVersion min, v1::TlsVersion max, const std::string& path,
+                          tls::TlsOptions& o) {
+  auto version = [](v1::TlsVersion v, int dflt) {
+    return v == v1::TLSv1_2 ? TLS1_2_VERSION : v == v1::TLSv1_3 ? TLS1_3_VERSION : dflt;
+  };
+  o.min_version = version(min, TLS1_2_VERSION);
+  o.max_version = version(max, TLS1_3_VERSION);
+  if (o.min_version > o.max_version) {
+    error(path + ".minVersion", "must not be above maxVersion");
+    return false;
+  }
+  return true;
+}
+
+std::shared_ptr<tls::ContextProvider> Builder::tlsProvider(tls::TlsOptions o,
+                                                           const std::string& path) {
+  bool readable = true;
+  const std::pair<const std::string*, const char*> files[] = {
+      {&o.certificate_chain, "certificateChain"},
+      {&o.private_key, "privateKey"},
+      {&o.trusted_ca, "trustedCa"}};
+  for (auto [file, field] : files) {
+    if (file->empty() || ::access(file->c_str(), R_OK) == 0) continue;
+    error(path + "." + field, "cannot read '" + *file + "': " + std::strerror(errno));
+    readable = false;
+  }
+  if (!readable) return nullptr;
+  auto p = tls::ContextProvider::create(std::move(o));
+  if (!p.ok()) {
+    error(path, std::string(p.status().message()));
+    return nullptr;
+  }
+  ctx_.tlsRegistry().add(*p);
+  return *p;
+}
+
+std::shared_ptr<tls::ContextProvider> Builder::downstreamTls(const v1::DownstreamTls& t,
+                                                             const std::string& path) {
+  tls::TlsOptions o;
+  o.server = true;
+  o.certificate_chain = t.certificate_chain();
+  o.private_key = t.private_key();
+  o.trusted_ca = t.trusted_ca();
+  o.require_client_certificate = t.require_client_certificate();
+  o.alpn.assign(t.alpn().begin(), t.alpn().end());
+  bool ok = tlsVersions(t.min_version(), t.max_version(), path, o);
+  if (o.certificate_chain.empty()) {
+    error(path + ".certificateChain", "required");
+    ok = false;
+  }
+  if (o.private_key.empty()) {
+    error(path + ".privateKey", "required");
+    ok = false;
+  }
+  if (o.require_client_certificate && o.trusted_ca.empty()) {
+    error(path + ".trustedCa", "required with requireClientCertificate");
+    ok = false;
+  }
+  for (int i = 0; i < t.alpn_size(); ++i) {
+    if (t.alpn(i).empty() || t.alpn(i).size() > 255) {
+      error(path + ".alpn[" + std::to_string(i) + "]", "must be 1..255 bytes");
+      ok = false;
+    }
+  }
+  if (!ok) return nullptr;
+  return tlsProvider(std::move(o), path);
+}
+
+std::shared_ptr<tls::ContextProvider> Builder::upstreamTls(const v1::UpstreamTls& t,
+                                                           const std::string& path) {
+  tls::TlsOptions o;
+  o.server = false;
+  o.sni = t.sni();
+  o.certificate_chain = t.certificate_chain();
+  o.private_key = t.private_key();
+  o.trusted_ca = t.trusted_ca();
+  o.subject_alt_names.assign(t.subject_alt_names().begin(), t.subject_alt_names().end());
+  bool ok = tlsVersions(t.min_version(), t.max_version(), path, o);
+  if (o.certificate_chain.empty() != o.private_key.empty()) {
+    error(path + (o.private_key.empty() ? ".privateKey" : ".certificateChain"),
+          "certificateChain and privateKey go together");
+    ok = false;
+  }
+  if (!o.subject_alt_names.empty() && o.trusted_ca.empty()) {
+    error(path + ".trustedCa", "required with subjectAltNames");
+    ok = false;
+  }
+  if (!ok) return nullptr;
+  return tlsProvider(std::move(o), path);
 }
 
 // 0..100 percent as a fraction per million; absent means every request.
@@ -907,12 +1015,27 @@ void Builder::buildListeners() {
     } else {
       httpListener(l.http(), path + ".http", info);
     }
+    if (l.has_tls()) {
+      info.tls = downstreamTls(l.tls(), path + ".tls");
+      // The HTTP side speaks HTTP/1.x only: a client must not be told h2 was agreed.
+      for (int k = 0; l.has_http() && k < l.tls().alpn_size(); ++k) {
+        if (l.tls().alpn(k) != "http/1.1" && l.tls().alpn(k) != "http/1.0") {
+          error(path + ".tls.alpn[" + std::to_string(k) + "]",
+                "'" + l.tls().alpn(k) + "' is not served by an http listener (http/1.1, http/1.0)");
+        }
+      }
+    }
     info.slot = ctx_.listenerSlot(info.name);
     std::string_view label[] = {info.name};
     info.stats.cx_total = ctx_.store().series(ctx_.cx_total, label);
     info.stats.cx_active = ctx_.store().series(ctx_.cx_active, label);
     info.stats.rq_total = ctx_.store().series(ctx_.rq_total, label);
     info.stats.protocol_error = ctx_.store().series(ctx_.protocol_error, label);
+    if (info.tls) {
+      info.stats.ssl_handshake = ctx_.store().series(ctx_.listener_ssl_handshake, label);
+      info.stats.ssl_connection_error =
+          ctx_.store().series(ctx_.listener_ssl_connection_error, label);
+    }
     const char* classes[] = {"2", "3", "4", "5"};
     stats::SeriesId* xx[] = {&info.stats.rq_2xx, &info.stats.rq_3xx, &info.stats.rq_4xx,
                              &info.stats.rq_5xx};
@@ -992,6 +1115,18 @@ SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
   upstream_rq_pending_active =
       stats::registerFamily(store, "envoy_cluster_upstream_rq_pending_active", MetricType::kGauge,
                             "Requests waiting for a connection (maxConnections reached).", cluster);
+  listener_ssl_handshake =
+      stats::registerFamily(store, "envoy_listener_ssl_handshake", MetricType::kCounter,
+                            "Downstream TLS handshakes completed.", listener);
+  listener_ssl_connection_error = stats::registerFamily(
+      store, "envoy_listener_ssl_connection_error", MetricType::kCounter,
+      "Downstream TLS handshakes failed (refused peer, not TLS, malformed).", listener);
+  upstream_ssl_handshake =
+      stats::registerFamily(store, "envoy_cluster_ssl_handshake", MetricType::kCounter,
+                            "Upstream TLS handshakes completed.", cluster);
+  upstream_ssl_connection_error = stats::registerFamily(
+      store, "envoy_cluster_ssl_connection_error", MetricType::kCounter,
+      "Upstream TLS handshakes failed (untrusted chain, unexpected SAN).", cluster);
   host_rq_total = stats::registerFamily(store, "mesh_host_rq_total", MetricType::kCounter,
                                         "Requests per upstream host.", host);
   host_rq_error =

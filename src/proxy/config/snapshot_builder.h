@@ -9,6 +9,7 @@
 
 #include "core/stats/store.h"
 #include "core/status.h"
+#include "core/tls/context_provider.h"
 #include "core/validation_errors.h"
 #include "proxy/config/snapshot.h"
 #include "proxy/telemetry/istio_stats.h"
@@ -39,6 +40,8 @@ class SnapshotContext {
   std::shared_ptr<HostHealth> hostHealth(const std::string& cluster, const std::string& host_key);
   // Attaches host health to every host of a cluster with outlier detection.
   void attachHealth(ClusterInfo& c);
+  // The TLS contexts of listeners and clusters, reloaded when their files change.
+  tls::ContextRegistry& tlsRegistry() { return tls_registry_; }
 
   // Stat families for listeners, clusters and hosts.
   stats::FamilyId cx_total, cx_active, rq_total, rq_xx, protocol_error;
@@ -46,6 +49,8 @@ class SnapshotContext {
       upstream_cx_connect_fail, upstream_no_host, upstream_rq_pending_overflow,
       upstream_rq_pending_active, upstream_outlier_ejections, upstream_rq_retry_overflow;
   stats::FamilyId host_rq_total, host_rq_error, host_cx_total, host_cx_connect_fail;
+  stats::FamilyId listener_ssl_handshake, listener_ssl_connection_error, upstream_ssl_handshake,
+      upstream_ssl_connection_error;
 
  private:
   stats::Store& store_;
@@ -54,6 +59,7 @@ class SnapshotContext {
   std::map<std::string, uint32_t> slots_;
   std::map<std::string, std::shared_ptr<CircuitBreakerState>> breakers_;
   std::map<std::string, std::shared_ptr<HostHealth>> health_;  // by "cluster|host"
+  tls::ContextRegistry tls_registry_;
 };
 
 struct BuildInput {

@@ -19,8 +19,9 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-constexpr size_t kMaxShadowBody = 64 * 1024;          // a mirrored body is kept up to this size
-constexpr mesh::proxy::Millis kShadowTimeout{15000};  // for mirrors of routes with no timeout
+constexpr size_t kMaxShadowBody = 64 * 1024;             // a mirrored body is kept up to this size
+constexpr mesh::proxy::Millis kShadowTimeout{15000};     // for mirrors of routes with no timeout
+constexpr mesh::proxy::Millis kHandshakeTimeout{10000};  // a TLS client that never finishes
 
 using Clock = std::chrono::steady_clock;
 
@@ -125,8 +126,8 @@ struct HttpConnection::Guard {
   HttpConnection* c_;
 };
 
-HttpConnection::HttpConnection(Worker& worker, boost::asio::ip::tcp::socket socket,
-                               uint32_t listener_slot, std::string_view initial_bytes)
+HttpConnection::HttpConnection(Worker& worker, tls::TransportSocket socket, uint32_t listener_slot,
+                               std::string_view initial_bytes)
     : worker_(worker),
       socket_(std::move(socket)),
       slot_(listener_slot),
@@ -149,8 +150,8 @@ HttpConnection::~HttpConnection() = default;
 void HttpConnection::start() {
   Guard g(this);
   boost::system::error_code ec;
-  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
-  auto remote = socket_.remote_endpoint(ec);
+  socket_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  auto remote = socket_.socket().remote_endpoint(ec);
   if (!ec) {
     if (remote.address().is_v4()) {
       auto b = remote.address().to_v4().to_bytes();
@@ -162,11 +163,20 @@ void HttpConnection::start() {
   }
   if (const ListenerInfo* l = worker_.snapshot().listenerBySlot(slot_)) {
     cx_active_ = l->stats.cx_active;
+    ssl_handshake_ = l->stats.ssl_handshake;
+    ssl_error_ = l->stats.ssl_connection_error;
     worker_.stats().inc(l->stats.cx_total);
     worker_.stats().add(cx_active_, 1);
   }
   last_activity_ = Clock::now();
   worker_.addConnection(this);
+  if (socket_.secure()) {
+    if (!socket_.handshakeDone()) {
+      startHandshake();  // closeIfIdle ends it after kHandshakeTimeout
+      return;
+    }
+    onSecure();
+  }
   if (!in_.empty()) {
     processInput();  // bytes read during protocol detection; reads on afterwards
     return;
@@ -177,6 +187,32 @@ void HttpConnection::start() {
 // ---------------------------------------------------------------------------------------------
 // Downstream I/O
 
+void HttpConnection::startHandshake() {
+  ++pending_;
+  socket_.asyncHandshake([this](const boost::system::error_code& ec) {
+    Guard g(this);
+    --pending_;
+    if (closed_) return;
+    if (ec) {
+      if (ssl_error_.valid()) worker_.stats().inc(ssl_error_);
+      MESH_LOG("http", debug, "TLS handshake failed: {}", socket_.tlsError());
+      close();
+      return;
+    }
+    if (ssl_handshake_.valid()) worker_.stats().inc(ssl_handshake_);
+    last_activity_ = Clock::now();
+    onSecure();
+    startRead();
+  });
+}
+
+void HttpConnection::onSecure() {
+  // mTLS: the client proved a certificate; its SPIFFE id, when it has one, is the source.
+  mutual_tls_ = socket_.peerCertified();
+  const std::string& principal = socket_.peerPrincipal();
+  if (mutual_tls_ && !principal.empty()) peer_workload_ = worker_.istio().peerWorkload(principal);
+}
+
 void HttpConnection::startRead() {
   // Never read while a write still points into the buffer (prepare() may move bytes).
   if (reading_ || closed_ || peer_eof_ || upstream_write_inflight_) return;
@@ -184,13 +220,13 @@ void HttpConnection::startRead() {
   if (n == 0) return;  // full: the parser has (or will have) rejected an oversized head
   reading_ = true;
   ++pending_;
-  socket_.async_read_some(boost::asio::buffer(p, n),
-                          [this](const boost::system::error_code& ec, size_t len) {
-                            Guard g(this);
-                            --pending_;
-                            reading_ = false;
-                            onRead(ec, len);
-                          });
+  socket_.asyncReadSome(boost::asio::buffer(p, n),
+                        [this](const boost::system::error_code& ec, size_t len) {
+                          Guard g(this);
+                          --pending_;
+                          reading_ = false;
+                          onRead(ec, len);
+                        });
 }
 
 void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
@@ -263,7 +299,7 @@ void HttpConnection::writeDownstream(const BufferList& b, WriteKind kind) {
   writing_ = true;
   write_kind_ = kind;
   ++pending_;
-  boost::asio::async_write(socket_, b, [this](const boost::system::error_code& ec, size_t) {
+  socket_.asyncWrite(b, [this](const boost::system::error_code& ec, size_t) {
     Guard g(this);
     --pending_;
     writing_ = false;
@@ -308,8 +344,7 @@ void HttpConnection::close() {
   closed_ = true;
   releaseRetryBudget();
   abortUpstream(false);
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  socket_.close();
   route_timer_.cancel();
   attempt_timer_.cancel();
   if (rq_.holder != nullptr) {
@@ -333,6 +368,13 @@ void HttpConnection::drain() {
 void HttpConnection::closeIfIdle(Clock::time_point now) {
   Guard g(this);
   if (rq_.active || closed_ || writing_) return;
+  if (socket_.secure() && !socket_.handshakeDone()) {
+    if (now - last_activity_ > kHandshakeTimeout) {
+      if (ssl_error_.valid()) worker_.stats().inc(ssl_error_);
+      close();
+    }
+    return;
+  }
   const ListenerInfo* l = worker_.snapshot().listenerBySlot(slot_);
   Millis timeout = l ? l->idle_timeout : Millis(3600 * 1000);
   if (timeout.count() > 0 && now - last_activity_ > timeout) close();
@@ -1261,9 +1303,9 @@ void HttpConnection::copyForAccessLog(const http::RequestHead& req) {
   log_traceparent_.clear();
   if (remote_address_.empty()) {
     boost::system::error_code ec;
-    auto r = socket_.remote_endpoint(ec);
+    auto r = socket_.socket().remote_endpoint(ec);
     if (!ec) remote_address_ = r.address().to_string() + ":" + std::to_string(r.port());
-    auto l = socket_.local_endpoint(ec);
+    auto l = socket_.socket().local_endpoint(ec);
     if (!ec) local_address_ = l.address().to_string() + ":" + std::to_string(l.port());
   }
 }
@@ -1294,7 +1336,8 @@ void HttpConnection::recordRequest() {
     } else {
       key.reporter = Reporter::kDestination;
       key.destination_workload = snap.node.workload_id;
-      key.security = 1;
+      key.source_workload = peer_workload_;
+      key.security = mutual_tls_ ? 2 : 1;
     }
     key.response_code = code;
     key.flags = rq_.flags;

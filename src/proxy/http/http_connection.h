@@ -18,6 +18,7 @@
 
 #include "core/buffer.h"
 #include "core/http/http1_parser.h"
+#include "core/tls/transport_socket.h"
 #include "proxy/upstream/outlier_detection.h"
 #include "proxy/upstream/upstream_connection.h"
 
@@ -35,7 +36,8 @@ struct RetryPolicy;
 class HttpConnection final : public UpstreamCallbacks {
  public:
   // `initial_bytes`: what was already read from the client (protocol detection).
-  HttpConnection(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t listener_slot,
+  // A TLS socket may arrive before or after its handshake (after: from protocol detection).
+  HttpConnection(Worker& worker, tls::TransportSocket socket, uint32_t listener_slot,
                  std::string_view initial_bytes = {});
   ~HttpConnection() override;
 
@@ -110,6 +112,8 @@ class HttpConnection final : public UpstreamCallbacks {
   };
 
   // Downstream I/O.
+  void startHandshake();
+  void onSecure();
   void startRead();
   void onRead(const boost::system::error_code& ec, size_t n);
   void processInput();
@@ -153,7 +157,7 @@ class HttpConnection final : public UpstreamCallbacks {
   void resetRequest();
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket socket_;
+  tls::TransportSocket socket_;
   uint32_t slot_;
   IoBuffer in_;
   http::Http1Parser parser_;
@@ -175,6 +179,10 @@ class HttpConnection final : public UpstreamCallbacks {
   uint32_t pending_ = 0;
   uint32_t depth_ = 0;
   stats::SeriesId cx_active_;
+  stats::SeriesId ssl_handshake_, ssl_error_;
+  // mTLS: the client's SPIFFE id as a telemetry workload (0: none or plaintext).
+  uint32_t peer_workload_ = 0;
+  bool mutual_tls_ = false;
   std::chrono::steady_clock::time_point last_activity_;
   uint64_t remote_hash_ = 0;
 

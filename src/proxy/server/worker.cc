@@ -28,10 +28,15 @@ struct Worker::Acceptor {
           }
           if (!ec) {
             const ListenerInfo* l = worker.snapshot().listenerBySlot(slot);
-            if (l != nullptr && l->tcp) {
-              (new TcpProxyConnection(worker, std::move(socket), slot))->start();
+            tls::TransportSocket transport(std::move(socket));
+            // TLS: the context current at accept; the connection runs the handshake.
+            if (l != nullptr && l->tls && !transport.startTls(l->tls->current())) {
+              worker.stats().inc(l->stats.ssl_connection_error);
+              MESH_LOG("main", warn, "TLS: {}", transport.tlsError());
+            } else if (l != nullptr && l->tcp) {
+              (new TcpProxyConnection(worker, std::move(transport), slot))->start();
             } else {
-              (new HttpConnection(worker, std::move(socket), slot))->start();
+              (new HttpConnection(worker, std::move(transport), slot))->start();
             }
           } else if (ec == boost::asio::error::no_descriptors ||
                      ec == boost::asio::error::no_buffer_space) {
@@ -137,7 +142,7 @@ ClusterRuntime* Worker::runtimeFor(const std::shared_ptr<const ClusterInfo>& inf
   rt->info = info;
   rt->active.assign(info->hosts.size(), 0);
   for (const Host& host : info->hosts) {
-    std::string key = info->name + "|" + host.key;
+    std::string key = info->name + "|" + host.key + info->pool_tag;
     auto& hs = hosts_[key];
     if (!hs) {
       hs = std::make_unique<HostState>();

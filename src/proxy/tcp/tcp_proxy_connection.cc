@@ -26,7 +26,7 @@ struct TcpProxyConnection::Guard {
   TcpProxyConnection* c_;
 };
 
-TcpProxyConnection::TcpProxyConnection(Worker& worker, boost::asio::ip::tcp::socket socket,
+TcpProxyConnection::TcpProxyConnection(Worker& worker, tls::TransportSocket socket,
                                        uint32_t listener_slot)
     : worker_(worker),
       downstream_(std::move(socket)),
@@ -45,8 +45,37 @@ void TcpProxyConnection::start() {
     return;
   }
   boost::system::error_code ec;
-  downstream_.set_option(boost::asio::ip::tcp::no_delay(true), ec);
+  downstream_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ec);
   last_activity_ = std::chrono::steady_clock::now();
+  if (!downstream_.secure()) {
+    begin();
+    return;
+  }
+  // Counted from the start, so the idle timer also bounds a client that stalls the handshake.
+  countConnection();
+  ++pending_;
+  downstream_.asyncHandshake([this](const boost::system::error_code& e) {
+    Guard g2(this);
+    --pending_;
+    if (closed_) return;
+    if (e) {
+      worker_.stats().inc(listener_->stats.ssl_connection_error);
+      MESH_LOG("upstream", debug, "TLS handshake failed: {}", downstream_.tlsError());
+      close(kDownstreamConnectionTermination);
+      return;
+    }
+    worker_.stats().inc(listener_->stats.ssl_handshake);
+    last_activity_ = std::chrono::steady_clock::now();
+    mutual_tls_ = downstream_.peerCertified();
+    const std::string& principal = downstream_.peerPrincipal();
+    if (mutual_tls_ && !principal.empty()) {
+      peer_workload_ = worker_.istio().peerWorkload(principal);
+    }
+    begin();
+  });
+}
+
+void TcpProxyConnection::begin() {
   if (listener_->detectsProtocol()) {
     // The first bytes decide between HTTP and TCP; a silent client is TCP (server-first).
     detecting_ = true;
@@ -61,13 +90,18 @@ void TcpProxyConnection::start() {
       // Undecided in time (nothing sent, or not yet a request line): TCP. The pending read
       // returns aborted, having consumed nothing; what was read so far goes upstream first.
       detect_timed_out_ = true;
-      boost::system::error_code ignored;
-      downstream_.cancel(ignored);
+      downstream_.cancelRead();
     });
     sniff();
     return;
   }
-  countConnection();
+  if (!counted_) countConnection();
+  if (downstream_.secure()) {
+    // Terminated TLS: the handshake already gave the server name.
+    const char* name = SSL_get_servername(downstream_.ssl(), TLSEXT_NAMETYPE_host_name);
+    pickCluster(name != nullptr ? std::string_view(name) : std::string_view());
+    return;
+  }
   if (!listener_->tcp->sni_routes.empty()) {
     sniffing_ = true;
     sniff_deadline_ = last_activity_ + kSniffTimeout;
@@ -89,6 +123,11 @@ void TcpProxyConnection::handOffToHttp() {
   detecting_ = false;
   sniffing_ = false;
   detect_timer_.cancel();
+  if (counted_) {
+    // Counted during a TLS handshake; from here the HTTP connection counts itself.
+    worker_.stats().add(listener_->stats.cx_active, -1);
+    counted_ = false;
+  }
   (new HttpConnection(worker_, std::move(downstream_), slot_, sniffed_))->start();
   handed_off_ = true;
   close(0);
@@ -127,12 +166,12 @@ void TcpProxyConnection::pickCluster(std::string_view sni) {
 void TcpProxyConnection::sniff() {
   if (!up_.buf) up_.buf = std::make_unique<char[]>(kBufferSize);
   ++pending_;
-  downstream_.async_read_some(boost::asio::buffer(up_.buf.get(), kBufferSize),
-                              [this](const boost::system::error_code& ec, size_t n) {
-                                Guard g(this);
-                                --pending_;
-                                onSniffRead(ec, n);
-                              });
+  downstream_.asyncReadSome(boost::asio::buffer(up_.buf.get(), kBufferSize),
+                            [this](const boost::system::error_code& ec, size_t n) {
+                              Guard g(this);
+                              --pending_;
+                              onSniffRead(ec, n);
+                            });
 }
 
 void TcpProxyConnection::onSniffRead(const boost::system::error_code& ec, size_t n) {
@@ -140,8 +179,8 @@ void TcpProxyConnection::onSniffRead(const boost::system::error_code& ec, size_t
   if (ec == boost::asio::error::operation_aborted && detect_timed_out_) {
     // Undecided within the detection timeout (e.g. a server-first protocol): TCP.
     detecting_ = false;
-    if (!listener_->tcp->sni_routes.empty()) {
-      countConnection();
+    if (!listener_->tcp->sni_routes.empty() && !downstream_.secure()) {
+      if (!counted_) countConnection();
       sniff();  // an SNI listener still waits for a ClientHello (its 5 s limit applies)
       return;
     }
@@ -168,8 +207,8 @@ void TcpProxyConnection::onSniffRead(const boost::system::error_code& ec, size_t
     }
     detecting_ = false;
     detect_timer_.cancel();
-    countConnection();
-    if (listener_->tcp->sni_routes.empty()) {
+    if (!counted_) countConnection();
+    if (listener_->tcp->sni_routes.empty() || downstream_.secure()) {
       pickCluster({});
       return;
     }
@@ -207,7 +246,7 @@ void TcpProxyConnection::connectUpstream() {
   std::memcpy(ep.data(), &h.sockaddr, h.sockaddr_len);
   ep.resize(h.sockaddr_len);
   ++pending_;
-  upstream_.async_connect(ep, [this](const boost::system::error_code& e) {
+  upstream_.socket().async_connect(ep, [this](const boost::system::error_code& e) {
     Guard g(this);
     --pending_;
     onConnect(e);
@@ -231,7 +270,39 @@ void TcpProxyConnection::onConnect(const boost::system::error_code& ec) {
     recordOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kSuccess, outlierNowMs());
   }
   boost::system::error_code ignored;
-  upstream_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  upstream_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  if (info.tls) {
+    if (!upstream_.startTls(info.tls->current())) {
+      onUpstreamSecure(boost::asio::error::no_memory);
+      return;
+    }
+    ++pending_;
+    upstream_.asyncHandshake([this](const boost::system::error_code& e) {
+      Guard g(this);
+      --pending_;
+      onUpstreamSecure(e);
+    });
+    return;
+  }
+  startRelay();
+}
+
+void TcpProxyConnection::onUpstreamSecure(const boost::system::error_code& ec) {
+  if (closed_) return;
+  const ClusterInfo& info = *cluster_->info;
+  if (ec) {
+    worker_.stats().inc(info.stats.ssl_connection_error);
+    worker_.stats().inc(info.stats.cx_connect_fail);
+    MESH_LOG("upstream", debug, "TLS to {} failed: {}", info.hosts[host_].key,
+             upstream_.tlsError());
+    close(kUpstreamConnectionFailure);
+    return;
+  }
+  worker_.stats().inc(info.stats.ssl_handshake);
+  startRelay();
+}
+
+void TcpProxyConnection::startRelay() {
   record(false);
   if (!up_.buf) up_.buf = std::make_unique<char[]>(kBufferSize);
   down_.buf = std::make_unique<char[]>(kBufferSize);
@@ -243,29 +314,28 @@ void TcpProxyConnection::onConnect(const boost::system::error_code& ec) {
   // What was read while looking for the server name goes first.
   up_.writing = true;
   ++pending_;
-  boost::asio::async_write(upstream_, boost::asio::buffer(sniffed_),
-                           [this](const boost::system::error_code& ec, size_t) {
-                             Guard g(this);
-                             --pending_;
-                             up_.writing = false;
-                             if (closed_) return;
-                             if (ec) {
-                               close(kUpstreamConnectionTermination);
-                               return;
-                             }
-                             std::string().swap(sniffed_);
-                             pump(downstream_, upstream_, up_);
-                           });
+  upstream_.asyncWrite(boost::asio::buffer(sniffed_),
+                       [this](const boost::system::error_code& ec, size_t) {
+                         Guard g(this);
+                         --pending_;
+                         up_.writing = false;
+                         if (closed_) return;
+                         if (ec) {
+                           close(kUpstreamConnectionTermination);
+                           return;
+                         }
+                         std::string().swap(sniffed_);
+                         pump(downstream_, upstream_, up_);
+                       });
 }
 
 // Reads from `from` when the pipe is idle, then writes everything read to `to`. EOF from `from`
 // becomes a FIN (shutdown of sending) on `to`; when both pipes are done the connection closes.
-void TcpProxyConnection::pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to,
-                              Pipe& p) {
+void TcpProxyConnection::pump(tls::TransportSocket& from, tls::TransportSocket& to, Pipe& p) {
   if (closed_ || p.reading || p.writing || p.done) return;
   p.reading = true;
   ++pending_;
-  from.async_read_some(
+  from.asyncReadSome(
       boost::asio::buffer(p.buf.get(), kBufferSize),
       [this, &from, &to, &p](const boost::system::error_code& ec, size_t n) {
         Guard g(this);
@@ -278,8 +348,7 @@ void TcpProxyConnection::pump(boost::asio::ip::tcp::socket& from, boost::asio::i
             return;
           }
           p.done = true;
-          boost::system::error_code ignored;
-          to.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+          to.shutdownSend();
           if (up_.done && down_.done) close(0);
           return;
         }
@@ -287,20 +356,19 @@ void TcpProxyConnection::pump(boost::asio::ip::tcp::socket& from, boost::asio::i
         p.bytes += n;
         p.writing = true;
         ++pending_;
-        boost::asio::async_write(
-            to, boost::asio::buffer(p.buf.get(), n),
-            [this, &from, &to, &p](const boost::system::error_code& wec, size_t) {
-              Guard g2(this);
-              --pending_;
-              p.writing = false;
-              if (closed_) return;
-              if (wec) {
-                close(&p == &down_ ? kDownstreamConnectionTermination
-                                   : kUpstreamConnectionTermination);
-                return;
-              }
-              pump(from, to, p);
-            });
+        to.asyncWrite(boost::asio::buffer(p.buf.get(), n),
+                      [this, &from, &to, &p](const boost::system::error_code& wec, size_t) {
+                        Guard g2(this);
+                        --pending_;
+                        p.writing = false;
+                        if (closed_) return;
+                        if (wec) {
+                          close(&p == &down_ ? kDownstreamConnectionTermination
+                                             : kUpstreamConnectionTermination);
+                          return;
+                        }
+                        pump(from, to, p);
+                      });
       });
 }
 
@@ -311,6 +379,12 @@ void TcpProxyConnection::armIdleTimer() {
     Guard g(this);
     --pending_;
     if (ec || closed_) return;
+    if (downstream_.secure() && !downstream_.handshakeDone() &&
+        std::chrono::steady_clock::now() - last_activity_ >= kHandshakeTimeout) {
+      worker_.stats().inc(listener_->stats.ssl_connection_error);
+      close(kDownstreamConnectionTermination);
+      return;
+    }
     if (sniffing_ && std::chrono::steady_clock::now() >= sniff_deadline_) {
       close(kNoRouteFound);  // nothing to route by in time (as Envoy's listener filter timeout)
       return;
@@ -333,7 +407,8 @@ RequestKey TcpProxyConnection::telemetryKey() const {
   if (listener_ != nullptr && listener_->direction == Direction::kInbound) {
     key.reporter = Reporter::kDestination;
     key.destination_workload = snap.node.workload_id;
-    key.security = 1;
+    key.source_workload = peer_workload_;
+    key.security = mutual_tls_ ? 2 : 1;
   } else {
     key.reporter = Reporter::kSource;
     key.source_workload = snap.node.workload_id;
@@ -368,9 +443,8 @@ void TcpProxyConnection::close(uint32_t flags) {
   }
   detect_timer_.cancel();
   if (cluster_ != nullptr && host_ >= 0) --cluster_->active[host_];
-  boost::system::error_code ignored;
-  if (!handed_off_) downstream_.close(ignored);
-  upstream_.close(ignored);
+  if (!handed_off_) downstream_.close();
+  upstream_.close();
   timer_.cancel();
 }
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/tls/transport_socket.h"
 #include "proxy/telemetry/istio_stats.h"
 
 namespace mesh::proxy {
@@ -24,7 +25,8 @@ struct ListenerInfo;
 
 class TcpProxyConnection {
  public:
-  TcpProxyConnection(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t listener_slot);
+  // A TLS socket arrives before its handshake, which this connection runs first.
+  TcpProxyConnection(Worker& worker, tls::TransportSocket socket, uint32_t listener_slot);
   void start();
 
  private:
@@ -38,6 +40,8 @@ class TcpProxyConnection {
   };
   struct Guard;
 
+  // After the downstream TLS handshake (or at once): detection, SNI, or straight to a cluster.
+  void begin();
   // TLS passthrough: reads the ClientHello's server name, then picks the cluster.
   void sniff();
   void onSniffRead(const boost::system::error_code& ec, size_t n);
@@ -46,15 +50,17 @@ class TcpProxyConnection {
   void handOffToHttp();
   void connectUpstream();
   void onConnect(const boost::system::error_code& ec);
-  void pump(boost::asio::ip::tcp::socket& from, boost::asio::ip::tcp::socket& to, Pipe& p);
+  void onUpstreamSecure(const boost::system::error_code& ec);
+  void startRelay();
+  void pump(tls::TransportSocket& from, tls::TransportSocket& to, Pipe& p);
   void armIdleTimer();
   void close(uint32_t flags);
   void record(bool closing);
   RequestKey telemetryKey() const;
 
   Worker& worker_;
-  boost::asio::ip::tcp::socket downstream_;
-  boost::asio::ip::tcp::socket upstream_;
+  tls::TransportSocket downstream_;
+  tls::TransportSocket upstream_;
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer detect_timer_;
   uint32_t slot_;
@@ -72,6 +78,8 @@ class TcpProxyConnection {
   bool handed_off_ = false;  // the socket went to an HttpConnection
   std::chrono::steady_clock::time_point sniff_deadline_;
   uint32_t flags_ = 0;
+  uint32_t peer_workload_ = 0;  // mTLS: the client's SPIFFE id as a telemetry workload
+  bool mutual_tls_ = false;     // the client proved a certificate
   uint32_t pending_ = 0;
   uint32_t depth_ = 0;
   bool closed_ = false;
@@ -79,6 +87,7 @@ class TcpProxyConnection {
   std::chrono::steady_clock::time_point last_activity_;
   static constexpr size_t kBufferSize = 16 * 1024;
   static constexpr std::chrono::seconds kSniffTimeout{5};
+  static constexpr std::chrono::seconds kHandshakeTimeout{10};  // a TLS client that stalls
 };
 
 }  // namespace mesh::proxy

@@ -203,4 +203,15 @@ WorkloadLabels workloadFromLabels(const std::string& name, const std::string& ns
   return w;
 }
 
+WorkloadLabels workloadFromPrincipal(const std::string& principal) {
+  WorkloadLabels w;
+  w.principal = principal;
+  size_t ns = principal.find("/ns/");
+  if (ns != std::string::npos) {
+    size_t end = principal.find('/', ns + 4);
+    w.namespace_ = principal.substr(ns + 4, end == std::string::npos ? end : end - ns - 4);
+  }
+  return w;
+}
+
 }  // namespace mesh::proxy

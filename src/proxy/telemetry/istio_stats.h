@@ -77,6 +77,10 @@ struct RequestSeries {
   stats::SeriesId response_bytes;
 };
 
+// A peer workload known only by its SPIFFE id: the principal, and the namespace from
+// "spiffe://<trust-domain>/ns/<ns>/sa/<sa>".
+WorkloadLabels workloadFromPrincipal(const std::string& principal);
+
 class IstioTelemetry {
  public:
   explicit IstioTelemetry(stats::Store& store);
@@ -104,6 +108,17 @@ class IstioTelemetry {
       ts.observe(s.response_bytes, static_cast<double>(response_bytes));
     }
 
+    // The workload id of an mTLS peer known only by its SPIFFE id (principal, and the namespace
+    // the id names); cached per worker, so the shared lock is taken once per identity.
+    uint32_t peerWorkload(const std::string& principal) {
+      auto it = peers_.find(principal);
+      if (it == peers_.end()) {
+        it = peers_.emplace(principal, telemetry_.internWorkload(workloadFromPrincipal(principal)))
+                 .first;
+      }
+      return it->second;
+    }
+
     const TcpSeries& tcp(const RequestKey& key) {
       auto it = tcp_cache_.find(key);
       if (it == tcp_cache_.end()) it = tcp_cache_.emplace(key, telemetry_.resolveTcp(key)).first;
@@ -114,6 +129,7 @@ class IstioTelemetry {
     IstioTelemetry& telemetry_;
     std::unordered_map<RequestKey, RequestSeries, RequestKeyHash> cache_;
     std::unordered_map<RequestKey, TcpSeries, RequestKeyHash> tcp_cache_;
+    std::unordered_map<std::string, uint32_t> peers_;
   };
 
  private:

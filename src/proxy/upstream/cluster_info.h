@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/stats/store.h"
+#include "core/tls/context_provider.h"
 
 namespace mesh::proxy {
 
@@ -59,6 +60,8 @@ struct ClusterStats {
   stats::SeriesId rq_pending_active;    // gauge: requests queued for a connection
   stats::SeriesId outlier_ejections;    // hosts ejected by outlier detection
   stats::SeriesId rq_retry_overflow;    // retries refused by maxRetries
+  stats::SeriesId ssl_handshake;        // TLS clusters only
+  stats::SeriesId ssl_connection_error;
 };
 
 struct OutlierDetection {
@@ -108,6 +111,12 @@ struct ClusterInfo {
   std::shared_ptr<CircuitBreakerState> breaker;  // never null in a built snapshot
   uint32_t max_requests_per_connection = 0;      // 0: unlimited
   OutlierDetection outlier;
+  // TLS origination: each new connection takes the provider's current context.
+  std::shared_ptr<tls::ContextProvider> tls;
+  // Appended to the per-host pool key: connections made under other TLS settings (another
+  // expected SAN, CA or client certificate file) are never reused for this config. Empty for
+  // plaintext, so reloads keep their pools as before.
+  std::string pool_tag;
 
   // STRICT_DNS: the names to resolve, and how often.
   bool dns = false;

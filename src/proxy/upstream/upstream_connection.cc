@@ -4,6 +4,7 @@
 #include <boost/asio/write.hpp>
 #include <cstring>
 
+#include "core/log.h"
 #include "proxy/server/worker.h"
 
 namespace mesh::proxy {
@@ -36,7 +37,10 @@ UpstreamConnection::UpstreamConnection(Worker& worker, HostState& host, const Ho
       in_(kReadChunk),
       parser_(http::Http1Parser::Type::kResponse),
       max_requests_(cluster.max_requests_per_connection),
-      breaker_(cluster.breaker) {
+      breaker_(cluster.breaker),
+      tls_(cluster.tls),
+      ssl_handshake_(cluster.stats.ssl_handshake),
+      ssl_error_(cluster.stats.ssl_connection_error) {
   std::memcpy(endpoint_.data(), &desc.sockaddr, desc.sockaddr_len);
   endpoint_.resize(desc.sockaddr_len);
   breaker_->connections.fetch_add(1, std::memory_order_relaxed);
@@ -53,7 +57,7 @@ void UpstreamConnection::connect(UpstreamCallbacks* cb, bool head_request) {
   ++requests_;
   state_ = State::kConnecting;
   ++pending_;
-  socket_.async_connect(endpoint_, [this](const boost::system::error_code& ec) {
+  socket_.socket().async_connect(endpoint_, [this](const boost::system::error_code& ec) {
     Guard g(this);
     --pending_;
     onConnect(ec);
@@ -66,25 +70,56 @@ void UpstreamConnection::connect(UpstreamCallbacks* cb, bool head_request) {
       --pending_;
       if (!ec && state_ == State::kConnecting) {
         connect_timed_out_ = true;
-        boost::system::error_code ignored;
-        socket_.close(ignored);
+        socket_.close();  // also ends a TLS handshake in progress
       }
     });
   }
 }
 
+void UpstreamConnection::connectFailed() {
+  UpstreamCallbacks* cb = cb_;
+  cb_ = nullptr;
+  close();
+  if (cb) cb->onUpstreamConnectFailure(connect_timed_out_);
+}
+
 void UpstreamConnection::onConnect(const boost::system::error_code& ec) {
-  connect_timer_.cancel();
   if (state_ == State::kClosed) return;
   if (ec) {
-    UpstreamCallbacks* cb = cb_;
-    cb_ = nullptr;
-    close();
-    if (cb) cb->onUpstreamConnectFailure(connect_timed_out_);
+    connect_timer_.cancel();
+    connectFailed();
     return;
   }
   boost::system::error_code ignored;
-  socket_.set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  socket_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
+  if (tls_) {
+    // The connect timeout keeps running: it covers the handshake too. A refused handshake
+    // (untrusted chain, no expected SAN) is a connect failure: 503 with flag UF.
+    if (!socket_.startTls(tls_->current())) {
+      onSecure(boost::asio::error::no_memory);
+      return;
+    }
+    ++pending_;
+    socket_.asyncHandshake([this](const boost::system::error_code& e) {
+      Guard g(this);
+      --pending_;
+      onSecure(e);
+    });
+    return;
+  }
+  onSecure({});
+}
+
+void UpstreamConnection::onSecure(const boost::system::error_code& ec) {
+  connect_timer_.cancel();
+  if (state_ == State::kClosed) return;
+  if (ec) {
+    if (ssl_error_.valid()) worker_.stats().inc(ssl_error_);
+    MESH_LOG("upstream", debug, "TLS to {} failed: {}", host_.key, socket_.tlsError());
+    connectFailed();
+    return;
+  }
+  if (tls_ && ssl_handshake_.valid()) worker_.stats().inc(ssl_handshake_);
   state_ = State::kActive;
   startRead();
   if (cb_) cb_->onUpstreamReady();
@@ -106,7 +141,7 @@ void UpstreamConnection::write(const BufferList& bufs) {
   if (state_ == State::kClosed) return;
   writing_ = true;
   ++pending_;
-  boost::asio::async_write(socket_, bufs, [this](const boost::system::error_code& ec, size_t) {
+  socket_.asyncWrite(bufs, [this](const boost::system::error_code& ec, size_t) {
     Guard g(this);
     --pending_;
     writing_ = false;
@@ -128,13 +163,13 @@ void UpstreamConnection::startRead() {
   if (n == 0) return;  // a head that big has already failed the parser's limit
   reading_ = true;
   ++pending_;
-  socket_.async_read_some(boost::asio::buffer(p, n),
-                          [this](const boost::system::error_code& ec, size_t len) {
-                            Guard g(this);
-                            --pending_;
-                            reading_ = false;
-                            onRead(ec, len);
-                          });
+  socket_.asyncReadSome(boost::asio::buffer(p, n),
+                        [this](const boost::system::error_code& ec, size_t len) {
+                          Guard g(this);
+                          --pending_;
+                          reading_ = false;
+                          onRead(ec, len);
+                        });
 }
 
 void UpstreamConnection::onRead(const boost::system::error_code& ec, size_t n) {
@@ -263,8 +298,7 @@ void UpstreamConnection::close() {
   if (state_ == State::kClosed) return;
   if (state_ == State::kIdle) detachFromPool();
   state_ = State::kClosed;
-  boost::system::error_code ignored;
-  socket_.close(ignored);
+  socket_.close();
   connect_timer_.cancel();
 }
 

@@ -15,6 +15,7 @@
 
 #include "core/buffer.h"
 #include "core/http/http1_parser.h"
+#include "core/tls/transport_socket.h"
 #include "proxy/upstream/cluster_info.h"
 
 namespace mesh::proxy {
@@ -89,6 +90,8 @@ class UpstreamConnection {
   struct Guard;
 
   void onConnect(const boost::system::error_code& ec);
+  void onSecure(const boost::system::error_code& ec);
+  void connectFailed();
   void startRead();
   void onRead(const boost::system::error_code& ec, size_t n);
   void processInput();
@@ -97,7 +100,7 @@ class UpstreamConnection {
 
   Worker& worker_;
   HostState& host_;
-  boost::asio::ip::tcp::socket socket_;
+  tls::TransportSocket socket_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::ip::tcp::endpoint endpoint_;
   Millis connect_timeout_;
@@ -115,6 +118,8 @@ class UpstreamConnection {
   uint32_t requests_ = 0;
   uint32_t max_requests_ = 0;  // per connection; 0: unlimited
   std::shared_ptr<CircuitBreakerState> breaker_;
+  std::shared_ptr<tls::ContextProvider> tls_;  // TLS origination; null for plaintext
+  stats::SeriesId ssl_handshake_, ssl_error_;
   std::chrono::steady_clock::time_point idle_since_;
 };
 

@@ -1,0 +1,296 @@
+#include "core/tls/transport_socket.h"
+
+#include <openssl/err.h>
+#include <sys/socket.h>
+
+#include <boost/asio/post.hpp>
+#include <cerrno>
+
+namespace mesh::tls {
+namespace {
+
+// A socket BIO over a non-blocking descriptor that sends with MSG_NOSIGNAL: a peer that resets
+// must be an error value, never a SIGPIPE for the whole proxy.
+struct SocketBioState {
+  int fd = -1;
+  bool eof = false;
+};
+
+int bioWrite(BIO* b, const char* data, int len) {
+  auto* s = static_cast<SocketBioState*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::send(s->fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
+    return -1;
+  }
+  return static_cast<int>(n);
+}
+
+int bioRead(BIO* b, char* out, int len) {
+  auto* s = static_cast<SocketBioState*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  ssize_t n = ::recv(s->fd, out, static_cast<size_t>(len), 0);
+  if (n < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_read(b);
+    return -1;
+  }
+  if (n == 0) s->eof = true;
+  return static_cast<int>(n);
+}
+
+long bioCtrl(BIO* b, int cmd, long, void*) {  // NOLINT(runtime/int): OpenSSL's signature
+  switch (cmd) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_EOF:
+      return static_cast<SocketBioState*>(BIO_get_data(b))->eof ? 1 : 0;
+    default:
+      return 0;
+  }
+}
+
+int bioCreate(BIO* b) {
+  BIO_set_data(b, new SocketBioState());
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+int bioDestroy(BIO* b) {
+  delete static_cast<SocketBioState*>(BIO_get_data(b));
+  BIO_set_data(b, nullptr);
+  return 1;
+}
+
+BIO_METHOD* socketBioMethod() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mesh socket");
+    BIO_meth_set_write(m, bioWrite);
+    BIO_meth_set_read(m, bioRead);
+    BIO_meth_set_ctrl(m, bioCtrl);
+    BIO_meth_set_create(m, bioCreate);
+    BIO_meth_set_destroy(m, bioDestroy);
+    return m;
+  }();
+  return method;
+}
+
+boost::system::error_code protocolError() {
+  return boost::system::errc::make_error_code(boost::system::errc::protocol_error);
+}
+
+}  // namespace
+
+TransportSocket::TransportSocket(TransportSocket&& o) noexcept
+    : socket_(std::move(o.socket_)),
+      ctx_(std::move(o.ctx_)),
+      ssl_(o.ssl_),
+      error_(std::move(o.error_)),
+      peer_principal_(std::move(o.peer_principal_)),
+      handshake_done_(o.handshake_done_),
+      peer_certified_(o.peer_certified_),
+      closed_(o.closed_) {
+  o.ssl_ = nullptr;
+}
+
+TransportSocket::~TransportSocket() {
+  if (ssl_ != nullptr) SSL_free(ssl_);
+}
+
+bool TransportSocket::startTls(std::shared_ptr<const TlsContext> ctx) {
+  SSL* ssl = ctx ? ctx->newSsl() : nullptr;
+  if (ssl == nullptr) {
+    error_ = "cannot create an SSL: " + lastError();
+    return false;
+  }
+  boost::system::error_code ec;
+  socket_.non_blocking(true, ec);
+  BIO* bio = BIO_new(socketBioMethod());
+  if (ec || bio == nullptr) {
+    SSL_free(ssl);
+    error_ = "cannot set up the socket for TLS";
+    return false;
+  }
+  static_cast<SocketBioState*>(BIO_get_data(bio))->fd = socket_.native_handle();
+  SSL_set_bio(ssl, bio, bio);  // one reference, owned by the SSL
+  ssl_ = ssl;
+  ctx_ = std::move(ctx);
+  return true;
+}
+
+std::string_view TransportSocket::version() const {
+  return ssl_ != nullptr ? SSL_get_version(ssl_) : "";
+}
+
+void TransportSocket::asyncHandshake(HandshakeHandler h) {
+  handshake_handler_ = std::move(h);
+  if (ssl_ == nullptr || handshake_done_) {
+    finishHandshake({}, true);
+    return;
+  }
+  doHandshake(true);
+}
+
+void TransportSocket::doHandshake(bool initiating) {
+  if (closed_) return finishHandshake(boost::asio::error::operation_aborted, initiating);
+  ERR_clear_error();
+  int r = SSL_do_handshake(ssl_);
+  if (r == 1) {
+    handshake_done_ = true;
+    peer_certified_ = SSL_get0_peer_certificate(ssl_) != nullptr &&
+                      SSL_get_verify_result(ssl_) == X509_V_OK &&
+                      SSL_get_verify_mode(ssl_) != SSL_VERIFY_NONE;
+    peer_principal_ = tls::peerPrincipal(ssl_);
+    return finishHandshake({}, initiating);
+  }
+  int e = SSL_get_error(ssl_, r);
+  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+    socket_.async_wait(e == SSL_ERROR_WANT_READ ? boost::asio::socket_base::wait_read
+                                                : boost::asio::socket_base::wait_write,
+                       [this](const boost::system::error_code& ec) {
+                         if (ec) return finishHandshake(ec, false);
+                         doHandshake(false);
+                       });
+    return;
+  }
+  long verify = SSL_get_verify_result(ssl_);  // NOLINT(runtime/int)
+  if (verify != X509_V_OK) {
+    error_ = std::string("certificate verify failed: ") + X509_verify_cert_error_string(verify);
+    ERR_clear_error();
+  } else if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0) {
+    error_ = "connection closed during the handshake";
+  } else {
+    error_ = lastError();
+  }
+  finishHandshake(protocolError(), initiating);
+}
+
+void TransportSocket::finishHandshake(const boost::system::error_code& ec, bool initiating) {
+  HandshakeHandler h = std::move(handshake_handler_);
+  handshake_handler_ = nullptr;
+  if (initiating) {
+    boost::asio::post(socket_.get_executor(), [h = std::move(h), ec] { h(ec); });
+  } else {
+    h(ec);
+  }
+}
+
+void TransportSocket::doRead(bool initiating) {
+  if (closed_ || cancel_read_) {
+    cancel_read_ = false;
+    return finishRead(boost::asio::error::operation_aborted, 0, initiating);
+  }
+  ERR_clear_error();
+  size_t n = 0;
+  int r = SSL_read_ex(ssl_, read_buf_.data(), read_buf_.size(), &n);
+  if (r == 1) {
+    handshake_done_ = true;
+    return finishRead({}, n, initiating);
+  }
+  int e = SSL_get_error(ssl_, r);
+  switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      socket_.async_wait(e == SSL_ERROR_WANT_READ ? boost::asio::socket_base::wait_read
+                                                  : boost::asio::socket_base::wait_write,
+                         [this](const boost::system::error_code& ec) {
+                           if (ec) {
+                             cancel_read_ = false;
+                             return finishRead(ec, 0, false);
+                           }
+                           doRead(false);
+                         });
+      return;
+    case SSL_ERROR_ZERO_RETURN:
+      return finishRead(boost::asio::error::eof, 0, initiating);
+    case SSL_ERROR_SYSCALL:
+      if (ERR_peek_error() == 0) {
+        error_ = "connection reset";
+        return finishRead(boost::asio::error::connection_reset, 0, initiating);
+      }
+      [[fallthrough]];
+    default:
+      error_ = lastError();
+      return finishRead(protocolError(), 0, initiating);
+  }
+}
+
+void TransportSocket::finishRead(const boost::system::error_code& ec, size_t n, bool initiating) {
+  IoHandler h = std::move(read_handler_);
+  read_handler_ = nullptr;
+  if (initiating) {
+    boost::asio::post(socket_.get_executor(), [h = std::move(h), ec, n] { h(ec, n); });
+  } else {
+    h(ec, n);
+  }
+}
+
+void TransportSocket::doWrite(bool initiating) {
+  while (!closed_ && write_off_ < write_buf_.size()) {
+    ERR_clear_error();
+    size_t n = 0;
+    // One record at most per call keeps a retry's arguments simple (a retry repeats them).
+    size_t len = std::min<size_t>(write_buf_.size() - write_off_, 16 * 1024);
+    int r = SSL_write_ex(ssl_, write_buf_.data() + write_off_, len, &n);
+    if (r == 1) {
+      write_off_ += n;
+      continue;
+    }
+    int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+      socket_.async_wait(e == SSL_ERROR_WANT_READ ? boost::asio::socket_base::wait_read
+                                                  : boost::asio::socket_base::wait_write,
+                         [this](const boost::system::error_code& ec) {
+                           if (ec) return finishWrite(ec, false);
+                           doWrite(false);
+                         });
+      return;
+    }
+    error_ = e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 ? "connection reset" : lastError();
+    return finishWrite(boost::asio::error::connection_reset, initiating);
+  }
+  finishWrite(closed_ ? boost::asio::error::operation_aborted : boost::system::error_code(),
+              initiating);
+}
+
+void TransportSocket::finishWrite(const boost::system::error_code& ec, bool initiating) {
+  IoHandler h = std::move(write_handler_);
+  write_handler_ = nullptr;
+  size_t n = ec ? 0 : write_buf_.size();
+  if (write_buf_.capacity() > 64 * 1024) std::string().swap(write_buf_);
+  if (initiating) {
+    boost::asio::post(socket_.get_executor(), [h = std::move(h), ec, n] { h(ec, n); });
+  } else {
+    h(ec, n);
+  }
+}
+
+void TransportSocket::shutdownSend() {
+  boost::system::error_code ignored;
+  if (ssl_ != nullptr && handshake_done_ && !write_handler_) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_);  // queues and tries to send close_notify; the result does not matter
+    ERR_clear_error();
+  }
+  socket_.shutdown(boost::asio::ip::tcp::socket::shutdown_send, ignored);
+}
+
+void TransportSocket::cancelRead() {
+  if (ssl_ != nullptr && read_handler_) cancel_read_ = true;
+  boost::system::error_code ignored;
+  socket_.cancel(ignored);
+}
+
+void TransportSocket::close() {
+  if (closed_) return;
+  closed_ = true;
+  if (ssl_ != nullptr && handshake_done_ && !write_handler_) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_);  // best-effort close_notify, never waited for
+    ERR_clear_error();
+  }
+  boost::system::error_code ignored;
+  socket_.close(ignored);
+}
+
+}  // namespace mesh::tls

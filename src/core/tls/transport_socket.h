@@ -1,0 +1,119 @@
+// A connection's socket with optional TLS: the thin layer HTTP/1.1, the TCP proxy and upstream
+// connections read and write through. Plaintext goes straight to the Asio socket (no cost on
+// that path); with TLS an OpenSSL SSL object drives the same non-blocking descriptor directly
+// (a socket BIO that never raises SIGPIPE), and Asio's async_wait tells it when to try again.
+//
+// Contract, as for an Asio socket: one thread; at most one read, one write and one handshake in
+// flight; every started operation completes exactly once, never inside the call that started
+// it; close() makes pending operations complete with operation_aborted. The object must not be
+// moved while an operation is in flight.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/tls/tls_context.h"
+
+namespace mesh::tls {
+
+class TransportSocket {
+ public:
+  using IoHandler = std::function<void(const boost::system::error_code&, size_t)>;
+  using HandshakeHandler = std::function<void(const boost::system::error_code&)>;
+
+  explicit TransportSocket(boost::asio::ip::tcp::socket socket) : socket_(std::move(socket)) {}
+  explicit TransportSocket(boost::asio::io_context& io) : socket_(io) {}
+  TransportSocket(TransportSocket&& o) noexcept;
+  TransportSocket& operator=(TransportSocket&&) = delete;
+  ~TransportSocket();
+
+  // The TCP socket underneath: options, endpoints, connect.
+  boost::asio::ip::tcp::socket& socket() { return socket_; }
+  const boost::asio::ip::tcp::socket& socket() const { return socket_; }
+
+  // From now on the connection is TLS with a new SSL from `ctx` (server or client as the context
+  // says). Call once the TCP connection is established, before any I/O. False if OpenSSL could
+  // not make the SSL object.
+  bool startTls(std::shared_ptr<const TlsContext> ctx);
+  bool secure() const { return ssl_ != nullptr; }
+  SSL* ssl() const { return ssl_; }
+  // Runs the TLS handshake; an error means the peer was refused or spoke no TLS (tlsError()
+  // says why). Plaintext: completes at once.
+  void asyncHandshake(HandshakeHandler h);
+  bool handshakeDone() const { return handshake_done_; }
+  // Why the last TLS operation failed (OpenSSL's reason, or the certificate verify result).
+  const std::string& tlsError() const { return error_; }
+  // After the handshake: whether the peer presented a certificate that verified (a server
+  // refuses one that does not), its SPIFFE id ("" if none), and the protocol version.
+  bool peerCertified() const { return peer_certified_; }
+  const std::string& peerPrincipal() const { return peer_principal_; }
+  std::string_view version() const;
+
+  template <typename Handler>
+  void asyncReadSome(boost::asio::mutable_buffer b, Handler&& h) {
+    if (ssl_ == nullptr) {
+      socket_.async_read_some(b, std::forward<Handler>(h));
+      return;
+    }
+    read_buf_ = b;
+    read_handler_ = std::forward<Handler>(h);
+    doRead(true);
+  }
+
+  // Writes all of `buffers` (a ConstBufferSequence).
+  template <typename Buffers, typename Handler>
+  void asyncWrite(const Buffers& buffers, Handler&& h) {
+    if (ssl_ == nullptr) {
+      boost::asio::async_write(socket_, buffers, std::forward<Handler>(h));
+      return;
+    }
+    write_buf_.clear();
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      boost::asio::const_buffer cb(*it);
+      write_buf_.append(static_cast<const char*>(cb.data()), cb.size());
+    }
+    write_off_ = 0;
+    write_handler_ = std::forward<Handler>(h);
+    doWrite(true);
+  }
+
+  // Half-close: plaintext shuts the sending side; TLS sends close_notify first.
+  void shutdownSend();
+  // Makes a pending read complete with operation_aborted (and nothing consumed, for plaintext).
+  void cancelRead();
+  void close();
+
+ private:
+  void doRead(bool initiating);
+  void doWrite(bool initiating);
+  void doHandshake(bool initiating);
+  // Handles an SSL call's failure: waits and retries `retry`, or returns the error to report.
+  bool waitOrFail(int ret, void (TransportSocket::*retry)(bool), boost::system::error_code* ec);
+  void finishRead(const boost::system::error_code& ec, size_t n, bool initiating);
+  void finishWrite(const boost::system::error_code& ec, bool initiating);
+  void finishHandshake(const boost::system::error_code& ec, bool initiating);
+
+  boost::asio::ip::tcp::socket socket_;
+  std::shared_ptr<const TlsContext> ctx_;
+  SSL* ssl_ = nullptr;
+  boost::asio::mutable_buffer read_buf_;
+  IoHandler read_handler_;
+  std::string write_buf_;
+  size_t write_off_ = 0;
+  IoHandler write_handler_;
+  HandshakeHandler handshake_handler_;
+  std::string error_;
+  std::string peer_principal_;
+  bool handshake_done_ = false;
+  bool peer_certified_ = false;
+  bool cancel_read_ = false;
+  bool closed_ = false;
+};
+
+}  // namespace mesh::tls
