@@ -298,6 +298,11 @@ TEST_F(MeshIntegrationTest, SplitFollowsChangesAndSurvivesPilotRestart) {
   EXPECT_EQ(count(syncz, "\"status\":\"SYNCED\""), 2u) << syncz;
   EXPECT_THAT(syncz, HasSubstr("\"admin_address\":\"127.0.0.1:" + std::to_string(a.admin)));
 
+  // The service model pilot pushes from.
+  std::string registry = httpGet(http_port_, "/debug/registryz").body;
+  EXPECT_THAT(registry, HasSubstr("\"hostname\":\"httpbin.default.svc.cluster.local\""));
+  EXPECT_THAT(registry, HasSubstr("\"ports\":{\"http\":" + std::to_string(v2_.port) + "}"));
+
   // istioctl reads the same state: pilot's view, and each proxy's running config.
   const std::string pilot = "127.0.0.1:" + std::to_string(http_port_);
   auto [rc, status] = runTool(tmp_, {binPath("istioctl"), "proxy-status", "--pilot", pilot});

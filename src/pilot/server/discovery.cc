@@ -310,6 +310,73 @@ std::string Discovery::syncz() const {
   return out;
 }
 
+std::string MeshConfig::registryz() const {
+  std::lock_guard<std::mutex> lock(mu_);  // the registry fills caches on first use
+  auto map_json = [](const std::map<std::string, std::string>& m) {
+    std::string out = "{";
+    for (const auto& [k, v] : m) {
+      if (out.size() > 1) out += ",";
+      appendJsonString(&out, k);
+      out += ":";
+      appendJsonString(&out, v);
+    }
+    return out + "}";
+  };
+  std::string out = "{\"version\":\"" + std::to_string(version_) + "\",\"services\":[";
+  bool first = true;
+  for (const model::Service* s : registry_.services()) {
+    out += first ? "{" : ",{";
+    first = false;
+    out += "\"hostname\":";
+    appendJsonString(&out, s->hostname);
+    out += ",\"namespace\":";
+    appendJsonString(&out, s->namespace_name);
+    out += ",\"resolution\":\"";
+    out += s->resolution == model::Resolution::kDns ? "DNS" : "STATIC";
+    out += "\",\"mesh_external\":";
+    out += s->mesh_external ? "true" : "false";
+    out += ",\"ports\":[";
+    for (size_t i = 0; i < s->ports.size(); ++i) {
+      const model::ServicePort& p = s->ports[i];
+      out += std::string(i ? "," : "") + "{\"name\":";
+      appendJsonString(&out, p.name);
+      out += ",\"port\":" + std::to_string(p.number) + ",\"protocol\":";
+      appendJsonString(&out, std::string(model::protocolName(p.protocol)));
+      out += "}";
+    }
+    out += "],\"endpoints\":[";
+    const auto& eps = registry_.endpoints(*s);
+    for (size_t i = 0; i < eps.size(); ++i) {
+      const model::Endpoint& e = eps[i];
+      out += std::string(i ? "," : "") + "{\"address\":";
+      appendJsonString(&out, e.address);
+      out += ",\"ports\":{";
+      bool pf = true;
+      for (const auto& [name, port] : e.ports) {
+        out += pf ? "" : ",";
+        pf = false;
+        appendJsonString(&out, name);
+        out += ":" + std::to_string(port);
+      }
+      out += "},\"labels\":" + map_json(e.labels) + ",\"workload\":";
+      appendJsonString(&out, e.workload_name);
+      out += ",\"service_account\":";
+      appendJsonString(&out, e.service_account);
+      out += ",\"healthy\":";
+      out += e.healthy ? "true" : "false";
+      out += "}";
+    }
+    out += "]}";
+  }
+  return out + "]}\n";
+}
+
+std::string Discovery::registryz() const {
+  std::shared_ptr<const MeshConfig> config = current();
+  if (config == nullptr) return "{\"version\":\"\",\"services\":[]}\n";
+  return config->registryz();
+}
+
 std::string Discovery::configz() const {
   std::shared_ptr<const MeshConfig> config;
   std::string out = "{";

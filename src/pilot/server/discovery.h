@@ -41,6 +41,8 @@ class MeshConfig {
   translate::Translation translate(const translate::ProxyIdentity& proxy) const;
   // What pushes use: the shared outbound part is serialized once per view.
   translate::SplitTranslation translateSplit(const translate::ProxyIdentity& proxy) const;
+  // The service model (every service, its ports and endpoints) as JSON, for /debug/registryz.
+  std::string registryz() const;
 
  private:
   const DirectoryConfig config_;
@@ -98,6 +100,7 @@ class Discovery {
   // Debug pages (JSON) and metrics (Prometheus text).
   std::string syncz() const;
   std::string configz() const;
+  std::string registryz() const;
   std::string metrics() const;
 
  private:

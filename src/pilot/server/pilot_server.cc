@@ -88,12 +88,15 @@ HttpReply PilotServer::serveHttp(std::string_view path) {
   } else if (path == "/debug/configz") {
     r.content_type = "application/json";
     r.body = discovery_.configz();
+  } else if (path == "/debug/registryz") {
+    r.content_type = "application/json";
+    r.body = discovery_.registryz();
   } else if (path == "/metrics") {
     r.content_type = "text/plain; version=0.0.4";
     r.body = discovery_.metrics();
   } else {
     r.status = 404;
-    r.body = "not found; try /ready, /metrics, /debug/syncz, /debug/configz\n";
+    r.body = "not found; try /ready, /metrics, /debug/syncz, /debug/configz, /debug/registryz\n";
   }
   return r;
 }
