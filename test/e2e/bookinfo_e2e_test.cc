@@ -24,27 +24,6 @@ namespace fs = std::filesystem;
 constexpr milliseconds kWait{20000};
 const std::string kNetworking = std::string(MESH_SOURCE_DIR) + "/samples/bookinfo/networking/";
 
-std::string jsonString(const std::string& json, const std::string& key) {
-  std::string needle = "\"" + key + "\":\"";
-  size_t pos = json.find(needle);
-  if (pos == std::string::npos) return "";
-  pos += needle.size();
-  return json.substr(pos, json.find('"', pos) - pos);
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
-  return n;
-}
-
-std::pair<int, std::string> runTool(const TempDir& dir, std::vector<std::string> argv) {
-  static int runs = 0;
-  Process p(std::move(argv), dir.file("tool." + std::to_string(++runs) + ".out"));
-  std::optional<int> rc = p.wait(milliseconds(10000));
-  return {rc.value_or(-1), p.log()};
-}
-
 // One pod of the running mesh, from state.json.
 struct Pod {
   std::string name, workload;
@@ -166,8 +145,8 @@ class BookinfoE2eTest : public ::testing::Test {
       version = pilotVersion();
       if (version.empty() || version == before) continue;
       syncz = httpGet(pilot_http_, "/debug/syncz").body;
-      if (count(syncz, "\"config_version\":\"" + version + "\"") == pods_.size() &&
-          count(syncz, "\"status\":\"SYNCED\"") == pods_.size() && pilotVersion() == version) {
+      if (countOf(syncz, "\"config_version\":\"" + version + "\"") == pods_.size() &&
+          countOf(syncz, "\"status\":\"SYNCED\"") == pods_.size() && pilotVersion() == version) {
         return;
       }
     }

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -184,6 +185,39 @@ std::optional<std::string> waitForFileMatching(const std::string& path, Process&
   }
   if (in >= 0) ::close(in);
   return result;
+}
+
+std::string jsonString(const std::string& json, const std::string& key) {
+  std::string needle = "\"" + key + "\":\"";
+  size_t pos = json.find(needle);
+  if (pos == std::string::npos) return "";
+  pos += needle.size();
+  return json.substr(pos, json.find('"', pos) - pos);
+}
+
+size_t countOf(const std::string& text, const std::string& what) {
+  size_t n = 0;
+  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
+std::pair<int, std::string> runTool(const TempDir& dir, std::vector<std::string> argv) {
+  static std::atomic<int> runs{0};
+  Process p(std::move(argv), dir.file("tool." + std::to_string(++runs) + ".out"));
+  std::optional<int> rc = p.wait(milliseconds(10000));
+  return {rc.value_or(-1), p.log()};
+}
+
+std::string waitForPage(uint16_t port, const std::string& path,
+                        const std::function<bool(const std::string&)>& pred, milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  std::string body;
+  while (Clock::now() < deadline) {
+    HttpResponse r = httpGet(port, path);
+    body = r.body;
+    if (r.ok && r.status == 200 && pred(body)) return body;
+  }
+  return body;
 }
 
 std::optional<uint64_t> jsonNumber(const std::string& json, const std::string& key) {

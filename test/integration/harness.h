@@ -76,6 +76,23 @@ std::optional<std::string> waitForFileMatching(const std::string& path, Process&
                                                const std::function<bool(const std::string&)>& done,
                                                milliseconds timeout, std::string* error);
 
+// The string after "key":" in a flat JSON text ("" if absent).
+std::string jsonString(const std::string& json, const std::string& key);
+
+// How many times `what` occurs in `text`.
+size_t countOf(const std::string& text, const std::string& what);
+
+// Runs a tool (istioctl, ...) to completion, at most 10 s; its exit code (-1 if it did not end)
+// and its output (stdout and stderr, kept in `dir`).
+std::pair<int, std::string> runTool(const TempDir& dir, std::vector<std::string> argv);
+
+// Polls GET 127.0.0.1:port<path> until a 200 whose body satisfies `pred`, or `timeout`; returns
+// the last body. For debug pages and metrics: state with no event a test can block on. Each
+// request's round trip paces the loop.
+std::string waitForPage(uint16_t port, const std::string& path,
+                        const std::function<bool(const std::string&)>& pred,
+                        milliseconds timeout = milliseconds(15000));
+
 // The number after "key": in a flat JSON text (the port files are flat enough for this).
 std::optional<uint64_t> jsonNumber(const std::string& json, const std::string& key);
 

@@ -74,43 +74,6 @@ spec:
          std::to_string(100 - v1_weight) + "\n";
 }
 
-// Polls a page until `pred` holds or kWait passes; returns the last body. The pages show state
-// with no event a test can block on; each request's round trip paces the loop.
-std::string waitForPage(uint16_t port, const std::string& path,
-                        const std::function<bool(const std::string&)>& pred) {
-  const auto deadline = Clock::now() + kWait;
-  std::string body;
-  while (Clock::now() < deadline) {
-    HttpResponse r = httpGet(port, path);
-    body = r.body;
-    if (r.ok && pred(body)) return body;
-  }
-  return body;
-}
-
-// The string after "key":" in a flat JSON text.
-std::string jsonString(const std::string& json, const std::string& key) {
-  std::string needle = "\"" + key + "\":\"";
-  size_t pos = json.find(needle);
-  if (pos == std::string::npos) return "";
-  pos += needle.size();
-  return json.substr(pos, json.find('"', pos) - pos);
-}
-
-size_t count(const std::string& text, const std::string& what) {
-  size_t n = 0;
-  for (size_t pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
-  return n;
-}
-
-// Runs a tool to completion; its exit code and output (stdout and stderr).
-std::pair<int, std::string> runTool(const TempDir& dir, std::vector<std::string> argv) {
-  static int runs = 0;
-  Process p(std::move(argv), dir.file("tool." + std::to_string(++runs) + ".out"));
-  std::optional<int> rc = p.wait(milliseconds(10000));
-  return {rc.value_or(-1), p.log()};
-}
-
 // An istio-proxy fed by pilot.
 struct MeshProxy {
   std::unique_ptr<Process> process;
@@ -293,9 +256,9 @@ TEST_F(MeshIntegrationTest, SplitFollowsChangesAndSurvivesPilotRestart) {
   ASSERT_NE(a.outbound, 0);
   ASSERT_NE(b.outbound, 0);
   std::string syncz = waitForPage(http_port_, "/debug/syncz", [](const std::string& s) {
-    return count(s, "\"status\":\"SYNCED\"") == 2;
+    return countOf(s, "\"status\":\"SYNCED\"") == 2;
   });
-  EXPECT_EQ(count(syncz, "\"status\":\"SYNCED\""), 2u) << syncz;
+  EXPECT_EQ(countOf(syncz, "\"status\":\"SYNCED\""), 2u) << syncz;
   EXPECT_THAT(syncz, HasSubstr("\"admin_address\":\"127.0.0.1:" + std::to_string(a.admin)));
 
   // The service model pilot pushes from.
@@ -307,7 +270,7 @@ TEST_F(MeshIntegrationTest, SplitFollowsChangesAndSurvivesPilotRestart) {
   const std::string pilot = "127.0.0.1:" + std::to_string(http_port_);
   auto [rc, status] = runTool(tmp_, {binPath("istioctl"), "proxy-status", "--pilot", pilot});
   EXPECT_EQ(rc, 0) << status;
-  EXPECT_EQ(count(status, "SYNCED"), 2u) << status;
+  EXPECT_EQ(countOf(status, "SYNCED"), 2u) << status;
   EXPECT_THAT(status, HasSubstr("client-a.default"));
   EXPECT_THAT(status, HasSubstr("client-b.default"));
   auto [rc_c, clusters] = runTool(
@@ -378,9 +341,10 @@ TEST_F(MeshIntegrationTest, SplitFollowsChangesAndSurvivesPilotRestart) {
     EXPECT_GE(t["v1"], 100);
     EXPECT_EQ(t["v2"], 0);
   }
-  syncz = waitForPage(http_port_, "/debug/syncz",
-                      [](const std::string& s) { return count(s, "\"status\":\"SYNCED\"") == 2; });
-  EXPECT_EQ(count(syncz, "\"status\":\"SYNCED\""), 2u) << syncz;
+  syncz = waitForPage(http_port_, "/debug/syncz", [](const std::string& s) {
+    return countOf(s, "\"status\":\"SYNCED\"") == 2;
+  });
+  EXPECT_EQ(countOf(syncz, "\"status\":\"SYNCED\""), 2u) << syncz;
 
   la.stop();
   lb.stop();
@@ -433,8 +397,8 @@ spec:
   EXPECT_THAT(syncz, HasSubstr("\"status\":\"REJECTED\""));
   EXPECT_THAT(syncz, HasSubstr("client-c"));
   EXPECT_THAT(syncz,
-              HasSubstr("127.0.0.1:" + std::to_string(port)));    // the address it could not bind
-  EXPECT_EQ(count(syncz, "\"status\":\"SYNCED\""), 1u) << syncz;  // client-a
+              HasSubstr("127.0.0.1:" + std::to_string(port)));      // the address it could not bind
+  EXPECT_EQ(countOf(syncz, "\"status\":\"SYNCED\""), 1u) << syncz;  // client-a
   // The proxy runs, is not ready (nothing good from pilot yet) and says why.
   ASSERT_TRUE(c.process->running()) << c.process->log();
   HttpResponse ready = httpGet(c.admin, "/ready");

@@ -103,21 +103,6 @@ v1::Bootstrap bootstrapOf(const dv1::DiscoveryResponse& r) {
   return ::testing::AssertionFailure() << diff;
 }
 
-// Polls a debug page until `pred` holds or kWait passes; returns the last body. The page shows
-// state (an ACK recorded, a load refused) that has no event a test can block on, so this asks
-// again at once; each request's round trip paces the loop.
-std::string waitForPage(uint16_t port, const std::string& path,
-                        const std::function<bool(const std::string&)>& pred) {
-  const auto deadline = Clock::now() + kWait;
-  std::string body;
-  while (Clock::now() < deadline) {
-    HttpResponse r = httpGet(port, path);
-    body = r.body;
-    if (r.ok && r.status == 200 && pred(body)) return body;
-  }
-  return body;
-}
-
 class PilotIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
