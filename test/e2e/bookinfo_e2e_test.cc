@@ -209,9 +209,11 @@ TEST_F(BookinfoE2eTest, IngressGatewayServesTheProductPage) {
   EXPECT_GE(promSum(metrics(pod("productpage-v1")), "istio_requests_total",
                     {"reporter=\"source\"", "destination_service_name=\"reviews\""}),
             1);
+  // reviews' sidecar names its caller (Istio's metadata exchange), as Istio's dashboards expect.
   EXPECT_GE(promSum(metrics(pod("reviews-v1")), "istio_requests_total",
                     {"reporter=\"destination\"", "destination_workload=\"reviews-v1\"",
-                     "destination_version=\"v1\""}),
+                     "destination_version=\"v1\"", "source_workload=\"productpage-v1\"",
+                     "source_app=\"productpage\"", "source_version=\"v1\""}),
             1);
   EXPECT_GE(promSum(metrics(pod("productpage-v1")), "istio_requests_total",
                     {"reporter=\"source\"", "destination_workload=\"reviews-v1\""}),

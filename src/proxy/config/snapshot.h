@@ -86,6 +86,8 @@ struct NodeInfo {
   std::string trust_domain = "cluster.local";
   std::string cluster_id = "Kubernetes";
   uint32_t workload_id = 0;  // telemetry id of this proxy's own workload
+  // Istio's metadata exchange: this workload as x-envoy-peer-metadata (base64 Struct).
+  std::string peer_metadata;
 };
 
 struct Snapshot {

@@ -10,6 +10,7 @@
 #include "proxy/http/shadow_request.h"
 #include "proxy/http/tracing.h"
 #include "proxy/server/worker.h"
+#include "proxy/telemetry/peer_metadata.h"
 #include "proxy/telemetry/response_flags.h"
 
 namespace mesh::proxy {
@@ -565,6 +566,14 @@ void HttpConnection::startRoute(const http::RequestHead& req) {
 }
 
 void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
+  if (rq_.listener->direction == Direction::kInbound) {
+    // The source's identity, from its sidecar's metadata exchange header (if any).
+    const http::Header* md = req.headers.find(kPeerMetadataHeader);
+    if (md != nullptr) {
+      const std::string& principal = mutual_tls_ ? socket_.peerPrincipal() : std::string();
+      rq_.peer_workload = worker_.istio().peerFromMetadata(md->value, principal);
+    }
+  }
   const Route& route = *rq_.route;
   const HeaderOps& ops = route.request_ops;
   const HeaderOps& tops = rq_.target->request_ops;
@@ -596,6 +605,13 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     if (n.size() == 4 && http::equalsIgnoreCase(n, "host")) continue;
     if (isHopByHop(n) || isTraceHeader(n)) continue;
     if (n.size() == 6 && http::equalsIgnoreCase(n, "expect")) continue;
+    // Metadata exchange headers are this hop's: ours go out below, a peer's stop here.
+    if ((n.size() == kPeerMetadataHeader.size() &&
+         http::equalsIgnoreCase(n, kPeerMetadataHeader)) ||
+        (n.size() == kPeerMetadataIdHeader.size() &&
+         http::equalsIgnoreCase(n, kPeerMetadataIdHeader))) {
+      continue;
+    }
     if (n.size() == 12 && http::equalsIgnoreCase(n, "x-request-id")) has_request_id = true;
     if (n.size() == 17 && http::equalsIgnoreCase(n, "x-forwarded-proto"))
       has_forwarded_proto = true;
@@ -619,6 +635,13 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
   if (trace.has_parent) appendHeader(out, "x-b3-parentspanid", trace.parentView());
   appendHeader(out, "x-b3-sampled", trace.sampledView());
   if (rq_.listener->access_log) log_traceparent_.assign(trace.traceparentView());
+  if (rq_.listener->direction == Direction::kOutbound) {
+    const NodeInfo& node = rq_.holder->snapshot->node;
+    if (!node.peer_metadata.empty()) {
+      appendHeader(out, kPeerMetadataHeader, node.peer_metadata);
+      appendHeader(out, kPeerMetadataIdHeader, node.id);
+    }
+  }
   appendOps(out, ops);
   appendOps(out, tops);
   out.append(kCrlf);
@@ -1336,7 +1359,7 @@ void HttpConnection::recordRequest() {
     } else {
       key.reporter = Reporter::kDestination;
       key.destination_workload = snap.node.workload_id;
-      key.source_workload = peer_workload_;
+      key.source_workload = rq_.peer_workload != 0 ? rq_.peer_workload : peer_workload_;
       key.security = mutual_tls_ ? 2 : 1;
     }
     key.response_code = code;

@@ -70,6 +70,7 @@ class HttpConnection final : public UpstreamCallbacks {
     const ListenerInfo* listener = nullptr;
     const Route* route = nullptr;
     const WeightedTarget* target = nullptr;
+    uint32_t peer_workload = 0;  // the source named by x-envoy-peer-metadata (inbound)
     ClusterRuntime* cluster = nullptr;
     const RetryPolicy* retry = nullptr;
     std::chrono::steady_clock::time_point start;

@@ -119,6 +119,12 @@ class IstioTelemetry {
       return it->second;
     }
 
+    // The workload id of the source an inbound request's x-envoy-peer-metadata names (0 if it
+    // names none). Cached per worker; at most kMaxPeers distinct values are interned, so a
+    // client inventing identities cannot grow the metrics without bound.
+    uint32_t peerFromMetadata(std::string_view header, const std::string& principal);
+    static constexpr size_t kMaxPeers = 1024;
+
     const TcpSeries& tcp(const RequestKey& key) {
       auto it = tcp_cache_.find(key);
       if (it == tcp_cache_.end()) it = tcp_cache_.emplace(key, telemetry_.resolveTcp(key)).first;
@@ -130,6 +136,7 @@ class IstioTelemetry {
     std::unordered_map<RequestKey, RequestSeries, RequestKeyHash> cache_;
     std::unordered_map<RequestKey, TcpSeries, RequestKeyHash> tcp_cache_;
     std::unordered_map<std::string, uint32_t> peers_;
+    std::unordered_map<std::string, uint32_t> metadata_peers_;  // by principal + header
   };
 
  private:
