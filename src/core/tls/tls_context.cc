@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -18,12 +19,27 @@ int optionsIndex() {
   return index;
 }
 
+// PEM files are small; a path to something endless (/dev/zero, a FIFO's writer that never
+// stops) is refused instead of read forever.
+constexpr size_t kMaxPemFileBytes = 1 << 20;
+
 StatusOr<std::string> readWhole(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    return invalidArgument("'" + path + "' is not a regular file");
+  }
   std::ifstream f(path, std::ios::binary);
   if (!f) return notFound("cannot read '" + path + "': " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  std::string out;
+  char buf[16384];
+  while (f.read(buf, sizeof(buf)) || f.gcount() > 0) {
+    out.append(buf, static_cast<size_t>(f.gcount()));
+    if (out.size() > kMaxPemFileBytes) {
+      return invalidArgument("'" + path + "' is larger than " + std::to_string(kMaxPemFileBytes) +
+                             " bytes");
+    }
+  }
+  return out;
 }
 
 struct BioFree {
