@@ -59,13 +59,17 @@ class Builder {
   // Checks the files now (each unreadable one an error on its field), then builds the context.
   std::shared_ptr<tls::ContextProvider> tlsProvider(tls::TlsOptions o, const std::string& path);
   // Resolves a cluster name to a weighted target appended to *targets (an error if unknown).
+  // An ORIGINAL_DST cluster has no hosts to pool HTTP requests on: tcpProxy only.
   void addTarget(const std::string& name, uint32_t weight, const std::string& path,
-                 std::vector<WeightedTarget>* targets, uint64_t* total_weight) {
+                 std::vector<WeightedTarget>* targets, uint64_t* total_weight,
+                 bool tcp_proxy = false) {
     auto it = snap_->cluster_index.find(name);
     if (name.empty()) {
       error(path, "cluster name required");
     } else if (it == snap_->cluster_index.end()) {
       error(path, "unknown cluster '" + name + "'");
+    } else if (!tcp_proxy && snap_->clusters[it->second]->original_dst) {
+      error(path, "cluster '" + name + "' is ORIGINAL_DST, which only a tcpProxy can use");
     } else {
       WeightedTarget t;
       t.cluster = it->second;
@@ -341,6 +345,10 @@ void Builder::buildClusters() {
     }
 
     info->dns = c.type() == v1::Cluster::STRICT_DNS;
+    info->original_dst = c.type() == v1::Cluster::ORIGINAL_DST;
+    if (info->original_dst && c.endpoints_size() > 0) {
+      error(path + ".endpoints", "must be empty for an ORIGINAL_DST cluster");
+    }
     if (c.has_dns_refresh_rate()) {
       info->dns_refresh = duration(c.dns_refresh_rate(), path + ".dnsRefreshRate");
       if (info->dns_refresh.count() < 100) error(path + ".dnsRefreshRate", "must be >= 100ms");
@@ -943,7 +951,7 @@ void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string
 TcpProxyInfo Builder::tcpProxy(const v1::TcpProxy& t, const std::string& path) {
   TcpProxyInfo out;
   auto add = [&](const std::string& name, uint32_t weight, const std::string& p) {
-    addTarget(name, weight, p, &out.targets, &out.total_weight);
+    addTarget(name, weight, p, &out.targets, &out.total_weight, /*tcp_proxy=*/true);
   };
   if (!t.cluster().empty() && t.has_weighted_clusters()) {
     error(path, "set either cluster or weightedClusters, not both");
@@ -1016,6 +1024,15 @@ void Builder::buildListeners() {
       error(path + ".address", "address '" + l.address() + "' is used by another listener");
     }
     info.address = l.address();
+    if (hp.ok()) {
+      info.host = hp->host;
+      info.port = hp->port;
+    }
+    info.use_original_dst = l.use_original_dst();
+    info.bind_to_port = !l.has_bind_to_port() || l.bind_to_port().value();
+    if (info.use_original_dst && !info.bind_to_port) {
+      error(path + ".bindToPort", "a useOriginalDst listener must bind its port");
+    }
     info.direction = l.direction() == v1::INBOUND ? Direction::kInbound : Direction::kOutbound;
     if (l.has_tcp_proxy()) {
       info.tcp = tcpProxy(l.tcp_proxy(), path + ".tcpProxy");

@@ -118,6 +118,10 @@ struct ClusterInfo {
   // plaintext, so reloads keep their pools as before.
   std::string pool_tag;
 
+  // ORIGINAL_DST (Istio's PassthroughCluster): no hosts; a TCP proxy connection goes to its own
+  // original destination.
+  bool original_dst = false;
+
   // STRICT_DNS: the names to resolve, and how often.
   bool dns = false;
   std::vector<DnsTarget> dns_targets;
