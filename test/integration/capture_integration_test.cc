@@ -1,7 +1,8 @@
 // Transparent capture end to end: two network namespaces ("pods") joined by a veth pair, each
 // with an app, an istio-proxy running as uid 1337 and Istio's nat rules installed by
 // `istio-proxy capture install`. A client in pod 1 calls pod 2's IP and port with no proxy
-// settings; both proxies see the request. Needs root and `ip netns`; skips (saying why)
+// settings; both proxies see the request, and the hop between them is mTLS with SPIFFE
+// certificates made by the test. Needs root and `ip netns`; skips (saying why)
 // without them. Everything created is removed when the test ends: processes by pid, then the
 // namespaces (which takes the veth pair and the rules with them).
 #include <gmock/gmock.h>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "test/integration/harness.h"
+#include "test/integration/tls_support.h"
 
 namespace mesh::integration {
 namespace {
@@ -23,6 +25,8 @@ constexpr const char* kProxyUid = "1337";
 // Private addresses on a /30 that exists only inside the two namespaces.
 constexpr const char* kClientIp = "10.250.0.1";
 constexpr const char* kServerIp = "10.250.0.2";
+constexpr const char* kClientId = "spiffe://cluster.local/ns/default/sa/client";
+constexpr const char* kServerId = "spiffe://cluster.local/ns/default/sa/httpbin";
 
 std::string tool(const std::string& name) {
   for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"}) {
@@ -167,7 +171,7 @@ class CaptureTest : public ::testing::Test {
 
 // Pod 1 (the client): captured outbound goes to 15001, which hands a connection to the
 // listener for its original destination, or to PassthroughCluster.
-std::string clientProxyYaml(const char* unknown_cluster) {
+std::string clientProxyYaml(const char* unknown_cluster, const std::string& tls) {
   return std::string(R"(listeners:
 - name: virtualOutbound
   address: 0.0.0.0:15001
@@ -193,12 +197,14 @@ clusters:
   - address: 10.250.0.2
     port: 8000
     workload: {name: httpbin-v1, namespace: default, labels: {app: httpbin, version: v1}}
-)";
+  tls: )" +
+         tls + "\n";
 }
 
 // Pod 2 (the server): captured inbound goes to 15006, which hands port 8000 to the inbound
 // listener for the local app.
-constexpr const char* kServerProxy = R"(listeners:
+std::string serverProxyYaml(const std::string& tls) {
+  return R"(listeners:
 - name: virtualInbound
   address: 0.0.0.0:15006
   direction: INBOUND
@@ -208,6 +214,8 @@ constexpr const char* kServerProxy = R"(listeners:
   address: 0.0.0.0:8000
   bindToPort: false
   direction: INBOUND
+  tls: )" +
+         tls + R"(
   http:
     routeConfig:
       virtualHosts:
@@ -221,6 +229,7 @@ clusters:
   service: {host: httpbin.default.svc.cluster.local}
   endpoints: [{address: 127.0.0.1, port: 8000}]
 )";
+}
 
 TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
   auto app1 = startApp(ns1_, 8080, "client-app");
@@ -228,9 +237,25 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
   // Port 9000 is not in the mesh's config, and not captured inbound (-b 8000): the target of a
   // passthrough call.
   auto other = startApp(ns2_, 9000, "unlisted");
+  // mTLS between the sidecars: each has its SPIFFE identity from one root.
+  TestCa ca("capture test root");
+  const std::string ca_file = dir_.file("root.crt");
+  writeFileAtomic(ca_file, ca.certPem());
+  auto [client_crt, client_key] = writeCertifiedKey(dir_, "client", ca.issue({kClientId}, 10));
+  auto [server_crt, server_key] = writeCertifiedKey(dir_, "server", ca.issue({kServerId}, 20));
+  for (const auto& f : {ca_file, client_crt, client_key, server_crt, server_key}) {
+    ::chmod(f.c_str(), 0644);  // test keys, read by uid 1337
+  }
+  const std::string client_tls = "{certificateChain: " + client_crt +
+                                 ", privateKey: " + client_key + ", trustedCa: " + ca_file +
+                                 ", subjectAltNames: [\"" + kServerId + "\"]}";
+  const std::string server_tls = "{certificateChain: " + server_crt +
+                                 ", privateKey: " + server_key + ", trustedCa: " + ca_file +
+                                 ", requireClientCertificate: true}";
   uint16_t admin1 = 0, admin2 = 0;
-  auto proxy1 = startProxy(ns1_, "proxy1", clientProxyYaml("PassthroughCluster"), &admin1);
-  auto proxy2 = startProxy(ns2_, "proxy2", kServerProxy, &admin2);
+  auto proxy1 =
+      startProxy(ns1_, "proxy1", clientProxyYaml("PassthroughCluster", client_tls), &admin1);
+  auto proxy2 = startProxy(ns2_, "proxy2", serverProxyYaml(server_tls), &admin2);
   ASSERT_NE(admin1, 0);
   ASSERT_NE(admin2, 0);
 
@@ -265,7 +290,8 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
       metricsWhen(ns2_, admin2, "istio_requests_total", {"reporter=\"destination\""}, 1);
   EXPECT_EQ(promSum(m2, "istio_requests_total",
                     {"reporter=\"destination\"", "response_code=\"200\"",
-                     "source_workload=\"client-v1\""}),
+                     "source_workload=\"client-v1\"", "connection_security_policy=\"mutual_tls\"",
+                     std::string("source_principal=\"") + kClientId + "\""}),
             1)
       << m2;
 
@@ -286,7 +312,7 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
 
   // Registry-only: unknown destinations are refused by BlackHoleCluster; known ones still work.
   writeFileAtomic(dir_.file("proxy1.yaml"),
-                  preamble("proxy1") + clientProxyYaml("BlackHoleCluster"));
+                  preamble("proxy1") + clientProxyYaml("BlackHoleCluster", client_tls));
   ::chmod(dir_.file("proxy1.yaml").c_str(), 0644);
   auto [rc_reload, reload] = curl(ns1_, "http://127.0.0.1:" + std::to_string(admin1) + "/reload",
                                   {"-X", "POST", "--fail"});
