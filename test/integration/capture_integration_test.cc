@@ -170,7 +170,9 @@ class CaptureTest : public ::testing::Test {
 };
 
 // Pod 1 (the client): captured outbound goes to 15001, which hands a connection to the
-// listener for its original destination, or to PassthroughCluster.
+// listener for its original destination (8000: a known service; 9100: HTTP to any host), or
+// serves it itself (TCP). Unknown destinations go to `unknown_cluster`: PassthroughCluster, or
+// BlackHoleCluster when the mesh is registry-only.
 std::string clientProxyYaml(const char* unknown_cluster, const std::string& tls) {
   return std::string(R"(listeners:
 - name: virtualOutbound
@@ -188,6 +190,16 @@ std::string clientProxyYaml(const char* unknown_cluster, const std::string& tls)
         domains: ["*"]
         routes: [{match: {prefix: /}, route: {cluster: "outbound|8000||httpbin.default.svc.cluster.local"}}]
   tcpProxy: {cluster: "outbound|8000||httpbin.default.svc.cluster.local"}
+- name: 0.0.0.0_9100
+  address: 0.0.0.0:9100
+  bindToPort: false
+  http:
+    routeConfig:
+      virtualHosts:
+      - name: allow_any
+        domains: ["*"]
+        routes: [{match: {prefix: /}, route: {cluster: )" +
+         unknown_cluster + R"(}}]
 clusters:
 - {name: PassthroughCluster, type: ORIGINAL_DST}
 - {name: BlackHoleCluster}
@@ -237,6 +249,7 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
   // Port 9000 is not in the mesh's config, and not captured inbound (-b 8000): the target of a
   // passthrough call.
   auto other = startApp(ns2_, 9000, "unlisted");
+  auto other_http = startApp(ns2_, 9100, "unlisted-http");
   // mTLS between the sidecars: each has its SPIFFE identity from one root.
   TestCa ca("capture test root");
   const std::string ca_file = dir_.file("root.crt");
@@ -305,6 +318,18 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
             1)
       << m1;
 
+  // HTTP to a host the mesh does not know, on a port it has an HTTP listener for: routed (the
+  // proxy adds its headers) to PassthroughCluster, which goes where the client was going.
+  auto [rc_http, http] = curl(ns1_, std::string("http://") + kServerIp + ":9100/headers");
+  ASSERT_EQ(rc_http, 0) << http << proxy1->log();
+  EXPECT_THAT(http, HasSubstr("unlisted-http"));
+  EXPECT_THAT(http, HasSubstr("\"x-b3-traceid\""));
+  m1 = metricsWhen(ns1_, admin1, "envoy_cluster_upstream_rq_total",
+                   {"cluster_name=\"PassthroughCluster\""}, 1);
+  EXPECT_EQ(promSum(m1, "envoy_cluster_upstream_rq_total", {"cluster_name=\"PassthroughCluster\""}),
+            1)
+      << m1;
+
   // The app talking to itself on loopback is left alone.
   auto [rc_self, self] = curl(ns1_, "http://127.0.0.1:8080/headers");
   EXPECT_EQ(rc_self, 0) << self;
@@ -320,11 +345,16 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
   auto [rc_hole, hole] = curl(ns1_, std::string("http://") + kServerIp + ":9000/headers");
   EXPECT_NE(rc_hole, 0) << hole;
   EXPECT_THAT(hole, ::testing::Not(HasSubstr("unlisted")));
+  auto [rc_hole_http, hole_http] =
+      curl(ns1_, std::string("http://") + kServerIp + ":9100/headers", {"-i"});
+  EXPECT_EQ(rc_hole_http, 0) << hole_http;
+  EXPECT_THAT(hole_http, HasSubstr("503"));
+  EXPECT_THAT(hole_http, ::testing::Not(HasSubstr("unlisted-http")));
   m1 = metricsWhen(ns1_, admin1, "envoy_cluster_upstream_cx_none_healthy",
-                   {"cluster_name=\"BlackHoleCluster\""}, 1);
+                   {"cluster_name=\"BlackHoleCluster\""}, 2);
   EXPECT_EQ(
       promSum(m1, "envoy_cluster_upstream_cx_none_healthy", {"cluster_name=\"BlackHoleCluster\""}),
-      1)
+      2)
       << m1;
   auto [rc_known, known] = curl(ns1_, std::string("http://") + kServerIp + ":8000/headers");
   EXPECT_EQ(rc_known, 0) << known;

@@ -454,7 +454,10 @@ TEST(SnapshotBuilderTest, OriginalDstListenersAndClusters) {
   EXPECT_TRUE(s.listeners[0].use_original_dst);
   EXPECT_TRUE(s.listeners[0].bind_to_port);
   EXPECT_FALSE(s.listeners[1].bind_to_port);
-  EXPECT_TRUE(s.findCluster("PassthroughCluster")->original_dst);
+  const ClusterInfo* pass = s.findCluster("PassthroughCluster");
+  EXPECT_TRUE(pass->original_dst);
+  ASSERT_EQ(pass->hosts.size(), 1u);  // the placeholder, never connected to
+  EXPECT_EQ(pass->hosts[0].port, 0);
   EXPECT_TRUE(s.findCluster("BlackHoleCluster")->hosts.empty());
   // Exact address first, then the wildcard; never the virtual listener itself.
   EXPECT_EQ(s.findByDestination("10.250.0.2", 8000)->name, "10.250.0.2_8000");
@@ -473,7 +476,11 @@ TEST(SnapshotBuilderTest, OriginalDstMisuseIsReported) {
   http:
     routeConfig:
       virtualHosts:
-      - {name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: PassthroughCluster}}]}
+      - name: all
+        domains: ["*"]
+        routes:
+        - match: {prefix: /}
+          route: {cluster: PassthroughCluster, requestMirrorPolicies: [{cluster: PassthroughCluster}]}
   tcpProxy: {cluster: PassthroughCluster}
 clusters:
 - name: PassthroughCluster
@@ -486,8 +493,8 @@ clusters:
       snap.status().message(),
       ::testing::AllOf(
           HasSubstr("listeners[0].bindToPort: a useOriginalDst listener must bind its port"),
-          HasSubstr("cluster 'PassthroughCluster' is ORIGINAL_DST, which only a tcpProxy "
-                    "can use"),
+          HasSubstr("requestMirrorPolicies[0].cluster: an ORIGINAL_DST cluster cannot be a "
+                    "mirror"),
           HasSubstr("clusters[0].endpoints: must be empty for an ORIGINAL_DST cluster")));
 }
 

@@ -59,17 +59,13 @@ class Builder {
   // Checks the files now (each unreadable one an error on its field), then builds the context.
   std::shared_ptr<tls::ContextProvider> tlsProvider(tls::TlsOptions o, const std::string& path);
   // Resolves a cluster name to a weighted target appended to *targets (an error if unknown).
-  // An ORIGINAL_DST cluster has no hosts to pool HTTP requests on: tcpProxy only.
   void addTarget(const std::string& name, uint32_t weight, const std::string& path,
-                 std::vector<WeightedTarget>* targets, uint64_t* total_weight,
-                 bool tcp_proxy = false) {
+                 std::vector<WeightedTarget>* targets, uint64_t* total_weight) {
     auto it = snap_->cluster_index.find(name);
     if (name.empty()) {
       error(path, "cluster name required");
     } else if (it == snap_->cluster_index.end()) {
       error(path, "unknown cluster '" + name + "'");
-    } else if (!tcp_proxy && snap_->clusters[it->second]->original_dst) {
-      error(path, "cluster '" + name + "' is ORIGINAL_DST, which only a tcpProxy can use");
     } else {
       WeightedTarget t;
       t.cluster = it->second;
@@ -346,15 +342,23 @@ void Builder::buildClusters() {
 
     info->dns = c.type() == v1::Cluster::STRICT_DNS;
     info->original_dst = c.type() == v1::Cluster::ORIGINAL_DST;
-    if (info->original_dst && c.endpoints_size() > 0) {
-      error(path + ".endpoints", "must be empty for an ORIGINAL_DST cluster");
+    if (info->original_dst) {
+      if (c.endpoints_size() > 0) {
+        error(path + ".endpoints", "must be empty for an ORIGINAL_DST cluster");
+      }
+      // One placeholder host (port 0: unusable) carries the host stats; a worker serves each
+      // original destination with a copy that has the real address (originalDstRuntime).
+      Host h;
+      h.address = "0.0.0.0";
+      h.key = "original_dst";
+      info->hosts.push_back(std::move(h));
     }
     if (c.has_dns_refresh_rate()) {
       info->dns_refresh = duration(c.dns_refresh_rate(), path + ".dnsRefreshRate");
       if (info->dns_refresh.count() < 100) error(path + ".dnsRefreshRate", "must be >= 100ms");
     }
     std::vector<std::vector<std::string>> resolved;
-    for (int j = 0; j < c.endpoints_size(); ++j) {
+    for (int j = 0; j < (info->original_dst ? 0 : c.endpoints_size()); ++j) {
       const v1::Endpoint& e = c.endpoints(j);
       std::string ep = path + ".endpoints[" + std::to_string(j) + "]";
       if (e.port() == 0 || e.port() > 65535) {
@@ -778,6 +782,10 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
           error(mp + ".cluster", "required");
         } else if (it == snap_->cluster_index.end()) {
           error(mp + ".cluster", "unknown cluster '" + m.cluster() + "'");
+        } else if (snap_->clusters[it->second]->original_dst) {
+          error(mp + ".cluster",
+                "an ORIGINAL_DST cluster cannot be a mirror (a copy has no "
+                "original destination of its own)");
         }
         double pct = m.has_percentage() ? m.percentage().value() : 100.0;
         if (!(pct >= 0.0 && pct <= 100.0)) error(mp + ".percentage", "must be between 0 and 100");
@@ -951,7 +959,7 @@ void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string
 TcpProxyInfo Builder::tcpProxy(const v1::TcpProxy& t, const std::string& path) {
   TcpProxyInfo out;
   auto add = [&](const std::string& name, uint32_t weight, const std::string& p) {
-    addTarget(name, weight, p, &out.targets, &out.total_weight, /*tcp_proxy=*/true);
+    addTarget(name, weight, p, &out.targets, &out.total_weight);
   };
   if (!t.cluster().empty() && t.has_weighted_clusters()) {
     error(path, "set either cluster or weightedClusters, not both");

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cstring>
 #include <optional>
 
 #include "core/log.h"
@@ -81,7 +82,7 @@ struct Worker::Acceptor {
             } else if (l != nullptr && l->tcp) {
               (new TcpProxyConnection(worker, std::move(transport), target, dst))->start();
             } else {
-              (new HttpConnection(worker, std::move(transport), target))->start();
+              (new HttpConnection(worker, std::move(transport), target, {}, dst))->start();
             }
           } else if (ec == boost::asio::error::no_descriptors ||
                      ec == boost::asio::error::no_buffer_space) {
@@ -152,6 +153,7 @@ void Worker::tick() {
         }
       }
     }
+    collectOriginalDst();
     collectGarbage();
     if (!io_.stopped()) tick();
   });
@@ -199,6 +201,47 @@ ClusterRuntime* Worker::runtimeFor(const std::shared_ptr<const ClusterInfo>& inf
   ClusterRuntime* p = rt.get();
   runtimes_.emplace(info.get(), std::move(rt));
   return p;
+}
+
+ClusterRuntime* Worker::originalDstRuntime(const ClusterRuntime& base,
+                                           const boost::asio::ip::tcp::endpoint& destination) {
+  std::string address = destination.address().to_string();
+  std::string key = destination.address().is_v6()
+                        ? "[" + address + "]:" + std::to_string(destination.port())
+                        : address + ":" + std::to_string(destination.port());
+  std::string cache_key = std::to_string(reinterpret_cast<uintptr_t>(base.info.get())) + "|" + key;
+  auto it = original_dst_.find(cache_key);
+  if (it != original_dst_.end()) return it->second.runtime;
+  auto info = std::make_shared<ClusterInfo>(*base.info);
+  Host& h = info->hosts.at(0);  // the placeholder: its stats, the destination's address
+  h.address = std::move(address);
+  h.port = destination.port();
+  h.key = std::move(key);
+  std::memcpy(&h.sockaddr, destination.data(), destination.size());
+  h.sockaddr_len = static_cast<socklen_t>(destination.size());
+  ClusterRuntime* rt = runtimeFor(info);
+  ++rt->holders;
+  original_dst_.emplace(cache_key, OriginalDstEntry{base.info, rt});
+  return rt;
+}
+
+// A cached destination goes once nothing uses it: its base cluster left every snapshot this
+// worker holds (or the cache is large) and its host has no request or open connection.
+void Worker::collectOriginalDst() {
+  constexpr size_t kMaxIdle = 256;
+  for (auto it = original_dst_.begin(); it != original_dst_.end();) {
+    ClusterRuntime* rt = it->second.runtime;
+    const HostState& hs = *rt->hosts.at(0);
+    const bool base_gone = runtimes_.find(it->second.base.get()) == runtimes_.end();
+    const bool busy = hs.active_requests > 0 || !hs.waiters.empty() ||
+                      (!base_gone && original_dst_.size() <= kMaxIdle);
+    if (busy || (hs.open_connections > hs.idle.size())) {
+      ++it;
+      continue;
+    }
+    --rt->holders;  // collectGarbage drops the runtime, then closes the host's idle connections
+    it = original_dst_.erase(it);
+  }
 }
 
 void Worker::release(SnapshotHolder* h) {

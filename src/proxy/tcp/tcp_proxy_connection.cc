@@ -130,7 +130,7 @@ void TcpProxyConnection::handOffToHttp() {
     worker_.stats().add(listener_->stats.cx_active, -1);
     counted_ = false;
   }
-  (new HttpConnection(worker_, std::move(downstream_), slot_, sniffed_))->start();
+  (new HttpConnection(worker_, std::move(downstream_), slot_, sniffed_, original_dst_))->start();
   handed_off_ = true;
   close(0);
 }
