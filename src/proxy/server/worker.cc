@@ -226,7 +226,8 @@ ClusterRuntime* Worker::originalDstRuntime(const ClusterRuntime& base,
 }
 
 // A cached destination goes once nothing uses it: its base cluster left every snapshot this
-// worker holds (or the cache is large) and its host has no request or open connection.
+// worker holds (or the cache holds more than kMaxIdle), no request is on or waiting for its
+// host, and every connection to it is idle (collectGarbage closes those).
 void Worker::collectOriginalDst() {
   constexpr size_t kMaxIdle = 256;
   for (auto it = original_dst_.begin(); it != original_dst_.end();) {
