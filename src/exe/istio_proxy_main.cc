@@ -1,12 +1,14 @@
 // istio-proxy: the sidecar. `istio-proxy --config proxy.yaml` (static), or
 // `istio-proxy --discovery PILOT [--config local.yaml] --namespace NS --workload NAME ...`
 // (listeners, routes and clusters from pilot, pushed live).
+// `istio-proxy capture install|remove [flags]`: Istio's capture rules in this network namespace.
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "core/log.h"
+#include "proxy/capture/capture_rules.h"
 #include "proxy/discovery/discovery_client.h"
 #include "proxy/server/server.h"
 
@@ -47,7 +49,57 @@ int main(int argc, char** argv) {
                  "seconds to let in-flight requests finish on SIGTERM or /quitquitquit");
   app.add_option("-l,--log-level", log_level, "trace, debug, info, warning, error, off");
   app.set_version_flag("--version", std::string("istio-proxy ") + MESH_VERSION);
+
+  // Istio's istio-iptables (REDIRECT mode), with its flag names.
+  mesh::proxy::CaptureOptions capture_opts;
+  bool capture_print = false;
+  CLI::App* capture = app.add_subcommand(
+      "capture", "install or remove Istio's nat rules (iptables) in this network namespace");
+  capture->require_subcommand(1);
+  CLI::App* capture_install = capture->add_subcommand(
+      "install", "capture TCP: outbound to -p, inbound to -z (replaces an earlier install)");
+  CLI::App* capture_remove =
+      capture->add_subcommand("remove", "delete the chains and jumps install created");
+  for (CLI::App* c : {capture_install}) {
+    c->add_option("-p,--envoy-port", capture_opts.proxy_port, "outbound capture port (15001)");
+    c->add_option("-z,--inbound-capture-port", capture_opts.inbound_capture_port,
+                  "inbound capture port (15006)");
+    c->add_option("-u,--proxy-uid", capture_opts.proxy_uid,
+                  "uid(s) of the proxy, never captured (1337)");
+    c->add_option("-g,--proxy-gid", capture_opts.proxy_gid,
+                  "gid(s) of the proxy, never captured (default: the uid)");
+    c->add_option("-i,--outbound-ip-ranges-include", capture_opts.include_cidrs,
+                  "outbound IPv4 CIDRs captured, comma-separated; * all (default), '' none");
+    c->add_option("-x,--outbound-ip-ranges-exclude", capture_opts.exclude_cidrs,
+                  "outbound IPv4 CIDRs never captured");
+    c->add_option("-b,--inbound-ports", capture_opts.inbound_ports,
+                  "inbound ports captured; * all (default), '' none");
+    c->add_option("-d,--local-exclude-ports", capture_opts.exclude_inbound_ports,
+                  "inbound ports never captured (with -b *)");
+    c->add_option("-o,--outbound-ports-exclude", capture_opts.exclude_outbound_ports,
+                  "outbound ports never captured");
+    c->add_flag("--dry-run", capture_print, "print the iptables-restore input, change nothing");
+  }
   CLI11_PARSE(app, argc, argv);
+  if (capture->parsed()) {
+    if (capture_install->parsed() && capture_print) {
+      auto rules = mesh::proxy::captureRules(capture_opts);
+      if (!rules.ok()) {
+        std::fprintf(stderr, "istio-proxy capture: %s\n", rules.status().message().c_str());
+        return 2;
+      }
+      std::fputs(rules->c_str(), stdout);
+      return 0;
+    }
+    mesh::Status st = capture_install->parsed() ? mesh::proxy::installCapture(capture_opts)
+                                                : mesh::proxy::removeCapture();
+    if (!st.ok()) {
+      std::fprintf(stderr, "istio-proxy capture: %s\n", st.message().c_str());
+      return st.code() == mesh::StatusCode::kInvalidArgument ? 2 : 1;
+    }
+    (void)capture_remove;
+    return 0;
+  }
   if (opts.config_path.empty() && discovery.empty()) {
     std::fprintf(stderr, "istio-proxy: --config or --discovery is required\n");
     return 2;

@@ -1009,5 +1009,36 @@ TEST_F(ProxyIntegrationTest, IstioMetricsCarryIstiosLabels) {
   EXPECT_THAT(m, HasSubstr("# TYPE istio_requests_total counter"));
 }
 
+// PassthroughCluster on a connection that was not captured (no original destination other
+// than the proxy itself): refused, never a loop back into the proxy.
+TEST_F(ProxyIntegrationTest, OriginalDstWithoutCaptureIsRefused) {
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: http
+  address: 127.0.0.1:0
+  http:
+    routeConfig:
+      virtualHosts:
+      - {name: any, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: PassthroughCluster}}]}
+- name: tcp
+  address: 127.0.0.1:0
+  useOriginalDst: true
+  tcpProxy: {cluster: PassthroughCluster}
+clusters:
+- {name: PassthroughCluster, type: ORIGINAL_DST}
+)";
+  proxy_ = startProxy(dir_, yaml, {"http", "tcp"});
+  HttpResponse r = httpGet(proxy_.listeners["http"], "/headers");
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.status, 503);
+  EXPECT_THAT(r.body, HasSubstr("no healthy upstream"));
+  HttpResponse t = httpGet(proxy_.listeners["tcp"], "/headers");
+  EXPECT_FALSE(t.ok);  // closed without an answer
+  std::string m = metricsWhen("envoy_cluster_upstream_cx_none_healthy",
+                              {"cluster_name=\"PassthroughCluster\""}, 2);
+  EXPECT_EQ(
+      promSum(m, "envoy_cluster_upstream_cx_none_healthy", {"cluster_name=\"PassthroughCluster\""}),
+      2);
+}
+
 }  // namespace
 }  // namespace mesh::integration

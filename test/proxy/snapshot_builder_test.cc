@@ -422,3 +422,81 @@ clusters:
 
 }  // namespace
 }  // namespace mesh::proxy
+
+namespace mesh::proxy {
+namespace {
+
+// Istio's sidecar shape: virtualOutbound hands captured connections to per-port listeners that
+// bind nothing; unknown destinations go to PassthroughCluster.
+constexpr const char* kCapture = R"(listeners:
+- name: virtualOutbound
+  address: 0.0.0.0:15001
+  useOriginalDst: true
+  tcpProxy: {cluster: PassthroughCluster}
+- name: 0.0.0.0_8000
+  address: 0.0.0.0:8000
+  bindToPort: false
+  tcpProxy: {cluster: BlackHoleCluster}
+- name: 10.250.0.2_8000
+  address: 10.250.0.2:8000
+  bindToPort: false
+  tcpProxy: {cluster: PassthroughCluster}
+clusters:
+- {name: PassthroughCluster, type: ORIGINAL_DST}
+- {name: BlackHoleCluster}
+)";
+
+TEST(SnapshotBuilderTest, OriginalDstListenersAndClusters) {
+  testing::SnapshotFixture f;
+  auto snap = f.build(kCapture);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  const Snapshot& s = **snap;
+  EXPECT_TRUE(s.listeners[0].use_original_dst);
+  EXPECT_TRUE(s.listeners[0].bind_to_port);
+  EXPECT_FALSE(s.listeners[1].bind_to_port);
+  const ClusterInfo* pass = s.findCluster("PassthroughCluster");
+  EXPECT_TRUE(pass->original_dst);
+  ASSERT_EQ(pass->hosts.size(), 1u);  // the placeholder, never connected to
+  EXPECT_EQ(pass->hosts[0].port, 0);
+  EXPECT_TRUE(s.findCluster("BlackHoleCluster")->hosts.empty());
+  // Exact address first, then the wildcard; never the virtual listener itself.
+  EXPECT_EQ(s.findByDestination("10.250.0.2", 8000)->name, "10.250.0.2_8000");
+  EXPECT_EQ(s.findByDestination("10.250.0.9", 8000)->name, "0.0.0.0_8000");
+  EXPECT_EQ(s.findByDestination("10.250.0.2", 15001), nullptr);
+  EXPECT_EQ(s.findByDestination("fd00::1", 8000), nullptr);
+}
+
+TEST(SnapshotBuilderTest, OriginalDstMisuseIsReported) {
+  testing::SnapshotFixture f;
+  auto snap = f.build(R"(listeners:
+- name: virtualOutbound
+  address: 0.0.0.0:15001
+  useOriginalDst: true
+  bindToPort: false
+  http:
+    routeConfig:
+      virtualHosts:
+      - name: all
+        domains: ["*"]
+        routes:
+        - match: {prefix: /}
+          route: {cluster: PassthroughCluster, requestMirrorPolicies: [{cluster: PassthroughCluster}]}
+  tcpProxy: {cluster: PassthroughCluster}
+clusters:
+- name: PassthroughCluster
+  type: ORIGINAL_DST
+  endpoints: [{address: 10.0.0.1, port: 80}]
+)");
+  ASSERT_FALSE(snap.ok());
+  EXPECT_EQ(snap.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(
+      snap.status().message(),
+      ::testing::AllOf(
+          HasSubstr("listeners[0].bindToPort: a useOriginalDst listener must bind its port"),
+          HasSubstr("requestMirrorPolicies[0].cluster: an ORIGINAL_DST cluster cannot be a "
+                    "mirror"),
+          HasSubstr("clusters[0].endpoints: must be empty for an ORIGINAL_DST cluster")));
+}
+
+}  // namespace
+}  // namespace mesh::proxy

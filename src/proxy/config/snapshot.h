@@ -59,6 +59,11 @@ struct ListenerInfo {
   std::string name;
   std::string address;  // as configured, "127.0.0.1:0"
   uint32_t slot = 0;    // stable across snapshots for the same name
+  std::string host;     // the address's IP literal, without brackets
+  uint16_t port = 0;
+  // Hands each connection to the listener for its original destination (findByDestination).
+  bool use_original_dst = false;
+  bool bind_to_port = true;  // false: reached only through a useOriginalDst listener
   Direction direction = Direction::kOutbound;
   const RouteTable* routes = nullptr;  // owned by the snapshot; null for a TCP listener
   std::optional<TcpProxyInfo> tcp;     // a TCP proxy listener
@@ -109,6 +114,18 @@ struct Snapshot {
   const ListenerInfo* listenerBySlot(uint32_t slot) const {
     if (slot >= listener_by_slot.size() || listener_by_slot[slot] == UINT32_MAX) return nullptr;
     return &listeners[listener_by_slot[slot]];
+  }
+  // Envoy's use_original_dst lookup: the listener bound to exactly ip:port, else the wildcard
+  // of the family ("0.0.0.0:port" or "::" port); never a useOriginalDst listener. Null if none.
+  const ListenerInfo* findByDestination(std::string_view ip, uint16_t port) const {
+    const ListenerInfo* wildcard = nullptr;
+    const bool v6 = ip.find(':') != std::string_view::npos;
+    for (const ListenerInfo& l : listeners) {
+      if (l.use_original_dst || l.port != port) continue;
+      if (l.host == ip) return &l;
+      if (wildcard == nullptr && l.host == (v6 ? "::" : "0.0.0.0")) wildcard = &l;
+    }
+    return wildcard;
   }
   const ClusterInfo* findCluster(const std::string& name) const {
     auto it = cluster_index.find(name);

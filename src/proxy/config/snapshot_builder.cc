@@ -341,12 +341,24 @@ void Builder::buildClusters() {
     }
 
     info->dns = c.type() == v1::Cluster::STRICT_DNS;
+    info->original_dst = c.type() == v1::Cluster::ORIGINAL_DST;
+    if (info->original_dst) {
+      if (c.endpoints_size() > 0) {
+        error(path + ".endpoints", "must be empty for an ORIGINAL_DST cluster");
+      }
+      // One placeholder host (port 0: unusable) carries the host stats; a worker serves each
+      // original destination with a copy that has the real address (originalDstRuntime).
+      Host h;
+      h.address = "0.0.0.0";
+      h.key = "original_dst";
+      info->hosts.push_back(std::move(h));
+    }
     if (c.has_dns_refresh_rate()) {
       info->dns_refresh = duration(c.dns_refresh_rate(), path + ".dnsRefreshRate");
       if (info->dns_refresh.count() < 100) error(path + ".dnsRefreshRate", "must be >= 100ms");
     }
     std::vector<std::vector<std::string>> resolved;
-    for (int j = 0; j < c.endpoints_size(); ++j) {
+    for (int j = 0; j < (info->original_dst ? 0 : c.endpoints_size()); ++j) {
       const v1::Endpoint& e = c.endpoints(j);
       std::string ep = path + ".endpoints[" + std::to_string(j) + "]";
       if (e.port() == 0 || e.port() > 65535) {
@@ -770,6 +782,10 @@ void Builder::buildRoute(const v1::Route& r, const std::string& path, Route* out
           error(mp + ".cluster", "required");
         } else if (it == snap_->cluster_index.end()) {
           error(mp + ".cluster", "unknown cluster '" + m.cluster() + "'");
+        } else if (snap_->clusters[it->second]->original_dst) {
+          error(mp + ".cluster",
+                "an ORIGINAL_DST cluster cannot be a mirror (a copy has no "
+                "original destination of its own)");
         }
         double pct = m.has_percentage() ? m.percentage().value() : 100.0;
         if (!(pct >= 0.0 && pct <= 100.0)) error(mp + ".percentage", "must be between 0 and 100");
@@ -1016,6 +1032,15 @@ void Builder::buildListeners() {
       error(path + ".address", "address '" + l.address() + "' is used by another listener");
     }
     info.address = l.address();
+    if (hp.ok()) {
+      info.host = hp->host;
+      info.port = hp->port;
+    }
+    info.use_original_dst = l.use_original_dst();
+    info.bind_to_port = !l.has_bind_to_port() || l.bind_to_port().value();
+    if (info.use_original_dst && !info.bind_to_port) {
+      error(path + ".bindToPort", "a useOriginalDst listener must bind its port");
+    }
     info.direction = l.direction() == v1::INBOUND ? Direction::kInbound : Direction::kOutbound;
     if (l.has_tcp_proxy()) {
       info.tcp = tcpProxy(l.tcp_proxy(), path + ".tcpProxy");

@@ -128,10 +128,12 @@ struct HttpConnection::Guard {
 };
 
 HttpConnection::HttpConnection(Worker& worker, tls::TransportSocket socket, uint32_t listener_slot,
-                               std::string_view initial_bytes)
+                               std::string_view initial_bytes,
+                               std::optional<boost::asio::ip::tcp::endpoint> original_dst)
     : worker_(worker),
       socket_(std::move(socket)),
       slot_(listener_slot),
+      original_dst_(original_dst),
       in_(kReadChunk),
       parser_(http::Http1Parser::Type::kRequest,
               worker.snapshot().listenerBySlot(listener_slot)
@@ -493,6 +495,11 @@ void HttpConnection::pickTarget() {
   const Route& route = *rq_.route;
   rq_.target = &route.targets[pickWeighted(route.targets, route.total_weight, worker_.random())];
   rq_.cluster = rq_.holder->clusters[rq_.target->cluster];
+  // Istio's PassthroughCluster: a pool for where this connection was going. Without one the
+  // cluster keeps its placeholder host, which startAttempt refuses.
+  if (rq_.cluster->info->original_dst && original_dst_) {
+    rq_.cluster = worker_.originalDstRuntime(*rq_.cluster, *original_dst_);
+  }
 }
 
 void HttpConnection::startRoute(const http::RequestHead& req) {
@@ -656,6 +663,9 @@ void HttpConnection::startAttempt() {
   ctx.avoid_host = rq_.retries > 0 ? rq_.last_host : -1;
   if (cluster.info->outlier.enabled) ctx.now_ms = outlierNowMs();
   int host = chooseHost(*cluster.info, cluster.lb, cluster.active, worker_.random(), ctx);
+  if (host >= 0 && cluster.info->original_dst && cluster.info->hosts[host].port == 0) {
+    host = -1;  // ORIGINAL_DST on a connection that was not captured: nowhere to go
+  }
   if (host < 0) {
     worker_.stats().inc(cluster.info->stats.rq_no_host);
     failRequest(503, "no healthy upstream", kNoHealthyUpstream, "no_healthy_upstream");

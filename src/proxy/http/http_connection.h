@@ -37,8 +37,11 @@ class HttpConnection final : public UpstreamCallbacks {
  public:
   // `initial_bytes`: what was already read from the client (protocol detection).
   // A TLS socket may arrive before or after its handshake (after: from protocol detection).
+  // `original_dst`: where a captured connection was going (Listener.useOriginalDst); routes to
+  // an ORIGINAL_DST cluster go there.
   HttpConnection(Worker& worker, tls::TransportSocket socket, uint32_t listener_slot,
-                 std::string_view initial_bytes = {});
+                 std::string_view initial_bytes = {},
+                 std::optional<boost::asio::ip::tcp::endpoint> original_dst = std::nullopt);
   ~HttpConnection() override;
 
   void start();
@@ -160,6 +163,7 @@ class HttpConnection final : public UpstreamCallbacks {
   Worker& worker_;
   tls::TransportSocket socket_;
   uint32_t slot_;
+  std::optional<boost::asio::ip::tcp::endpoint> original_dst_;
   IoBuffer in_;
   http::Http1Parser parser_;
   boost::asio::steady_timer route_timer_;

@@ -244,6 +244,7 @@ Status Server::applySnapshot(std::shared_ptr<const Snapshot> snapshot) {
   std::map<std::string, BoundListener> next;
   for (size_t i = 0; i < snapshot->listeners.size(); ++i) {
     const ListenerInfo& l = snapshot->listeners[i];
+    if (!l.bind_to_port) continue;  // served through a useOriginalDst listener only
     auto it = listeners_.find(l.name);
     if (it != listeners_.end() && it->second.address == l.address) {
       next[l.name] = it->second;

@@ -1,7 +1,12 @@
 #include "proxy/server/worker.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <cstring>
+#include <optional>
 
 #include "core/log.h"
 #include "proxy/http/http_connection.h"
@@ -9,6 +14,34 @@
 #include "proxy/upstream/upstream_connection.h"
 
 namespace mesh::proxy {
+namespace {
+
+// getsockopt level SOL_IP / SOL_IPV6, option SO_ORIGINAL_DST (linux/netfilter_ipv4.h) and
+// IP6T_SO_ORIGINAL_DST (linux/netfilter_ipv6/ip6_tables.h), both 80; the kernel headers clash
+// with the libc ones, so the value is spelled out here.
+constexpr int kSoOriginalDst = 80;
+
+// Where a connection redirected by the capture rules (iptables REDIRECT) was going. Empty when
+// the kernel has no NAT record of it, or when it was not redirected (the original destination
+// is this very socket): such a connection has no other destination to go to.
+std::optional<boost::asio::ip::tcp::endpoint> originalDestination(
+    boost::asio::ip::tcp::socket& socket) {
+  boost::asio::ip::tcp::endpoint dst;
+  socklen_t len = static_cast<socklen_t>(dst.capacity());
+  boost::system::error_code ec;
+  auto local = socket.local_endpoint(ec);
+  if (ec) return std::nullopt;
+  const bool v6 = local.address().is_v6();
+  if (::getsockopt(socket.native_handle(), v6 ? SOL_IPV6 : SOL_IP, kSoOriginalDst, dst.data(),
+                   &len) != 0) {
+    return std::nullopt;
+  }
+  dst.resize(len);
+  if (dst == local) return std::nullopt;
+  return dst;
+}
+
+}  // namespace
 
 // Accepts on one listening socket. Deletes itself once closed and its accept has returned.
 struct Worker::Acceptor {
@@ -28,15 +61,28 @@ struct Worker::Acceptor {
           }
           if (!ec) {
             const ListenerInfo* l = worker.snapshot().listenerBySlot(slot);
+            uint32_t target = slot;
+            std::optional<boost::asio::ip::tcp::endpoint> dst;
+            if (l != nullptr && l->use_original_dst) {
+              // Envoy's use_original_dst: the listener for the original destination serves it.
+              dst = originalDestination(socket);
+              const ListenerInfo* found =
+                  dst ? worker.snapshot().findByDestination(dst->address().to_string(), dst->port())
+                      : nullptr;
+              if (found != nullptr) {
+                l = found;
+                target = found->slot;
+              }
+            }
             tls::TransportSocket transport(std::move(socket));
             // TLS: the context current at accept; the connection runs the handshake.
             if (l != nullptr && l->tls && !transport.startTls(l->tls->current())) {
               worker.stats().inc(l->stats.ssl_connection_error);
               MESH_LOG("main", warn, "TLS: {}", transport.tlsError());
             } else if (l != nullptr && l->tcp) {
-              (new TcpProxyConnection(worker, std::move(transport), slot))->start();
+              (new TcpProxyConnection(worker, std::move(transport), target, dst))->start();
             } else {
-              (new HttpConnection(worker, std::move(transport), slot))->start();
+              (new HttpConnection(worker, std::move(transport), target, {}, dst))->start();
             }
           } else if (ec == boost::asio::error::no_descriptors ||
                      ec == boost::asio::error::no_buffer_space) {
@@ -107,6 +153,7 @@ void Worker::tick() {
         }
       }
     }
+    collectOriginalDst();
     collectGarbage();
     if (!io_.stopped()) tick();
   });
@@ -154,6 +201,48 @@ ClusterRuntime* Worker::runtimeFor(const std::shared_ptr<const ClusterInfo>& inf
   ClusterRuntime* p = rt.get();
   runtimes_.emplace(info.get(), std::move(rt));
   return p;
+}
+
+ClusterRuntime* Worker::originalDstRuntime(const ClusterRuntime& base,
+                                           const boost::asio::ip::tcp::endpoint& destination) {
+  std::string address = destination.address().to_string();
+  std::string key = destination.address().is_v6()
+                        ? "[" + address + "]:" + std::to_string(destination.port())
+                        : address + ":" + std::to_string(destination.port());
+  std::string cache_key = std::to_string(reinterpret_cast<uintptr_t>(base.info.get())) + "|" + key;
+  auto it = original_dst_.find(cache_key);
+  if (it != original_dst_.end()) return it->second.runtime;
+  auto info = std::make_shared<ClusterInfo>(*base.info);
+  Host& h = info->hosts.at(0);  // the placeholder: its stats, the destination's address
+  h.address = std::move(address);
+  h.port = destination.port();
+  h.key = std::move(key);
+  std::memcpy(&h.sockaddr, destination.data(), destination.size());
+  h.sockaddr_len = static_cast<socklen_t>(destination.size());
+  ClusterRuntime* rt = runtimeFor(info);
+  ++rt->holders;
+  original_dst_.emplace(cache_key, OriginalDstEntry{base.info, rt});
+  return rt;
+}
+
+// A cached destination goes once nothing uses it: its base cluster left every snapshot this
+// worker holds (or the cache holds more than kMaxIdle), no request is on or waiting for its
+// host, and every connection to it is idle (collectGarbage closes those).
+void Worker::collectOriginalDst() {
+  constexpr size_t kMaxIdle = 256;
+  for (auto it = original_dst_.begin(); it != original_dst_.end();) {
+    ClusterRuntime* rt = it->second.runtime;
+    const HostState& hs = *rt->hosts.at(0);
+    const bool base_gone = runtimes_.find(it->second.base.get()) == runtimes_.end();
+    const bool busy = hs.active_requests > 0 || !hs.waiters.empty() ||
+                      (!base_gone && original_dst_.size() <= kMaxIdle);
+    if (busy || (hs.open_connections > hs.idle.size())) {
+      ++it;
+      continue;
+    }
+    --rt->holders;  // collectGarbage drops the runtime, then closes the host's idle connections
+    it = original_dst_.erase(it);
+  }
 }
 
 void Worker::release(SnapshotHolder* h) {

@@ -105,6 +105,12 @@ class Worker {
   void addConnection(HttpConnection* c);
   void removeConnection(HttpConnection* c);
 
+  // ORIGINAL_DST for HTTP: a runtime like `base` (an ORIGINAL_DST cluster of the current or an
+  // older snapshot) whose one host is `destination`, with its own connection pool. Kept while
+  // its base cluster is in use or it has requests or connections; then collected by the tick.
+  ClusterRuntime* originalDstRuntime(const ClusterRuntime& base,
+                                     const boost::asio::ip::tcp::endpoint& destination);
+
   stats::ThreadStats& stats() { return stats_; }
   IstioTelemetry::WorkerCache& istio() { return istio_; }
   Random& random() { return random_; }
@@ -118,6 +124,11 @@ class Worker {
   void collectGarbage();
   ClusterRuntime* runtimeFor(const std::shared_ptr<const ClusterInfo>& info);
   void maybeFinishDrain();
+  void collectOriginalDst();
+  struct OriginalDstEntry {
+    std::shared_ptr<const ClusterInfo> base;  // keeps the base's address unique while cached
+    ClusterRuntime* runtime = nullptr;        // holds one reference (holders) for the cache
+  };
 
   uint32_t index_;
   boost::asio::io_context io_;
@@ -132,6 +143,7 @@ class Worker {
   SnapshotHolder* current_ = nullptr;
   std::unordered_map<const ClusterInfo*, std::unique_ptr<ClusterRuntime>> runtimes_;
   std::unordered_map<std::string, std::unique_ptr<HostState>> hosts_;  // "cluster|host"
+  std::unordered_map<std::string, OriginalDstEntry> original_dst_;     // "<base>|ip:port"
 
   std::vector<Acceptor*> acceptors_;  // by slot; each deletes itself when closed
   std::vector<HttpConnection*> connections_;

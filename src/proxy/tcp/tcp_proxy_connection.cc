@@ -27,13 +27,15 @@ struct TcpProxyConnection::Guard {
 };
 
 TcpProxyConnection::TcpProxyConnection(Worker& worker, tls::TransportSocket socket,
-                                       uint32_t listener_slot)
+                                       uint32_t listener_slot,
+                                       std::optional<boost::asio::ip::tcp::endpoint> original_dst)
     : worker_(worker),
       downstream_(std::move(socket)),
       upstream_(worker.io()),
       timer_(worker.io()),
       detect_timer_(worker.io()),
-      slot_(listener_slot) {}
+      slot_(listener_slot),
+      original_dst_(original_dst) {}
 
 void TcpProxyConnection::start() {
   Guard g(this);
@@ -128,7 +130,7 @@ void TcpProxyConnection::handOffToHttp() {
     worker_.stats().add(listener_->stats.cx_active, -1);
     counted_ = false;
   }
-  (new HttpConnection(worker_, std::move(downstream_), slot_, sniffed_))->start();
+  (new HttpConnection(worker_, std::move(downstream_), slot_, sniffed_, original_dst_))->start();
   handed_off_ = true;
   close(0);
 }
@@ -230,6 +232,23 @@ void TcpProxyConnection::onSniffRead(const boost::system::error_code& ec, size_t
 
 void TcpProxyConnection::connectUpstream() {
   const ClusterInfo& info = *cluster_->info;
+  if (info.original_dst) {
+    // Istio's PassthroughCluster: where the app was going. A connection that was not captured
+    // has nowhere else to go (connecting to ourselves would loop).
+    if (!original_dst_) {
+      worker_.stats().inc(info.stats.rq_no_host);
+      close(kNoHealthyUpstream);
+      return;
+    }
+    worker_.stats().inc(info.stats.cx_total);
+    ++pending_;
+    upstream_.socket().async_connect(*original_dst_, [this](const boost::system::error_code& e) {
+      Guard g(this);
+      --pending_;
+      onConnect(e);
+    });
+    return;
+  }
   LbContext ctx;
   if (info.outlier.enabled) ctx.now_ms = outlierNowMs();
   host_ = chooseHost(info, cluster_->lb, cluster_->active, worker_.random(), ctx);
@@ -258,6 +277,10 @@ void TcpProxyConnection::onConnect(const boost::system::error_code& ec) {
   const ClusterInfo& info = *cluster_->info;
   if (ec) {
     worker_.stats().inc(info.stats.cx_connect_fail);
+    if (host_ < 0) {  // ORIGINAL_DST
+      close(kUpstreamConnectionFailure);
+      return;
+    }
     worker_.stats().inc(info.hosts[host_].stats.cx_connect_fail);
     if (info.outlier.enabled) {
       recordOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kLocalFailure,
@@ -266,7 +289,7 @@ void TcpProxyConnection::onConnect(const boost::system::error_code& ec) {
     close(kUpstreamConnectionFailure);
     return;
   }
-  if (info.outlier.enabled) {
+  if (info.outlier.enabled && host_ >= 0) {
     recordOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kSuccess, outlierNowMs());
   }
   boost::system::error_code ignored;
@@ -293,8 +316,8 @@ void TcpProxyConnection::onUpstreamSecure(const boost::system::error_code& ec) {
   if (ec) {
     worker_.stats().inc(info.stats.ssl_connection_error);
     worker_.stats().inc(info.stats.cx_connect_fail);
-    MESH_LOG("upstream", debug, "TLS to {} failed: {}", info.hosts[host_].key,
-             upstream_.tlsError());
+    MESH_LOG("upstream", debug, "TLS to {} failed: {}",
+             host_ >= 0 ? info.hosts[host_].key : info.name, upstream_.tlsError());
     close(kUpstreamConnectionFailure);
     return;
   }

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "core/tls/transport_socket.h"
 #include "proxy/telemetry/istio_stats.h"
@@ -26,7 +27,10 @@ struct ListenerInfo;
 class TcpProxyConnection {
  public:
   // A TLS socket arrives before its handshake, which this connection runs first.
-  TcpProxyConnection(Worker& worker, tls::TransportSocket socket, uint32_t listener_slot);
+  // `original_dst`: where a captured connection was going (see Listener.useOriginalDst); an
+  // ORIGINAL_DST cluster connects there.
+  TcpProxyConnection(Worker& worker, tls::TransportSocket socket, uint32_t listener_slot,
+                     std::optional<boost::asio::ip::tcp::endpoint> original_dst = std::nullopt);
   void start();
 
  private:
@@ -64,6 +68,7 @@ class TcpProxyConnection {
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer detect_timer_;
   uint32_t slot_;
+  std::optional<boost::asio::ip::tcp::endpoint> original_dst_;
   SnapshotHolder* holder_ = nullptr;
   const ListenerInfo* listener_ = nullptr;
   ClusterRuntime* cluster_ = nullptr;

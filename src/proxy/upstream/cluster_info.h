@@ -118,6 +118,11 @@ struct ClusterInfo {
   // plaintext, so reloads keep their pools as before.
   std::string pool_tag;
 
+  // ORIGINAL_DST (Istio's PassthroughCluster): a connection goes to its own original
+  // destination. The snapshot's cluster has one placeholder host (port 0); HTTP requests use a
+  // worker's copy whose one host is the destination (Worker::originalDstRuntime).
+  bool original_dst = false;
+
   // STRICT_DNS: the names to resolve, and how often.
   bool dns = false;
   std::vector<DnsTarget> dns_targets;
