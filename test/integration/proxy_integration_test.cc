@@ -983,6 +983,36 @@ TEST_F(ProxyIntegrationTest, DrainLetsInFlightRequestFinish) {
   EXPECT_EQ(*code, 0) << proxy_.process->log();
 }
 
+// A drain waits for open TCP proxy connections too: the relay keeps working after SIGTERM, and
+// the proxy exits once the client is done, not at the drain timeout (10 s by default).
+TEST_F(ProxyIntegrationTest, DrainWaitsForTcpConnections) {
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: tcp
+  address: 127.0.0.1:0
+  tcpProxy: {cluster: v1}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1");
+  proxy_ = startProxy(dir_, yaml, {"tcp"});
+  HttpClient c(proxy_.listeners["tcp"]);
+  ASSERT_EQ(c.get("/").status, 200);
+  proxy_.process->signal(SIGTERM);
+  const auto deadline = Clock::now() + milliseconds(5000);
+  while (!connectRefused(proxy_.listeners["tcp"])) {
+    ASSERT_LT(Clock::now(), deadline) << "listener still accepting after SIGTERM";
+  }
+  // Draining: the open connection still relays.
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = c.get("/");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200);
+  }
+  EXPECT_TRUE(proxy_.process->running());
+  c.close();
+  auto code = proxy_.process->wait(milliseconds(10000));
+  ASSERT_TRUE(code.has_value()) << "istio-proxy did not exit once the TCP connection closed";
+  EXPECT_EQ(*code, 0) << proxy_.process->log();
+}
+
 TEST_F(ProxyIntegrationTest, IstioMetricsCarryIstiosLabels) {
   startWithRoutes(R"(    - match: {prefix: /}
       route: {cluster: v1}

@@ -393,7 +393,7 @@ void Worker::drain(std::function<void()> done) {
 }
 
 void Worker::maybeFinishDrain() {
-  if (draining_ && connections_.empty() && drain_done_) {
+  if (draining_ && connections_.empty() && tcp_connections_ == 0 && drain_done_) {
     auto done = std::move(drain_done_);
     drain_done_ = nullptr;
     done();

@@ -102,6 +102,13 @@ class Worker {
   void onUpstreamClosed(UpstreamConnection* c);
 
   void serveWaiters(const std::string& host_key);
+  // TCP proxy connections alive on this worker: a drain ends when they and the HTTP connections
+  // have (or at the drain timeout).
+  void tcpConnectionStarted() { ++tcp_connections_; }
+  void tcpConnectionEnded() {
+    --tcp_connections_;
+    maybeFinishDrain();
+  }
   void addConnection(HttpConnection* c);
   void removeConnection(HttpConnection* c);
 
@@ -147,6 +154,7 @@ class Worker {
 
   std::vector<Acceptor*> acceptors_;  // by slot; each deletes itself when closed
   std::vector<HttpConnection*> connections_;
+  size_t tcp_connections_ = 0;
   bool draining_ = false;
   std::function<void()> drain_done_;
 };

@@ -19,8 +19,10 @@ struct TcpProxyConnection::Guard {
   explicit Guard(TcpProxyConnection* c) : c_(c) { ++c_->depth_; }
   ~Guard() {
     if (--c_->depth_ == 0 && c_->closed_ && c_->pending_ == 0) {
-      if (c_->holder_ != nullptr) c_->worker_.release(c_->holder_);
+      Worker& worker = c_->worker_;
+      if (c_->holder_ != nullptr) worker.release(c_->holder_);
       delete c_;
+      worker.tcpConnectionEnded();  // a drain waits for TCP connections too
     }
   }
   TcpProxyConnection* c_;
@@ -35,7 +37,9 @@ TcpProxyConnection::TcpProxyConnection(Worker& worker, tls::TransportSocket sock
       timer_(worker.io()),
       detect_timer_(worker.io()),
       slot_(listener_slot),
-      original_dst_(original_dst) {}
+      original_dst_(original_dst) {
+  worker_.tcpConnectionStarted();
+}
 
 void TcpProxyConnection::start() {
   Guard g(this);
