@@ -1,7 +1,8 @@
 // pilot at scale (a benchmark, not a test): the real `pilot` binary on a generated config
 // directory of N Kubernetes services x M endpoints plus a few VirtualServices and
 // DestinationRules, and P simulated proxies on gRPC's callback client API (no thread per
-// stream), each with its own connection and node, ACKing every response. Measures the initial
+// stream), each with its own connection and node, ACKing every response of
+// both types (Bootstrap, ClusterLoadAssignment). Measures the initial
 // connect-to-all-ACKed time and, for a routing change and an endpoint-only change written by this
 // process (atomic rename into the directory), the time until each proxy received and ACKed the
 // new version; pilot's RSS and CPU seconds around it. Prints a Markdown table.
@@ -37,6 +38,7 @@ using mesh::integration::Clock;
 using mesh::integration::milliseconds;
 
 constexpr char kBootstrapType[] = "type.mesh/proxy.v1.Bootstrap";
+constexpr char kAssignmentType[] = "type.mesh/proxy.v1.ClusterLoadAssignment";
 
 struct Options {
   std::string pilot;
@@ -194,6 +196,9 @@ class SimProxy final
     *first.mutable_node() = std::move(node);
     first.set_type_url(kBootstrapType);
     send(std::move(first));
+    dv1::DiscoveryRequest assignments;
+    assignments.set_type_url(kAssignmentType);
+    send(std::move(assignments));
     StartRead(&response_);
     StartCall();
   }
@@ -213,8 +218,10 @@ class SimProxy final
       ++board_.responses;
       board_.bytes += response_.ByteSizeLong();
     }
+    // A proxy has converged on a version once it ACKed a response of either type with it: an
+    // endpoint-only change sends only assignments, a routing change only a Bootstrap.
     dv1::DiscoveryRequest ack;
-    ack.set_type_url(kBootstrapType);
+    ack.set_type_url(response_.type_url());
     ack.set_version_info(response_.version_info());
     ack.set_response_nonce(response_.nonce());
     send(std::move(ack));

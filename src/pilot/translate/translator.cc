@@ -41,7 +41,84 @@ std::vector<const model::Service*> onePerHost(const std::vector<const model::Ser
   return out;
 }
 
+std::string serializeDeterministic(const google::protobuf::MessageLite& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream sos(&out);
+  google::protobuf::io::CodedOutputStream cos(&sos);
+  cos.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&cos);
+  return out;
+}
+
+void appendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A length-delimited field (wire type 2) of field number < 16.
+void appendBytesField(std::string* out, int field, std::string_view value) {
+  out->push_back(static_cast<char>(field << 3 | 2));
+  appendVarint(out, value.size());
+  out->append(value);
+}
+
 }  // namespace
+
+AssignmentSet::AssignmentSet(const std::vector<v1::ClusterLoadAssignment>& assignments) {
+  static const std::string kAnyType =
+      "type.googleapis.com/" + v1::ClusterLoadAssignment::descriptor()->full_name();
+  std::vector<const v1::ClusterLoadAssignment*> sorted;
+  sorted.reserve(assignments.size());
+  for (const auto& a : assignments) sorted.push_back(&a);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto* a, auto* b) { return a->cluster_name() < b->cluster_name(); });
+  auto all = std::make_shared<std::string>();
+  std::string any;
+  for (const v1::ClusterLoadAssignment* a : sorted) {
+    any.clear();
+    appendBytesField(&any, 1, kAnyType);                    // google.protobuf.Any.type_url
+    appendBytesField(&any, 2, serializeDeterministic(*a));  // google.protobuf.Any.value
+    Entry e;
+    e.name = a->cluster_name();
+    e.offset = all->size();
+    appendBytesField(all.get(), 2, any);  // DiscoveryResponse.resources
+    e.size = all->size() - e.offset;
+    e.hash = std::hash<std::string_view>{}(std::string_view(all->data() + e.offset, e.size));
+    entries_.push_back(std::move(e));
+  }
+  all_ = std::move(all);
+}
+
+std::shared_ptr<const std::string> AssignmentSet::changedSince(
+    const std::shared_ptr<const AssignmentSet>& before) const {
+  static const auto kNone = std::make_shared<const std::string>();
+  if (before == nullptr) return all_;
+  if (before.get() == this) return kNone;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [set, diff] : diffs_) {
+    if (set.lock() == before) return diff;
+  }
+  // A merge walk over both sorted lists: an entry is sent when its name is new or its bytes differ.
+  auto diff = std::make_shared<std::string>();
+  size_t changed = 0;
+  auto old = before->entries_.begin();
+  for (const Entry& e : entries_) {
+    while (old != before->entries_.end() && old->name < e.name) ++old;
+    const bool same = old != before->entries_.end() && old->name == e.name &&
+                      old->hash == e.hash && before->bytes(*old) == bytes(e);
+    if (same) continue;
+    ++changed;
+    diff->append(bytes(e));
+  }
+  std::shared_ptr<const std::string> out = diff;
+  if (changed == entries_.size()) out = all_;  // the same bytes, shared
+  std::erase_if(diffs_, [](const auto& d) { return d.first.expired(); });
+  diffs_.emplace_back(before, out);
+  return out;
+}
 
 std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host) {
   return "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
@@ -330,7 +407,17 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   for (const auto& rc : proxy.isRouter() ? view->gateway_route_configs : view->route_configs) {
     *shared.add_route_configs() = rc;
   }
-  for (const auto& c : view->clusters) *shared.add_clusters() = c;
+  std::vector<v1::ClusterLoadAssignment> assignments;
+  assignments.reserve(view->clusters.size());
+  for (const auto& c : view->clusters) {
+    v1::Cluster* eds = shared.add_clusters();
+    *eds = c;
+    eds->set_eds(true);
+    v1::ClusterLoadAssignment& a = assignments.emplace_back();
+    a.set_cluster_name(c.name());
+    a.mutable_endpoints()->Swap(eds->mutable_endpoints());
+  }
+  view->assignments = std::make_shared<const AssignmentSet>(assignments);
   auto bytes = std::make_shared<std::string>();
   {
     // Deterministic so that equal views give equal bytes (maps in key order).
@@ -483,6 +570,7 @@ SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
   out.shared = view->bytes;
   out.shared_hash = view->bytes_hash;
+  out.assignments = view->assignments;
   addNode(proxy, &out.own);
   addOutboundListeners(proxy, *view, &out.own);
   if (!proxy.isRouter()) addInbound(proxy, &out.own);

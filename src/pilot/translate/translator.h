@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -31,16 +32,54 @@ struct Translation {
   std::vector<std::string> warnings;
 };
 
+// The ClusterLoadAssignments of an outbound view's clusters, each serialized once as a
+// DiscoveryResponse `resources` entry (field 2: a google.protobuf.Any holding a
+// mesh.proxy.v1.ClusterLoadAssignment), so that a response is the concatenation of entries.
+// Immutable after construction apart from the cache of changedSince, which is thread-safe.
+class AssignmentSet {
+ public:
+  // `assignments` in any order; names must be distinct.
+  explicit AssignmentSet(const std::vector<mesh::proxy::v1::ClusterLoadAssignment>& assignments);
+
+  // Every entry (a proxy's first push).
+  const std::shared_ptr<const std::string>& all() const { return all_; }
+  size_t size() const { return entries_.size(); }
+  // The entries that are new or differ from `before` (all of them when `before` is null; none
+  // when it is this set). Computed once per `before` and shared by every proxy that had it.
+  std::shared_ptr<const std::string> changedSince(
+      const std::shared_ptr<const AssignmentSet>& before) const;
+
+ private:
+  struct Entry {
+    std::string name;
+    size_t offset = 0;  // in *all_
+    size_t size = 0;
+    size_t hash = 0;
+  };
+  std::string_view bytes(const Entry& e) const { return {all_->data() + e.offset, e.size}; }
+
+  std::vector<Entry> entries_;  // by name
+  std::shared_ptr<const std::string> all_;
+  mutable std::mutex mu_;
+  mutable std::vector<std::pair<std::weak_ptr<const AssignmentSet>,
+                                std::shared_ptr<const std::string>>>
+      diffs_;
+};
+
 // translate()'s result in two parts whose serializations, concatenated (shared first), parse to
 // the same Bootstrap (protobuf appends repeated fields of concatenated messages in order).
 // `shared` is the outbound view (route configurations, clusters), serialized
 // deterministically once per view and the same object for every proxy with that view; `own` is
 // the proxy's node, outbound listeners and inbound listeners, clusters and routes. Pushing to many
 // proxies then costs one serialization of the big part, not one per proxy.
+// In the split form the outbound clusters are `eds`: their endpoints are not in `shared` but in
+// `assignments` (one per outbound cluster, shared per view like `shared`). Inbound clusters keep
+// their endpoints inline.
 struct SplitTranslation {
   std::shared_ptr<const std::string> shared;
   size_t shared_hash = 0;  // of *shared, computed once with it: a cheap "surely different"
   mesh::proxy::v1::Bootstrap own;
+  std::shared_ptr<const AssignmentSet> assignments;
   std::vector<std::string> warnings;
 };
 
@@ -69,8 +108,10 @@ class Translator {
     std::vector<std::string> warnings;
     // A Bootstrap of clusters and route_configs, serialized deterministically. (Outbound
     // listeners are per proxy: their address may be the proxy's outbound_bind.)
+    // Its clusters are `eds`, without endpoints: those are in `assignments`.
     std::shared_ptr<const std::string> bytes;
     size_t bytes_hash = 0;
+    std::shared_ptr<const AssignmentSet> assignments;
   };
   // A proxy's own endpoints (those with its IP) in registry order, by IP; built on first use.
   using InboundIndex =

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "config/resource.h"
+#include "discovery/v1/discovery.pb.h"
 
 namespace mesh::pilot::server {
 namespace {
@@ -42,8 +43,51 @@ translate::ProxyIdentity proxy() {
   return p;
 }
 
+// Two static services with endpoints; `reviews_ip` is the address of reviews' one endpoint.
+std::string twoServices(const std::string& reviews_ip, const std::string& extra = "") {
+  return R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: ratings, namespace: default}
+spec:
+  hosts: [ratings.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: 10.1.0.1}, {address: 10.1.0.2}]
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints: [{address: )" +
+         reviews_ip + "}]\n" + extra;
+}
+
+// The ClusterLoadAssignments of an assignments push.
+std::vector<proxy::v1::ClusterLoadAssignment> assignmentsOf(const Push& push) {
+  EXPECT_EQ(push.type, Push::Type::kAssignments);
+  discovery::v1::DiscoveryResponse r;
+  EXPECT_TRUE(r.ParseFromString(*push.shared_bytes));
+  std::vector<proxy::v1::ClusterLoadAssignment> out;
+  for (const auto& any : r.resources()) {
+    EXPECT_TRUE(any.UnpackTo(&out.emplace_back()));
+  }
+  return out;
+}
+
 class DiscoveryTest : public ::testing::Test {
  protected:
+  // The one push due (the proxy did not subscribe to assignments: Bootstraps only).
+  std::optional<Push> nextPush(uint64_t conn) {
+    std::vector<Push> pushes = d_.nextPushes(conn);
+    EXPECT_LE(pushes.size(), 1u);
+    if (pushes.empty()) return std::nullopt;
+    EXPECT_EQ(pushes[0].type, Push::Type::kBootstrap);
+    return std::move(pushes[0]);
+  }
+
   stats::Store stats_;
   Discovery d_{stats_, {}};
   int wakes_ = 0;
@@ -52,25 +96,25 @@ class DiscoveryTest : public ::testing::Test {
 TEST_F(DiscoveryTest, NotReadyAndNothingToPushBeforeAGoodConfig) {
   EXPECT_FALSE(d_.ready());
   uint64_t c = d_.connect(proxy(), [&] { ++wakes_; });
-  EXPECT_FALSE(d_.nextPush(c).has_value());
+  EXPECT_FALSE(nextPush(c).has_value());
 }
 
 TEST_F(DiscoveryTest, PushesOnlyWhenTheProxysBootstrapChanged) {
   ASSERT_TRUE(d_.applyConfig(configOf(entry(80))));
   uint64_t c = d_.connect(proxy(), [&] { ++wakes_; });
-  auto first = d_.nextPush(c);
+  auto first = nextPush(c);
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(first->version, "1");
   EXPECT_EQ(first->bootstrap().node().id(), proxy().id);
-  EXPECT_FALSE(d_.nextPush(c).has_value());
+  EXPECT_FALSE(nextPush(c).has_value());
 
   // Same content again: a new config version, woken, but nothing to send.
   ASSERT_TRUE(d_.applyConfig(configOf(entry(80))));
   EXPECT_EQ(wakes_, 1);
-  EXPECT_FALSE(d_.nextPush(c).has_value());
+  EXPECT_FALSE(nextPush(c).has_value());
 
   ASSERT_TRUE(d_.applyConfig(configOf(entry(8080))));
-  auto second = d_.nextPush(c);
+  auto second = nextPush(c);
   ASSERT_TRUE(second.has_value());
   EXPECT_EQ(second->version, "3");
   EXPECT_NE(second->nonce, first->nonce);
@@ -79,18 +123,18 @@ TEST_F(DiscoveryTest, PushesOnlyWhenTheProxysBootstrapChanged) {
 TEST_F(DiscoveryTest, AckNackAndStaleNonces) {
   ASSERT_TRUE(d_.applyConfig(configOf(entry(80))));
   uint64_t c = d_.connect(proxy(), [] {});
-  auto push = d_.nextPush(c);
+  auto push = nextPush(c);
   ASSERT_TRUE(push.has_value());
   EXPECT_THAT(d_.syncz(), HasSubstr("\"status\":\"STALE\""));
-  EXPECT_FALSE(d_.onResponse(c, push->version, "not-the-nonce", std::nullopt));
-  EXPECT_TRUE(d_.onResponse(c, push->version, push->nonce, std::nullopt));
+  EXPECT_FALSE(d_.onResponse(c, kBootstrapType, push->version, "not-the-nonce", std::nullopt));
+  EXPECT_TRUE(d_.onResponse(c, kBootstrapType, push->version, push->nonce, std::nullopt));
   EXPECT_THAT(d_.syncz(), HasSubstr("\"status\":\"SYNCED\""));
   EXPECT_THAT(d_.metrics(), HasSubstr("pilot_proxy_convergence_time_count 1"));
 
   ASSERT_TRUE(d_.applyConfig(configOf(entry(8080))));
-  auto next = d_.nextPush(c);
+  auto next = nextPush(c);
   ASSERT_TRUE(next.has_value());
-  EXPECT_TRUE(d_.onResponse(c, push->version, next->nonce,
+  EXPECT_TRUE(d_.onResponse(c, kBootstrapType, push->version, next->nonce,
                             std::make_pair(3, std::string("listener \"x\": bad \"port\""))));
   std::string syncz = d_.syncz();
   EXPECT_THAT(syncz, HasSubstr("\"status\":\"REJECTED\""));
@@ -98,6 +142,91 @@ TEST_F(DiscoveryTest, AckNackAndStaleNonces) {
   EXPECT_THAT(syncz, HasSubstr(R"("last_nack":{"version":"2","code":3,)"));
   EXPECT_THAT(syncz, HasSubstr(R"("message":"listener \"x\": bad \"port\"")"));
   EXPECT_THAT(d_.metrics(), HasSubstr("pilot_total_xds_rejects{type=\"bootstrap\"} 1"));
+}
+
+TEST_F(DiscoveryTest, EndpointOnlyChangeSendsOnlyTheChangedAssignments) {
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.1"))));
+  uint64_t c = d_.connect(proxy(), [&] { ++wakes_; });
+  d_.subscribeAssignments(c);
+  EXPECT_EQ(wakes_, 1);
+
+  // First: the Bootstrap (clusters marked eds, without endpoints), then every assignment.
+  std::vector<Push> first = d_.nextPushes(c);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0].type, Push::Type::kBootstrap);
+  proxy::v1::Bootstrap b = first[0].bootstrap();
+  ASSERT_EQ(b.clusters_size(), 2);
+  for (const auto& cluster : b.clusters()) {
+    EXPECT_TRUE(cluster.eds()) << cluster.name();
+    EXPECT_EQ(cluster.endpoints_size(), 0) << cluster.name();
+  }
+  auto all = assignmentsOf(first[1]);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].cluster_name(), "outbound|9080||ratings.default.svc.cluster.local");
+  EXPECT_EQ(all[0].endpoints_size(), 2);
+  EXPECT_EQ(all[1].cluster_name(), "outbound|9080||reviews.default.svc.cluster.local");
+  ASSERT_EQ(all[1].endpoints_size(), 1);
+  EXPECT_EQ(all[1].endpoints(0).address(), "10.2.0.1");
+  EXPECT_TRUE(d_.onResponse(c, kBootstrapType, "1", first[0].nonce, std::nullopt));
+  EXPECT_TRUE(d_.onResponse(c, kAssignmentType, "1", first[1].nonce, std::nullopt));
+  EXPECT_THAT(d_.syncz(), HasSubstr("\"status\":\"SYNCED\""));
+  EXPECT_TRUE(d_.nextPushes(c).empty());
+
+  // reviews' endpoint moves: only its assignment goes out, no Bootstrap.
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.9"))));
+  std::vector<Push> moved = d_.nextPushes(c);
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(moved[0].version, "2");
+  auto changed = assignmentsOf(moved[0]);
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].cluster_name(), "outbound|9080||reviews.default.svc.cluster.local");
+  ASSERT_EQ(changed[0].endpoints_size(), 1);
+  EXPECT_EQ(changed[0].endpoints(0).address(), "10.2.0.9");
+  EXPECT_THAT(d_.syncz(), HasSubstr("\"status\":\"STALE\""));
+  EXPECT_TRUE(d_.onResponse(c, kAssignmentType, "2", moved[0].nonce, std::nullopt));
+  EXPECT_THAT(d_.syncz(), HasSubstr("\"status\":\"SYNCED\""));
+  EXPECT_THAT(d_.metrics(), HasSubstr("pilot_xds_pushes{type=\"eds\"} 2"));
+  EXPECT_THAT(d_.metrics(), HasSubstr("pilot_xds_pushes{type=\"bootstrap\"} 1"));
+
+  // A routing change: only the Bootstrap (the endpoints are the same).
+  const std::string vs = R"(---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - route:
+    - destination: {host: ratings.default.svc.cluster.local}
+)";
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.9", vs))));
+  std::vector<Push> routed = d_.nextPushes(c);
+  ASSERT_EQ(routed.size(), 1u);
+  EXPECT_EQ(routed[0].type, Push::Type::kBootstrap);
+  EXPECT_EQ(routed[0].version, "3");
+}
+
+TEST_F(DiscoveryTest, AssignmentsAreResentWholeAfterANack) {
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.1"))));
+  uint64_t c = d_.connect(proxy(), [] {});
+  d_.subscribeAssignments(c);
+  std::vector<Push> first = d_.nextPushes(c);
+  ASSERT_EQ(first.size(), 2u);
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.9"))));
+  std::vector<Push> moved = d_.nextPushes(c);
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_TRUE(d_.onResponse(c, kAssignmentType, "1", moved[0].nonce,
+                            std::make_pair(3, std::string("endpoint port 0"))));
+  std::string syncz = d_.syncz();
+  EXPECT_THAT(syncz, HasSubstr("\"status\":\"REJECTED\""));
+  EXPECT_THAT(syncz, HasSubstr(R"("message":"endpoint port 0")"));
+  EXPECT_THAT(d_.metrics(), HasSubstr("pilot_total_xds_rejects{type=\"eds\"} 1"));
+
+  // The next change sends every assignment again, not just the changed one.
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.7"))));
+  std::vector<Push> again = d_.nextPushes(c);
+  ASSERT_EQ(again.size(), 1u);
+  EXPECT_EQ(assignmentsOf(again[0]).size(), 2u);
 }
 
 TEST_F(DiscoveryTest, BadConfigKeepsTheLastGoodOneAndShowsItsErrors) {
