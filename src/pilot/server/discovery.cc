@@ -351,13 +351,13 @@ std::string Discovery::syncz() const {
     };
     out += ",\"last_nack\":" + nack(b);
     out += ",\"pushes\":" + std::to_string(b.pushes);
-    out += ",\"assignments\":{";
-    appendField(&out, "sent_version", a.sent_version, false);
-    appendField(&out, "sent_nonce", a.sent_nonce, true);
-    appendField(&out, "acked_version", a.acked_version, true);
-    appendField(&out, "status", p.assignments_subscribed ? a.status() : "NOT SUBSCRIBED", true);
-    out += ",\"last_nack\":" + nack(a);
-    out += ",\"pushes\":" + std::to_string(a.pushes) + "}}";
+    // The assignments' (EDS) own versions, flat with a prefix: keys stay unique per proxy.
+    appendField(&out, "eds_sent_version", a.sent_version, true);
+    appendField(&out, "eds_sent_nonce", a.sent_nonce, true);
+    appendField(&out, "eds_acked_version", a.acked_version, true);
+    appendField(&out, "eds_status", p.assignments_subscribed ? a.status() : "NOT SUBSCRIBED", true);
+    out += ",\"eds_last_nack\":" + nack(a);
+    out += ",\"eds_pushes\":" + std::to_string(a.pushes) + "}";
   }
   out += "]\n";
   return out;

@@ -71,7 +71,9 @@ struct Push {
   std::string own_bytes;
 
   size_t size() const { return shared_bytes->size() + own_bytes.size(); }
-  const char* typeUrl() const { return type == Type::kBootstrap ? kBootstrapType : kAssignmentType; }
+  const char* typeUrl() const {
+    return type == Type::kBootstrap ? kBootstrapType : kAssignmentType;
+  }
   // Parsed (tests, debugging); pushes send the bytes as they are. Only for kBootstrap.
   mesh::proxy::v1::Bootstrap bootstrap() const;
 };

@@ -103,9 +103,9 @@ grpc::ByteBuffer responseOf(const Push& push) {
 // State machine, guarded by mu_: `wanted_` (a wake arrived since the last computation),
 // `queued_` (in the push queue), `busy_` (pushes are being computed or written: at most one write
 // is outstanding; the responses of one computation, a Bootstrap then its assignments, are written
-// in order from `pending_`). A wake during busy_ only sets wanted_; when the write completes the stream is
-// queued again and nextPush computes from the then-current config, so the latest config wins
-// and intermediate ones are skipped.
+// in order from `pending_`). A wake during busy_ only sets wanted_; when the write completes the
+// stream is queued again and nextPush computes from the then-current config, so the latest config
+// wins and intermediate ones are skipped.
 class Stream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                      public std::enable_shared_from_this<Stream> {
  public:
@@ -151,8 +151,8 @@ class Stream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byte
 
   Service& service_;
   Discovery& discovery_;
-  std::shared_ptr<Stream> self_;  // released in OnDone
-  grpc::ByteBuffer request_;      // only touched by the read chain
+  std::shared_ptr<Stream> self_;          // released in OnDone
+  grpc::ByteBuffer request_;              // only touched by the read chain
   std::deque<grpc::ByteBuffer> pending_;  // front: the outstanding write's message
 
   std::mutex mu_;

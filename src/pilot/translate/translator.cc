@@ -1,5 +1,6 @@
 #include "pilot/translate/translator.h"
 
+#include <google/protobuf/any.pb.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
@@ -107,8 +108,8 @@ std::shared_ptr<const std::string> AssignmentSet::changedSince(
   auto old = before->entries_.begin();
   for (const Entry& e : entries_) {
     while (old != before->entries_.end() && old->name < e.name) ++old;
-    const bool same = old != before->entries_.end() && old->name == e.name &&
-                      old->hash == e.hash && before->bytes(*old) == bytes(e);
+    const bool same = old != before->entries_.end() && old->name == e.name && old->hash == e.hash &&
+                      before->bytes(*old) == bytes(e);
     if (same) continue;
     ++changed;
     diff->append(bytes(e));
@@ -117,6 +118,23 @@ std::shared_ptr<const std::string> AssignmentSet::changedSince(
   if (changed == entries_.size()) out = all_;  // the same bytes, shared
   std::erase_if(diffs_, [](const auto& d) { return d.first.expired(); });
   diffs_.emplace_back(before, out);
+  return out;
+}
+
+std::vector<v1::ClusterLoadAssignment> AssignmentSet::parse(std::string_view entries) {
+  std::vector<v1::ClusterLoadAssignment> out;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(entries.data()),
+                                            static_cast<int>(entries.size()));
+  uint32_t tag = 0;
+  while ((tag = in.ReadTag()) != 0) {
+    uint32_t size = 0;
+    std::string any_bytes;
+    google::protobuf::Any any;
+    if (tag != (2 << 3 | 2) || !in.ReadVarint32(&size) || !in.ReadString(&any_bytes, size) ||
+        !any.ParseFromString(any_bytes) || !any.UnpackTo(&out.emplace_back())) {
+      break;
+    }
+  }
   return out;
 }
 

@@ -48,6 +48,8 @@ class AssignmentSet {
   // when it is this set). Computed once per `before` and shared by every proxy that had it.
   std::shared_ptr<const std::string> changedSince(
       const std::shared_ptr<const AssignmentSet>& before) const;
+  // Parsed entries (tests, debugging); by cluster name.
+  static std::vector<mesh::proxy::v1::ClusterLoadAssignment> parse(std::string_view entries);
 
  private:
   struct Entry {
@@ -61,8 +63,8 @@ class AssignmentSet {
   std::vector<Entry> entries_;  // by name
   std::shared_ptr<const std::string> all_;
   mutable std::mutex mu_;
-  mutable std::vector<std::pair<std::weak_ptr<const AssignmentSet>,
-                                std::shared_ptr<const std::string>>>
+  mutable std::vector<
+      std::pair<std::weak_ptr<const AssignmentSet>, std::shared_ptr<const std::string>>>
       diffs_;
 };
 

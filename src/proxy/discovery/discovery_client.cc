@@ -172,7 +172,7 @@ struct DiscoveryClient::Impl {
       r.mutable_error_detail()->set_message(result.message());
     }
     r.set_version_info(std::string_view(type) == kBootstrapType ? bootstrap_version
-                                                                 : assignments_version);
+                                                                : assignments_version);
     return stream->Write(r);
   }
 
@@ -245,9 +245,9 @@ struct DiscoveryClient::Impl {
           // The held Bootstrap goes in with the assignments it has.
           Pending p = std::move(*pending);
           pending.reset();
-          std::optional<Status> r = applyBoth(p.bootstrap, p.version, p.bytes,
-                                              prunedTo(*p.bootstrap, assignments),
-                                              assignments_version);
+          std::optional<Status> r =
+              applyBoth(p.bootstrap, p.version, p.bytes, prunedTo(*p.bootstrap, assignments),
+                        assignments_version);
           if (!r) return false;
           if (!reply(stream, kBootstrapType, p.nonce, *r)) return false;
         }

@@ -674,7 +674,8 @@ AdminResponse Server::handleConfigDump(const AdminRequest&) {
     out += ",\"discovery\":{\"version_info\":\"" + jsonEscape(discovered_version_) +
            "\",\"bootstrap_version_info\":\"" + jsonEscape(discovered_parts_.bootstrap_version) +
            "\",\"assignments_version_info\":\"" +
-           jsonEscape(discovered_parts_.assignments_version) + "\",\"connected\":" + (discovery_connected_ ? "true" : "false") + ",\"detail\":\"" +
+           jsonEscape(discovered_parts_.assignments_version) +
+           "\",\"connected\":" + (discovery_connected_ ? "true" : "false") + ",\"detail\":\"" +
            jsonEscape(discovery_detail_) + "\"}";
   }
   if (!last_error_.empty()) out += ",\"last_rejected_config\":\"" + jsonEscape(last_error_) + "\"";
