@@ -19,6 +19,9 @@ struct DiscoveredConfig {
   std::shared_ptr<const Assignments> assignments;  // by cluster name; never null
   std::string bootstrap_version;
   std::string assignments_version;  // "" until the first assignments
+  // The version of the response that made this change (the newest pilot sent): what the proxy
+  // reports as applied.
+  std::string version;
 };
 
 // The Bootstrap the proxy runs: `config.bootstrap` with each `eds` cluster's endpoints taken from

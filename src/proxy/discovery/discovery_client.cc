@@ -1,5 +1,6 @@
 #include "proxy/discovery/discovery_client.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
@@ -176,13 +177,13 @@ struct DiscoveryClient::Impl {
     return stream->Write(r);
   }
 
-  // Applies a Bootstrap with assignments; on success they become the last good ones. Nullopt if
-  // the client is stopping.
+  // Applies a Bootstrap with assignments, on behalf of a response of `version`; on success they
+  // become the last good ones. Nullopt if the client is stopping.
   std::optional<Status> applyBoth(std::shared_ptr<const v1::Bootstrap> b,
                                   const std::string& b_version, const std::string& b_bytes,
                                   std::shared_ptr<const Assignments> a,
-                                  const std::string& a_version) {
-    DiscoveredConfig config{b, a, b_version, a_version};
+                                  const std::string& a_version, const std::string& version) {
+    DiscoveredConfig config{b, a, b_version, a_version, version};
     std::future<Status> f = apply(std::move(config));
     std::optional<Status> result = await(f);
     if (result && result->ok()) {
@@ -226,7 +227,7 @@ struct DiscoveryClient::Impl {
     pending.reset();
     std::shared_ptr<const Assignments> a = prunedTo(*config, assignments);
     std::optional<Status> result =
-        applyBoth(config, resp.version_info(), bytes, a, assignments_version);
+        applyBoth(config, resp.version_info(), bytes, a, assignments_version, resp.version_info());
     if (!result) return false;  // stopping
     if (!result->ok()) return nack(stream, kBootstrapType, resp, *result);
     return reply(stream, kBootstrapType, resp.nonce(), okStatus());
@@ -236,43 +237,46 @@ struct DiscoveryClient::Impl {
     // The new ones replace those of the same clusters; the others stay (EDS in the state of the
     // world variant sends only what changed).
     auto next = std::make_shared<Assignments>(*assignments);
+    bool changed = false;
+    std::optional<Status> bad;
     for (const auto& any : resp.resources()) {
       v1::ClusterLoadAssignment a;
       if (!any.Is<v1::ClusterLoadAssignment>() || !any.UnpackTo(&a)) {
-        Status bad = invalidArgument("resource of type '" + any.type_url() +
-                                     "' is not a parsable " + std::string(kAssignmentType));
-        if (pending) {
-          // The held Bootstrap goes in with the assignments it has.
-          Pending p = std::move(*pending);
-          pending.reset();
-          std::optional<Status> r =
-              applyBoth(p.bootstrap, p.version, p.bytes, prunedTo(*p.bootstrap, assignments),
-                        assignments_version);
-          if (!r) return false;
-          if (!reply(stream, kBootstrapType, p.nonce, *r)) return false;
-        }
-        return nack(stream, kAssignmentType, resp, bad);
+        bad = invalidArgument("resource of type '" + any.type_url() + "' is not a parsable " +
+                              std::string(kAssignmentType));
+        break;
       }
+      auto it = next->find(a.cluster_name());
+      if (it != next->end() && google::protobuf::util::MessageDifferencer::Equals(it->second, a)) {
+        continue;  // a resync of what runs
+      }
+      changed = true;
       std::string name = a.cluster_name();
       (*next)[std::move(name)] = std::move(a);
     }
     std::optional<Status> result = okStatus();
     if (pending) {
+      // The held Bootstrap goes in now, with these assignments (or, if they are bad, with the
+      // ones it has).
       Pending p = std::move(*pending);
       pending.reset();
-      result = applyBoth(p.bootstrap, p.version, p.bytes, prunedTo(*p.bootstrap, std::move(next)),
-                         resp.version_info());
-      if (!result) return false;
+      result =
+          bad ? applyBoth(p.bootstrap, p.version, p.bytes, prunedTo(*p.bootstrap, assignments),
+                          assignments_version, p.version)
+              : applyBoth(p.bootstrap, p.version, p.bytes, prunedTo(*p.bootstrap, std::move(next)),
+                          resp.version_info(), resp.version_info());
+      if (!result) return false;  // stopping
       if (!reply(stream, kBootstrapType, p.nonce, *result)) return false;
-    } else if (bootstrap == nullptr || resp.resources_size() == 0) {
-      // Nothing runs that they change: kept for the Bootstrap to come.
+    } else if (!bad && (bootstrap == nullptr || !changed)) {
+      // Nothing runs that they change: kept (for the Bootstrap to come).
       assignments = std::move(next);
       assignments_version = resp.version_info();
-    } else {
+    } else if (!bad) {
       result = applyBoth(bootstrap, bootstrap_version, bootstrap_bytes, std::move(next),
-                         resp.version_info());
+                         resp.version_info(), resp.version_info());
       if (!result) return false;
     }
+    if (bad) return nack(stream, kAssignmentType, resp, *bad);
     if (!result->ok()) return nack(stream, kAssignmentType, resp, *result);
     return reply(stream, kAssignmentType, resp.nonce(), okStatus());
   }

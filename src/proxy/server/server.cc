@@ -322,18 +322,8 @@ std::future<Status> Server::applyDiscovered(DiscoveredConfig config) {
   return result;
 }
 
-namespace {
-
-// Pilot's versions are its config versions (decimal): the newer of two, "" counting as oldest.
-const std::string& newerVersion(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return a.size() > b.size() ? a : b;
-  return a > b ? a : b;
-}
-
-}  // namespace
-
 Status Server::applyDiscoveredNow(const DiscoveredConfig& config) {
-  const std::string& version = newerVersion(config.bootstrap_version, config.assignments_version);
+  const std::string& version = config.version;
   if (state_ == State::kDraining) return unavailable("draining");
   auto merged = std::make_shared<const v1::Bootstrap>(mergeAssignments(config));
   auto snap = loadSnapshot(merged.get());
