@@ -38,6 +38,83 @@ translate::SplitTranslation MeshConfig::translateSplit(
   return t;
 }
 
+void MeshConfig::inheritViews(const MeshConfig& previous, std::set<std::string> changed_services) {
+  std::scoped_lock lock(mu_, previous.mu_);
+  translator_->inherit(*previous.translator_, std::move(changed_services));
+}
+
+size_t MeshConfig::viewsRefreshed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return translator_->viewsRefreshed();
+}
+
+namespace {
+
+std::string deterministic(const google::protobuf::MessageLite& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream sos(&out);
+  google::protobuf::io::CodedOutputStream cos(&sos);
+  cos.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&cos);
+  return out;
+}
+
+bool sameResource(const config::Resource& a, const config::Resource& b) {
+  if (a.kind != b.kind || a.name != b.name || a.namespace_name != b.namespace_name ||
+      a.labels != b.labels || a.annotations != b.annotations || a.spec.index() != b.spec.index()) {
+    return false;
+  }
+  auto bytes = [](const config::Resource& r) {
+    return std::visit([](const auto& m) { return deterministic(m); }, r.spec);
+  };
+  return bytes(a) == bytes(b);
+}
+
+std::string kubeBytes(const config::KubernetesObject& o) {
+  return std::visit([](const auto& m) { return deterministic(m); }, o.object);
+}
+
+}  // namespace
+
+std::optional<std::set<std::string>> endpointOnlyChange(const DirectoryConfig& before,
+                                                        const DirectoryConfig& after) {
+  if (before.resources.size() != after.resources.size()) return std::nullopt;
+  for (size_t i = 0; i < before.resources.size(); ++i) {
+    if (!sameResource(before.resources[i], after.resources[i])) return std::nullopt;
+  }
+  // Everything but Endpoints in the same order and equal; Endpoints compared by name.
+  std::vector<const config::KubernetesObject*> others[2];
+  std::map<std::string, std::string> endpoints[2];
+  const DirectoryConfig* loads[2] = {&before, &after};
+  for (int i = 0; i < 2; ++i) {
+    for (const config::KubernetesObject& o : loads[i]->kube_objects) {
+      if (o.as<config::v1::KubernetesEndpointsObject>() != nullptr) {
+        endpoints[i][o.namespace_name + "/" + o.name] = kubeBytes(o);
+      } else {
+        others[i].push_back(&o);
+      }
+    }
+  }
+  if (others[0].size() != others[1].size()) return std::nullopt;
+  for (size_t i = 0; i < others[0].size(); ++i) {
+    const config::KubernetesObject& a = *others[0][i];
+    const config::KubernetesObject& b = *others[1][i];
+    if (a.name != b.name || a.namespace_name != b.namespace_name ||
+        a.object.index() != b.object.index() || kubeBytes(a) != kubeBytes(b)) {
+      return std::nullopt;
+    }
+  }
+  std::set<std::string> changed;
+  for (const auto& [name, bytes] : endpoints[0]) {
+    auto it = endpoints[1].find(name);
+    if (it == endpoints[1].end() || it->second != bytes) changed.insert(name);
+  }
+  for (const auto& [name, bytes] : endpoints[1]) {
+    if (!endpoints[0].contains(name)) changed.insert(name);
+  }
+  return changed;
+}
+
 mesh::proxy::v1::Bootstrap Push::bootstrap() const {
   mesh::proxy::v1::Bootstrap b;
   b.ParseFromString(*shared_bytes + own_bytes);
@@ -93,7 +170,17 @@ bool Discovery::applyConfig(DirectoryConfig loaded) {
   }
   // Indexing the registries and resources takes tens of ms for thousands of services: not
   // under mu_, which every stream's ACK and push bookkeeping takes.
-  auto config = std::make_shared<const MeshConfig>(std::move(loaded), version, options_);
+  std::shared_ptr<const MeshConfig> previous = current();
+  std::optional<std::set<std::string>> endpoint_only;
+  if (previous != nullptr) endpoint_only = endpointOnlyChange(previous->config(), loaded);
+  auto config = std::make_shared<MeshConfig>(std::move(loaded), version, options_);
+  if (endpoint_only) {
+    // Clusters and routes are as they were: the new config takes over the views, and only the
+    // assignments of the services whose endpoints changed are computed again.
+    MESH_LOG("pilot", debug, "config version {}: endpoint-only change ({} Endpoints)", version,
+             endpoint_only->size());
+    config->inheritViews(*previous, std::move(*endpoint_only));
+  }
   std::vector<std::function<void()>> wakes;
   {
     std::lock_guard<std::mutex> lock(mu_);

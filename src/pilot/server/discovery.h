@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,12 @@ class MeshConfig {
   translate::SplitTranslation translateSplit(const translate::ProxyIdentity& proxy) const;
   // The service model (every service, its ports and endpoints) as JSON, for /debug/registryz.
   std::string registryz() const;
+  // This config differs from `previous` only in the endpoints of `changed_services`
+  // ("namespace/name"): take over the outbound views `previous` built (Translator::inherit).
+  // Before this config is shared.
+  void inheritViews(const MeshConfig& previous, std::set<std::string> changed_services);
+  // Outbound views taken over from the previous config (tests, debugging).
+  size_t viewsRefreshed() const;
 
  private:
   const DirectoryConfig config_;
@@ -175,6 +182,11 @@ class Discovery {
   uint64_t next_conn_ = 1;
   uint64_t next_nonce_ = 1;
 };
+
+// The Kubernetes Endpoints objects ("namespace/name") added, removed or changed from `before` to
+// `after` when nothing else changed (Istio resources, Services, Pods); nullopt otherwise.
+std::optional<std::set<std::string>> endpointOnlyChange(const DirectoryConfig& before,
+                                                        const DirectoryConfig& after);
 
 // Appends s as a JSON string literal (quoted, escaped).
 void appendJsonString(std::string* out, std::string_view s);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ class AssignmentSet {
  public:
   // `assignments` in any order; names must be distinct.
   explicit AssignmentSet(const std::vector<mesh::proxy::v1::ClusterLoadAssignment>& assignments);
+  // `base` with the assignments of the same names replaced (names not in `base` are ignored).
+  AssignmentSet(const AssignmentSet& base,
+                const std::vector<mesh::proxy::v1::ClusterLoadAssignment>& replacements);
 
   // Every entry (a proxy's first push).
   const std::shared_ptr<const std::string>& all() const { return all_; }
@@ -96,16 +100,39 @@ class Translator {
   // Outbound views computed and reused so far (for tests and debug pages).
   size_t viewsBuilt() const { return views_built_; }
   size_t viewsReused() const { return views_reused_; }
+  // Views taken over from `inherit` with their changed assignments recomputed.
+  size_t viewsRefreshed() const { return views_refreshed_; }
+
+  // The config changed from `previous`'s only in the endpoints of `changed_services`
+  // ("namespace/name"): the outbound views `previous` built are taken over as they are needed,
+  // only the assignments of those services' clusters computed again. Call before translating.
+  // `previous` may go away afterwards (views hold no pointer into its registry).
+  void inherit(const Translator& previous, std::set<std::string> changed_services);
 
  private:
+  // What an outbound cluster's endpoints are computed from.
+  struct ClusterSource {
+    std::string cluster;
+    std::string host;
+    std::string service_namespace;
+    std::string service_name;
+    uint32_t port = 0;
+    std::map<std::string, std::string> selector;  // a subset's labels
+  };
+  // The big parts are shared (not changed after buildOutbound) so that a refreshed copy is cheap.
   struct OutboundView {
-    std::vector<mesh::proxy::v1::Cluster> clusters;
-    std::vector<mesh::proxy::v1::RouteConfiguration> route_configs;
+    std::shared_ptr<std::vector<mesh::proxy::v1::Cluster>> clusters =
+        std::make_shared<std::vector<mesh::proxy::v1::Cluster>>();
+    std::shared_ptr<std::vector<ClusterSource>> sources =
+        std::make_shared<std::vector<ClusterSource>>();  // one per cluster
+    std::shared_ptr<std::vector<mesh::proxy::v1::RouteConfiguration>> route_configs =
+        std::make_shared<std::vector<mesh::proxy::v1::RouteConfiguration>>();
     std::vector<uint32_t> http_ports;  // one outbound listener each, ascending
     // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending.
     std::vector<std::pair<uint32_t, mesh::proxy::v1::TcpProxy>> tcp_ports;
     // A router's: route configurations "http.<port>", one listener per port, ascending.
-    std::vector<mesh::proxy::v1::RouteConfiguration> gateway_route_configs;
+    std::shared_ptr<std::vector<mesh::proxy::v1::RouteConfiguration>> gateway_route_configs =
+        std::make_shared<std::vector<mesh::proxy::v1::RouteConfiguration>>();
     std::vector<uint32_t> gateway_ports;
     std::vector<std::string> warnings;
     // A Bootstrap of clusters and route_configs, serialized deterministically. (Outbound
@@ -126,6 +153,7 @@ class Translator {
   std::shared_ptr<const OutboundView> buildOutbound(const ProxyIdentity& proxy,
                                                     const config::Resource* sidecar);
   void addInbound(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out);
+  std::shared_ptr<const AssignmentSet> refreshedAssignments(const OutboundView& view);
 
   const PushContext& push_;
   TranslateOptions options_;
@@ -133,6 +161,10 @@ class Translator {
   std::map<std::string, std::shared_ptr<const OutboundView>> views_;
   size_t views_built_ = 0;
   size_t views_reused_ = 0;
+  size_t views_refreshed_ = 0;
+  std::map<std::string, std::shared_ptr<const OutboundView>> inherited_;
+  std::set<std::string> changed_services_;
+  std::map<std::string, const model::Service*> service_index_;  // "namespace/host"
   std::unique_ptr<InboundIndex> inbound_index_;
 };
 

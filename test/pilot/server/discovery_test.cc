@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "config/resource.h"
 #include "discovery/v1/discovery.pb.h"
 
@@ -204,6 +206,88 @@ spec:
   ASSERT_EQ(routed.size(), 1u);
   EXPECT_EQ(routed[0].type, Push::Type::kBootstrap);
   EXPECT_EQ(routed[0].version, "3");
+}
+
+// Kubernetes Services web and api with one endpoint each; `web_ip` is web's.
+std::string kubeServices(const std::string& web_ip, const std::string& extra = "") {
+  auto service = [](const std::string& name, const std::string& ip) {
+    return "apiVersion: v1\nkind: Service\nmetadata: {name: " + name +
+           ", namespace: default}\nspec:\n  ports: [{port: 80, name: http, targetPort: 8080}]\n"
+           "---\napiVersion: v1\nkind: Endpoints\nmetadata: {name: " +
+           name + ", namespace: default}\nsubsets:\n- addresses: [{ip: " + ip +
+           "}]\n  ports: [{name: http, port: 8080}]\n---\n";
+  };
+  return service("web", web_ip) + service("api", "10.3.0.1") + extra;
+}
+
+TEST(EndpointOnlyChangeTest, NamesTheChangedEndpointsOrSaysSomethingElseChanged) {
+  auto changed =
+      endpointOnlyChange(configOf(kubeServices("10.2.0.1")), configOf(kubeServices("10.2.0.2")));
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_EQ(*changed, std::set<std::string>{"default/web"});
+  changed =
+      endpointOnlyChange(configOf(kubeServices("10.2.0.1")), configOf(kubeServices("10.2.0.1")));
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_TRUE(changed->empty());
+  const std::string vs = R"(apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: web, namespace: default}
+spec:
+  hosts: [web]
+  http:
+  - route:
+    - destination: {host: api}
+)";
+  EXPECT_FALSE(
+      endpointOnlyChange(configOf(kubeServices("10.2.0.1")), configOf(kubeServices("10.2.0.2", vs)))
+          .has_value());
+  std::string other_port = kubeServices("10.2.0.1");
+  other_port.replace(other_port.find("port: 80,"), 9, "port: 81,");
+  EXPECT_FALSE(
+      endpointOnlyChange(configOf(kubeServices("10.2.0.1")), configOf(other_port)).has_value());
+}
+
+TEST_F(DiscoveryTest, EndpointOnlyKubernetesChangeReusesTheViewsAndSendsTheNewEndpoints) {
+  ASSERT_TRUE(d_.applyConfig(configOf(kubeServices("10.2.0.1"))));
+  uint64_t c = d_.connect(proxy(), [] {});
+  d_.subscribeAssignments(c);
+  std::vector<Push> first = d_.nextPushes(c);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(assignmentsOf(first[1]).size(), 2u);
+
+  ASSERT_TRUE(d_.applyConfig(configOf(kubeServices("10.2.0.7"))));
+  std::vector<Push> moved = d_.nextPushes(c);
+  ASSERT_EQ(moved.size(), 1u);
+  auto changed = assignmentsOf(moved[0]);
+  ASSERT_EQ(changed.size(), 1u);
+  EXPECT_EQ(changed[0].cluster_name(), "outbound|80||web.default.svc.cluster.local");
+  ASSERT_EQ(changed[0].endpoints_size(), 1);
+  EXPECT_EQ(changed[0].endpoints(0).address(), "10.2.0.7");
+  EXPECT_EQ(changed[0].endpoints(0).port(), 8080u);
+  EXPECT_EQ(d_.current()->viewsRefreshed(), 1u);  // taken over, not built again
+  // The whole translation (clusters with their endpoints) is what a fresh config gives.
+  MeshConfig fresh(configOf(kubeServices("10.2.0.7")), 9, {});
+  EXPECT_EQ(d_.current()->translate(proxy()).bootstrap.SerializeAsString(),
+            fresh.translate(proxy()).bootstrap.SerializeAsString());
+
+  // Back again from the refreshed view (a chain of endpoint-only changes).
+  ASSERT_TRUE(d_.applyConfig(configOf(kubeServices("10.2.0.1"))));
+  moved = d_.nextPushes(c);
+  ASSERT_EQ(moved.size(), 1u);
+  EXPECT_EQ(assignmentsOf(moved[0])[0].endpoints(0).address(), "10.2.0.1");
+  EXPECT_EQ(d_.current()->viewsRefreshed(), 1u);
+
+  // A routing change (api's port) builds the view again: a Bootstrap and api's new cluster.
+  std::string other_port = kubeServices("10.2.0.1");
+  other_port.replace(other_port.rfind("port: 80,"), 9, "port: 81,");
+  ASSERT_TRUE(d_.applyConfig(configOf(other_port)));
+  moved = d_.nextPushes(c);
+  ASSERT_EQ(moved.size(), 2u);
+  EXPECT_EQ(moved[0].type, Push::Type::kBootstrap);
+  EXPECT_EQ(d_.current()->viewsRefreshed(), 0u);
+  auto added = assignmentsOf(moved[1]);
+  ASSERT_EQ(added.size(), 1u);
+  EXPECT_EQ(added[0].cluster_name(), "outbound|81||api.default.svc.cluster.local");
 }
 
 TEST_F(DiscoveryTest, AssignmentsAreResentWholeAfterANack) {
