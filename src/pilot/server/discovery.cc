@@ -60,7 +60,8 @@ std::string deterministic(const google::protobuf::MessageLite& m) {
 }
 
 bool sameResource(const config::Resource& a, const config::Resource& b) {
-  if (a.kind != b.kind || a.name != b.name || a.namespace_name != b.namespace_name ||
+  if (a.kind != b.kind || a.api_version != b.api_version || a.name != b.name ||
+      a.namespace_name != b.namespace_name || a.namespace_set != b.namespace_set ||
       a.labels != b.labels || a.annotations != b.annotations || a.spec.index() != b.spec.index()) {
     return false;
   }
