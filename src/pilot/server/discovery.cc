@@ -50,15 +50,6 @@ size_t MeshConfig::viewsRefreshed() const {
 
 namespace {
 
-std::string deterministic(const google::protobuf::MessageLite& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream sos(&out);
-  google::protobuf::io::CodedOutputStream cos(&sos);
-  cos.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&cos);
-  return out;
-}
-
 bool sameResource(const config::Resource& a, const config::Resource& b) {
   if (a.kind != b.kind || a.api_version != b.api_version || a.name != b.name ||
       a.namespace_name != b.namespace_name || a.namespace_set != b.namespace_set ||
@@ -66,13 +57,13 @@ bool sameResource(const config::Resource& a, const config::Resource& b) {
     return false;
   }
   auto bytes = [](const config::Resource& r) {
-    return std::visit([](const auto& m) { return deterministic(m); }, r.spec);
+    return std::visit([](const auto& m) { return translate::serializeDeterministic(m); }, r.spec);
   };
   return bytes(a) == bytes(b);
 }
 
 std::string kubeBytes(const config::KubernetesObject& o) {
-  return std::visit([](const auto& m) { return deterministic(m); }, o.object);
+  return std::visit([](const auto& m) { return translate::serializeDeterministic(m); }, o.object);
 }
 
 }  // namespace
@@ -275,14 +266,8 @@ std::vector<Push> Discovery::nextPushes(uint64_t conn) {
   }
   // Translate and compare without holding mu_: the slow part.
   translate::SplitTranslation t = config->translateSplit(identity);
-  std::string own;
-  {
-    // Deterministic so that equal configs give equal bytes (maps are serialized in key order).
-    google::protobuf::io::StringOutputStream sos(&own);
-    google::protobuf::io::CodedOutputStream cos(&sos);
-    cos.SetSerializationDeterministic(true);
-    t.own.SerializeToCodedStream(&cos);
-  }
+  // Deterministic so that equal configs give equal bytes.
+  std::string own = translate::serializeDeterministic(t.own);
   // Usually the same object (same view), or of another hash (another config): a full compare
   // only when a new config gave equal bytes.
   const bool same_shared =

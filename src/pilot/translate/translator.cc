@@ -42,15 +42,6 @@ std::vector<const model::Service*> onePerHost(const std::vector<const model::Ser
   return out;
 }
 
-std::string serializeDeterministic(const google::protobuf::MessageLite& m) {
-  std::string out;
-  google::protobuf::io::StringOutputStream sos(&out);
-  google::protobuf::io::CodedOutputStream cos(&sos);
-  cos.SetSerializationDeterministic(true);
-  m.SerializeToCodedStream(&cos);
-  return out;
-}
-
 void appendVarint(std::string* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<char>((v & 0x7f) | 0x80));
@@ -191,6 +182,15 @@ std::vector<v1::ClusterLoadAssignment> AssignmentSet::parse(std::string_view ent
       break;
     }
   }
+  return out;
+}
+
+std::string serializeDeterministic(const google::protobuf::MessageLite& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream sos(&out);
+  google::protobuf::io::CodedOutputStream cos(&sos);
+  cos.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&cos);
   return out;
 }
 

@@ -168,6 +168,9 @@ class Translator {
   std::unique_ptr<InboundIndex> inbound_index_;
 };
 
+// `m` serialized deterministically (map entries in key order): equal messages give equal bytes.
+std::string serializeDeterministic(const google::protobuf::MessageLite& m);
+
 // Istio's cluster names: "outbound|9080|v1|reviews.default.svc.cluster.local",
 // "inbound|9080||".
 std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host);
