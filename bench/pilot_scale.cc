@@ -1,7 +1,8 @@
 // pilot at scale (a benchmark, not a test): the real `pilot` binary on a generated config
 // directory of N Kubernetes services x M endpoints plus a few VirtualServices and
 // DestinationRules, and P simulated proxies on gRPC's callback client API (no thread per
-// stream), each with its own connection and node, ACKing every response. Measures the initial
+// stream), each with its own connection and node, ACKing every response of
+// both types (Bootstrap, ClusterLoadAssignment). Measures the initial
 // connect-to-all-ACKed time and, for a routing change and an endpoint-only change written by this
 // process (atomic rename into the directory), the time until each proxy received and ACKed the
 // new version; pilot's RSS and CPU seconds around it. Prints a Markdown table.
@@ -37,6 +38,7 @@ using mesh::integration::Clock;
 using mesh::integration::milliseconds;
 
 constexpr char kBootstrapType[] = "type.mesh/proxy.v1.Bootstrap";
+constexpr char kAssignmentType[] = "type.mesh/proxy.v1.ClusterLoadAssignment";
 
 struct Options {
   std::string pilot;
@@ -194,6 +196,9 @@ class SimProxy final
     *first.mutable_node() = std::move(node);
     first.set_type_url(kBootstrapType);
     send(std::move(first));
+    dv1::DiscoveryRequest assignments;
+    assignments.set_type_url(kAssignmentType);
+    send(std::move(assignments));
     StartRead(&response_);
     StartCall();
   }
@@ -213,8 +218,10 @@ class SimProxy final
       ++board_.responses;
       board_.bytes += response_.ByteSizeLong();
     }
+    // A proxy has converged on a version once it ACKed a response of either type with it: an
+    // endpoint-only change sends only assignments, a routing change only a Bootstrap.
     dv1::DiscoveryRequest ack;
-    ack.set_type_url(kBootstrapType);
+    ack.set_type_url(response_.type_url());
     ack.set_version_info(response_.version_info());
     ack.set_response_nonce(response_.nonce());
     send(std::move(ack));
@@ -390,10 +397,11 @@ int main(int argc, char** argv) {
   const std::chrono::seconds timeout(o.timeout_s);
   bool ok = waitAll(board, o.proxies, timeout);
   Latency connect = summarize(board.arrivals_ms);
-  double first_bytes = 0;
+  double first_bytes = 0, first_kib = 0;
   {
     std::lock_guard<std::mutex> lock(board.mu);
     first_bytes = board.responses ? static_cast<double>(board.bytes) / board.responses : 0;
+    first_kib = static_cast<double>(board.bytes) / 1024;
   }
   const Usage connected = usageOf(pilot.pid());
   const double connect_client_cpu = selfCpu() - client_cpu0;
@@ -408,13 +416,16 @@ int main(int argc, char** argv) {
   std::vector<std::vector<double>> phase_ms(2);
   std::vector<Usage> phase_usage(2);
   std::vector<double> phase_client_cpu(2);
+  std::vector<double> phase_kib(2);  // response bytes received by all proxies
   for (int round = 1; round <= o.rounds && ok; ++round) {
     for (int kind = 0; kind < 2 && ok; ++kind) {
       const uint64_t before = configVersion(http_port);
       const Usage u0 = usageOf(pilot.pid());
       const double c0 = selfCpu();
+      uint64_t bytes0 = 0;
       {
         std::lock_guard<std::mutex> lock(board.mu);
+        bytes0 = board.bytes;
         board.target_version = before + 1;
         board.arrivals_ms.clear();
         board.since = Clock::now();
@@ -432,6 +443,7 @@ int main(int argc, char** argv) {
       const Usage u1 = usageOf(pilot.pid());
       phase_usage[kind].cpu_s += u1.cpu_s - u0.cpu_s;
       phase_client_cpu[kind] += selfCpu() - c0;
+      phase_kib[kind] += static_cast<double>(board.bytes - bytes0) / 1024;
     }
   }
   const Usage after = usageOf(pilot.pid());
@@ -453,19 +465,24 @@ int main(int argc, char** argv) {
       "mean response %.0f KiB\n\n",
       startup.count(), first_bytes / 1024);
   std::printf(
-      "| phase | proxies done | p50 ms | p99 ms | max ms | pilot CPU s | proxies' CPU s |\n");
-  std::printf("|---|---|---|---|---|---|---|\n");
-  std::printf("| initial connect → all ACKed | %zu/%d | %.1f | %.1f | %.1f | %.2f | %.2f |\n",
-              connect.count, o.proxies, connect.p50, connect.p99, connect.max,
-              connected.cpu_s - idle.cpu_s, connect_client_cpu);
+      "| phase | proxies done | p50 ms | p99 ms | max ms | pilot CPU s | proxies' CPU s | "
+      "KiB sent (all proxies) |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+  std::printf(
+      "| initial connect → all ACKed | %zu/%d | %.1f | %.1f | %.1f | %.2f | %.2f | %.0f |\n",
+      connect.count, o.proxies, connect.p50, connect.p99, connect.max, connected.cpu_s - idle.cpu_s,
+      connect_client_cpu, first_kib);
   const char* names[2] = {"(a) routing change (VirtualService weight)",
                           "(b) endpoint-only change (one Endpoints file)"};
   for (int kind = 0; kind < 2; ++kind) {
     Latency l = summarize(phase_ms[kind]);
-    std::printf("| %s | %zu/%d | %.1f | %.1f | %.1f | %.2f per change | %.2f per change |\n",
-                names[kind], l.count, concerned * o.rounds, l.p50, l.p99, l.max,
-                o.rounds ? phase_usage[kind].cpu_s / o.rounds : 0.0,
-                o.rounds ? phase_client_cpu[kind] / o.rounds : 0.0);
+    std::printf(
+        "| %s | %zu/%d | %.1f | %.1f | %.1f | %.2f per change | %.2f per change | %.0f per "
+        "change |\n",
+        names[kind], l.count, concerned * o.rounds, l.p50, l.p99, l.max,
+        o.rounds ? phase_usage[kind].cpu_s / o.rounds : 0.0,
+        o.rounds ? phase_client_cpu[kind] / o.rounds : 0.0,
+        o.rounds ? phase_kib[kind] / o.rounds : 0.0);
   }
   std::printf("\n| pilot | RSS MB | peak RSS (VmHWM) MB | CPU s (total) |\n|---|---|---|---|\n");
   std::printf("| idle, config loaded | %.1f | %.1f | %.2f |\n", idle.rss_mb, idle.hwm_mb,

@@ -149,8 +149,8 @@ int main(int argc, char** argv) {
     copts.admin_address = server.adminAddress();
     client = std::make_unique<mesh::proxy::DiscoveryClient>(
         copts,
-        [&server](auto config, std::string version) {
-          return server.applyDiscovered(std::move(config), std::move(version));
+        [&server](mesh::proxy::DiscoveredConfig config) {
+          return server.applyDiscovered(std::move(config));
         },
         [&server](bool connected, std::string detail) {
           server.setDiscoveryState(connected, std::move(detail));

@@ -2,8 +2,10 @@
 // processes started with --discovery, httpbin backends, all on 127.0.0.1 with OS-picked ports.
 // A VirtualService change made while traffic flows moves the split with no failed request;
 // traffic goes on while pilot is down; a restarted pilot resyncs the proxies (with a change made
-// while it was away); a config the proxy cannot apply is NACKed, shown in pilot's syncz and in
-// the proxy's config_dump, and the proxy keeps what it had.
+// while it was away); an endpoint-only change made while traffic flows reaches the proxy as
+// assignments only and moves the traffic with no failed request; a config the proxy cannot apply
+// is NACKed, shown in pilot's syncz and in the proxy's config_dump, and the proxy keeps what it
+// had.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -359,6 +361,46 @@ TEST_F(MeshIntegrationTest, SplitFollowsChangesAndSurvivesPilotRestart) {
                       {"destination_service=\"httpbin.default.svc.cluster.local\""}),
               400);
   }
+}
+
+TEST_F(MeshIntegrationTest, EndpointOnlyChangeMovesTrafficWithAssignmentsOnly) {
+  MeshProxy a = startMeshProxy("client-a", "127.0.0.1:0");
+  ASSERT_NE(a.outbound, 0);
+  std::string dump = httpGet(a.admin, "/config_dump").body;
+  const std::string bootstrap_version = jsonString(dump, "bootstrap_version_info");
+  EXPECT_FALSE(bootstrap_version.empty()) << dump;
+  EXPECT_EQ(jsonString(dump, "assignments_version_info"), bootstrap_version) << dump;
+
+  Load load(a.outbound);
+  auto t = waitForRequests(load, 100);
+  EXPECT_GE(t["v1"], 100);
+
+  // Subset v1's endpoint moves to another server (same labels): only the registry changes.
+  Httpbin moved = startHttpbin(tmp_, "httpbin-v1-moved", "v1-moved");
+  std::string version = a.discoveryVersion();
+  writeFileAtomic(config_dir_ + "/httpbin.yaml", httpbinConfig(moved.port, v2_.port, kPort));
+  version = waitForNewVersion(a, version);
+  load.phase();
+  t = waitForRequests(load, 100);
+  EXPECT_GE(t["v1-moved"], 100);
+  EXPECT_EQ(t["v1"], 0);
+  load.stop();
+  EXPECT_EQ(load.failures(), 0) << load.firstFailure();
+
+  // The proxy applied assignments only: the Bootstrap's version is the first one.
+  dump = httpGet(a.admin, "/config_dump").body;
+  EXPECT_EQ(jsonString(dump, "bootstrap_version_info"), bootstrap_version) << dump;
+  EXPECT_EQ(jsonString(dump, "assignments_version_info"), version) << dump;
+  EXPECT_THAT(dump, HasSubstr("\"port\":" + std::to_string(moved.port)));
+  EXPECT_THAT(a.process->log(), HasSubstr("pilot's endpoints version " + version +
+                                          " applied (cluster load assignments only)"));
+  // And pilot sent it one Bootstrap.
+  std::string syncz = waitForPage(http_port_, "/debug/syncz", [&](const std::string& s) {
+    return s.find("\"eds_acked_version\":\"" + version + "\"") != std::string::npos;
+  });
+  EXPECT_THAT(syncz, HasSubstr("\"pushes\":1,")) << syncz;
+  EXPECT_THAT(syncz, HasSubstr("\"eds_pushes\":2")) << syncz;
+  EXPECT_THAT(syncz, HasSubstr("\"status\":\"SYNCED\"")) << syncz;
 }
 
 TEST_F(MeshIntegrationTest, ConfigTheProxyCannotApplyIsNackedAndShown) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <map>
 
 #include "discovery/v1/discovery.grpc.pb.h"
 #include "pilot/server/config_directory.h"
@@ -94,6 +95,38 @@ v1::Bootstrap bootstrapOf(const dv1::DiscoveryResponse& r) {
   return b;
 }
 
+// A whole Bootstrap as pilot pushes it: outbound clusters `eds`, their endpoints apart.
+v1::Bootstrap withoutEndpoints(v1::Bootstrap b) {
+  for (v1::Cluster& c : *b.mutable_clusters()) {
+    if (!c.name().starts_with("outbound|")) continue;
+    c.set_eds(true);
+    c.clear_endpoints();
+  }
+  return b;
+}
+
+std::map<std::string, v1::ClusterLoadAssignment> assignmentsOf(const dv1::DiscoveryResponse& r) {
+  EXPECT_EQ(r.type_url(), pilot::server::kAssignmentType);
+  std::map<std::string, v1::ClusterLoadAssignment> out;
+  for (const auto& any : r.resources()) {
+    v1::ClusterLoadAssignment a;
+    EXPECT_TRUE(any.UnpackTo(&a));
+    out[a.cluster_name()] = a;
+  }
+  return out;
+}
+
+// A pushed Bootstrap with the assignments' endpoints back in its clusters.
+v1::Bootstrap merged(v1::Bootstrap b, const std::map<std::string, v1::ClusterLoadAssignment>& a) {
+  for (v1::Cluster& c : *b.mutable_clusters()) {
+    if (!c.eds()) continue;
+    c.set_eds(false);
+    auto it = a.find(c.name());
+    if (it != a.end()) *c.mutable_endpoints() = it->second.endpoints();
+  }
+  return b;
+}
+
 ::testing::AssertionResult sameBootstrap(const v1::Bootstrap& expected,
                                          const v1::Bootstrap& actual) {
   std::string diff;
@@ -155,15 +188,27 @@ class PilotIntegrationTest : public ::testing::Test {
 TEST_F(PilotIntegrationTest, FirstPushEqualsTheTranslatorsAndAnAckMakesItSynced) {
   XdsClient client(grpc_port_);
   EXPECT_TRUE(client.subscribe(productpageNode()));
+  EXPECT_TRUE(client.subscribeAssignments());
   auto r = client.next();
   ASSERT_TRUE(r.has_value()) << pilot_->log();
   v1::Bootstrap b = bootstrapOf(*r);
-  EXPECT_TRUE(sameBootstrap(expectedBootstrap(config_dir_), b));
-  EXPECT_TRUE(pilot::translate::testing::proxyAccepts(b));
+  const v1::Bootstrap expected = expectedBootstrap(config_dir_);
+  EXPECT_TRUE(sameBootstrap(withoutEndpoints(expected), b));
   EXPECT_FALSE(r->version_info().empty());
   EXPECT_FALSE(r->nonce().empty());
+  // Then every outbound cluster's assignment: with them, the Translator's whole Bootstrap.
+  auto a = client.next();
+  ASSERT_TRUE(a.has_value()) << pilot_->log();
+  auto assignments = assignmentsOf(*a);
+  int outbound = 0;
+  for (const auto& c : expected.clusters()) outbound += c.name().starts_with("outbound|");
+  EXPECT_EQ(assignments.size(), static_cast<size_t>(outbound));
+  EXPECT_GE(outbound, 4);
+  EXPECT_TRUE(sameBootstrap(expected, merged(b, assignments)));
+  EXPECT_TRUE(pilot::translate::testing::proxyAccepts(merged(b, assignments)));
 
   EXPECT_TRUE(client.ack(*r));
+  EXPECT_TRUE(client.ack(*a));
   std::string want = "\"acked_version\":\"" + r->version_info() + "\"";
   std::string body = syncz([&](const std::string& s) { return s.find("SYNCED") != s.npos; });
   EXPECT_THAT(body, HasSubstr("\"status\":\"SYNCED\"")) << body;
@@ -174,7 +219,7 @@ TEST_F(PilotIntegrationTest, FirstPushEqualsTheTranslatorsAndAnAckMakesItSynced)
   std::string metrics = httpGet(http_port_, "/metrics").body;
   EXPECT_GE(promSum(metrics, "pilot_xds_pushes"), 1);
   EXPECT_EQ(promSum(metrics, "pilot_xds_connected_proxies"), 1);
-  EXPECT_EQ(promSum(metrics, "pilot_proxy_convergence_time_count"), 1);
+  EXPECT_EQ(promSum(metrics, "pilot_proxy_convergence_time_count"), 2);  // one per type
 }
 
 TEST_F(PilotIntegrationTest, VirtualServiceChangeIsPushedWithANewVersion) {
@@ -188,7 +233,7 @@ TEST_F(PilotIntegrationTest, VirtualServiceChangeIsPushedWithANewVersion) {
   EXPECT_NE(second->version_info(), first->version_info());
   EXPECT_NE(second->nonce(), first->nonce());
   v1::Bootstrap b = bootstrapOf(*second);
-  EXPECT_TRUE(sameBootstrap(expectedBootstrap(config_dir_), b));
+  EXPECT_TRUE(sameBootstrap(withoutEndpoints(expectedBootstrap(config_dir_)), b));
   EXPECT_TRUE(pilot::translate::testing::proxyAccepts(b));
   const v1::VirtualHost* vh = pilot::translate::testing::findVirtualHost(
       b, "9080", "reviews.default.svc.cluster.local:9080");
@@ -201,6 +246,58 @@ TEST_F(PilotIntegrationTest, VirtualServiceChangeIsPushedWithANewVersion) {
     return s.find("\"acked_version\":\"" + second->version_info() + "\"") != s.npos;
   });
   EXPECT_THAT(body, HasSubstr("SYNCED"));
+}
+
+TEST_F(PilotIntegrationTest, EndpointOnlyChangeSendsOnlyTheChangedAssignments) {
+  XdsClient client(grpc_port_);
+  EXPECT_TRUE(client.subscribe(productpageNode()));
+  EXPECT_TRUE(client.subscribeAssignments());
+  auto b = client.next();
+  ASSERT_TRUE(b.has_value()) << pilot_->log();
+  ASSERT_EQ(b->type_url(), pilot::server::kBootstrapType);
+  auto a = client.next();
+  ASSERT_TRUE(a.has_value()) << pilot_->log();
+  ASSERT_EQ(a->type_url(), pilot::server::kAssignmentType);
+  EXPECT_TRUE(client.ack(*b));
+  EXPECT_TRUE(client.ack(*a));
+
+  // ratings' one endpoint moves (the registry changes, the routing does not).
+  std::string services = sourceFile("test/pilot/testdata/bookinfo-services.yaml");
+  services.replace(services.find("address: 10.0.2.1"), 17, "address: 10.0.2.7");
+  writeFileAtomic(config_dir_ + "/bookinfo-services.yaml", services);
+  auto changed = client.next();
+  ASSERT_TRUE(changed.has_value()) << "no push after the change\n" << pilot_->log();
+  EXPECT_EQ(changed->type_url(), pilot::server::kAssignmentType);
+  EXPECT_NE(changed->version_info(), a->version_info());
+  auto assignments = assignmentsOf(*changed);
+  // Only ratings' clusters (the service's and its subset v1's).
+  ASSERT_EQ(assignments.size(), 2u);
+  for (const char* name : {"outbound|9080||ratings.default.svc.cluster.local",
+                           "outbound|9080|v1|ratings.default.svc.cluster.local"}) {
+    ASSERT_TRUE(assignments.contains(name)) << name;
+    ASSERT_EQ(assignments[name].endpoints_size(), 1);
+    EXPECT_EQ(assignments[name].endpoints(0).address(), "10.0.2.7");
+  }
+  EXPECT_TRUE(client.ack(*changed));
+  // Pilot recorded one Bootstrap and two assignment pushes, both ACKed at their versions.
+  std::string body = syncz([&](const std::string& s) {
+    return s.find("\"eds_acked_version\":\"" + changed->version_info() + "\"") != s.npos;
+  });
+  EXPECT_THAT(body, HasSubstr("\"status\":\"SYNCED\"")) << body;
+  EXPECT_THAT(body, HasSubstr("\"sent_version\":\"" + b->version_info() + "\""));
+  EXPECT_THAT(body, HasSubstr("\"pushes\":1,")) << body;
+  EXPECT_THAT(body, HasSubstr("\"eds_pushes\":2")) << body;
+
+  // A routing change after it: a Bootstrap (and no assignments: none changed).
+  writeFileAtomic(config_dir_ + "/reviews-vs.yaml", reviewsVirtualService(90));
+  auto routed = client.next();
+  ASSERT_TRUE(routed.has_value()) << pilot_->log();
+  EXPECT_EQ(routed->type_url(), pilot::server::kBootstrapType);
+  EXPECT_TRUE(client.ack(*routed));
+  body = syncz([&](const std::string& s) {
+    return s.find("\"acked_version\":\"" + routed->version_info() + "\"") != s.npos;
+  });
+  EXPECT_THAT(body, HasSubstr("\"eds_pushes\":2")) << body;
 }
 
 TEST_F(PilotIntegrationTest, NackIsShownInSynczWithItsMessage) {

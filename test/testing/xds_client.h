@@ -58,9 +58,16 @@ class XdsTestClient {
     req.set_type_url(type);
     return send(req);
   }
+  // The second subscription of a stream: assignments (ClusterLoadAssignment) from now on.
+  bool subscribeAssignments() {
+    discovery::v1::DiscoveryRequest req;
+    req.set_type_url(pilot::server::kAssignmentType);
+    return send(req);
+  }
+  // ACKs or NACKs a response of either type.
   bool ack(const discovery::v1::DiscoveryResponse& r) {
     discovery::v1::DiscoveryRequest req;
-    req.set_type_url(pilot::server::kBootstrapType);
+    req.set_type_url(r.type_url());
     req.set_version_info(r.version_info());
     req.set_response_nonce(r.nonce());
     return send(req);
@@ -68,7 +75,7 @@ class XdsTestClient {
   bool nack(const discovery::v1::DiscoveryResponse& r, const std::string& last_good,
             const std::string& message) {
     discovery::v1::DiscoveryRequest req;
-    req.set_type_url(pilot::server::kBootstrapType);
+    req.set_type_url(r.type_url());
     req.set_version_info(last_good);
     req.set_response_nonce(r.nonce());
     req.mutable_error_detail()->set_code(3);

@@ -38,6 +38,75 @@ translate::SplitTranslation MeshConfig::translateSplit(
   return t;
 }
 
+void MeshConfig::inheritViews(const MeshConfig& previous, std::set<std::string> changed_services) {
+  std::scoped_lock lock(mu_, previous.mu_);
+  translator_->inherit(*previous.translator_, std::move(changed_services));
+}
+
+size_t MeshConfig::viewsRefreshed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return translator_->viewsRefreshed();
+}
+
+namespace {
+
+bool sameResource(const config::Resource& a, const config::Resource& b) {
+  if (a.kind != b.kind || a.api_version != b.api_version || a.name != b.name ||
+      a.namespace_name != b.namespace_name || a.namespace_set != b.namespace_set ||
+      a.labels != b.labels || a.annotations != b.annotations || a.spec.index() != b.spec.index()) {
+    return false;
+  }
+  auto bytes = [](const config::Resource& r) {
+    return std::visit([](const auto& m) { return translate::serializeDeterministic(m); }, r.spec);
+  };
+  return bytes(a) == bytes(b);
+}
+
+std::string kubeBytes(const config::KubernetesObject& o) {
+  return std::visit([](const auto& m) { return translate::serializeDeterministic(m); }, o.object);
+}
+
+}  // namespace
+
+std::optional<std::set<std::string>> endpointOnlyChange(const DirectoryConfig& before,
+                                                        const DirectoryConfig& after) {
+  if (before.resources.size() != after.resources.size()) return std::nullopt;
+  for (size_t i = 0; i < before.resources.size(); ++i) {
+    if (!sameResource(before.resources[i], after.resources[i])) return std::nullopt;
+  }
+  // Everything but Endpoints in the same order and equal; Endpoints compared by name.
+  std::vector<const config::KubernetesObject*> others[2];
+  std::map<std::string, std::string> endpoints[2];
+  const DirectoryConfig* loads[2] = {&before, &after};
+  for (int i = 0; i < 2; ++i) {
+    for (const config::KubernetesObject& o : loads[i]->kube_objects) {
+      if (o.as<config::v1::KubernetesEndpointsObject>() != nullptr) {
+        endpoints[i][o.namespace_name + "/" + o.name] = kubeBytes(o);
+      } else {
+        others[i].push_back(&o);
+      }
+    }
+  }
+  if (others[0].size() != others[1].size()) return std::nullopt;
+  for (size_t i = 0; i < others[0].size(); ++i) {
+    const config::KubernetesObject& a = *others[0][i];
+    const config::KubernetesObject& b = *others[1][i];
+    if (a.name != b.name || a.namespace_name != b.namespace_name ||
+        a.object.index() != b.object.index() || kubeBytes(a) != kubeBytes(b)) {
+      return std::nullopt;
+    }
+  }
+  std::set<std::string> changed;
+  for (const auto& [name, bytes] : endpoints[0]) {
+    auto it = endpoints[1].find(name);
+    if (it == endpoints[1].end() || it->second != bytes) changed.insert(name);
+  }
+  for (const auto& [name, bytes] : endpoints[1]) {
+    if (!endpoints[0].contains(name)) changed.insert(name);
+  }
+  return changed;
+}
+
 mesh::proxy::v1::Bootstrap Push::bootstrap() const {
   mesh::proxy::v1::Bootstrap b;
   b.ParseFromString(*shared_bytes + own_bytes);
@@ -47,12 +116,14 @@ mesh::proxy::v1::Bootstrap Push::bootstrap() const {
 Discovery::Discovery(stats::Store& stats, translate::PushOptions options)
     : options_(std::move(options)), stats_(stats), thread_stats_(stats.createThreadStats()) {
   using stats::MetricType;
-  pushes_ = stats.series(registerFamily(stats, "pilot_xds_pushes", MetricType::kCounter,
-                                        "Responses sent on discovery streams.", {"type"}),
-                         {"bootstrap"});
-  rejects_ = stats.series(registerFamily(stats, "pilot_total_xds_rejects", MetricType::kCounter,
-                                         "Responses a proxy rejected (NACKs).", {"type"}),
-                          {"bootstrap"});
+  stats::FamilyId pushes = registerFamily(stats, "pilot_xds_pushes", MetricType::kCounter,
+                                          "Responses sent on discovery streams.", {"type"});
+  stats::FamilyId rejects = registerFamily(stats, "pilot_total_xds_rejects", MetricType::kCounter,
+                                           "Responses a proxy rejected (NACKs).", {"type"});
+  pushes_ = stats.series(pushes, {"bootstrap"});
+  rejects_ = stats.series(rejects, {"bootstrap"});
+  assignment_pushes_ = stats.series(pushes, {"eds"});
+  assignment_rejects_ = stats.series(rejects, {"eds"});
   connected_ = stats.series(registerFamily(stats, "pilot_xds_connected_proxies", MetricType::kGauge,
                                            "Proxies with an open discovery stream.", {}));
   config_errors_ =
@@ -91,7 +162,17 @@ bool Discovery::applyConfig(DirectoryConfig loaded) {
   }
   // Indexing the registries and resources takes tens of ms for thousands of services: not
   // under mu_, which every stream's ACK and push bookkeeping takes.
-  auto config = std::make_shared<const MeshConfig>(std::move(loaded), version, options_);
+  std::shared_ptr<const MeshConfig> previous = current();
+  std::optional<std::set<std::string>> endpoint_only;
+  if (previous != nullptr) endpoint_only = endpointOnlyChange(previous->config(), loaded);
+  auto config = std::make_shared<MeshConfig>(std::move(loaded), version, options_);
+  if (endpoint_only) {
+    // Clusters and routes are as they were: the new config takes over the views, and only the
+    // assignments of the services whose endpoints changed are computed again.
+    MESH_LOG("pilot", debug, "config version {}: endpoint-only change ({} Endpoints)", version,
+             endpoint_only->size());
+    config->inheritViews(*previous, std::move(*endpoint_only));
+  }
   std::vector<std::function<void()>> wakes;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -138,87 +219,129 @@ void Discovery::disconnect(uint64_t conn) {
   thread_stats_.add(connected_, -1);
 }
 
-std::optional<Push> Discovery::nextPush(uint64_t conn) {
+void Discovery::subscribeAssignments(uint64_t conn) {
+  std::function<void()> wake;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = proxies_.find(conn);
+    if (it == proxies_.end() || it->second.assignments_subscribed) return;
+    it->second.assignments_subscribed = true;
+    wake = it->second.wake;
+  }
+  wake();
+}
+
+Push Discovery::record(TypeState& t, Push::Type type, const std::string& version,
+                       std::shared_ptr<const std::string> shared, std::string own) {
+  Push push;
+  push.type = type;
+  push.version = version;
+  push.nonce = std::to_string(next_nonce_++);
+  push.shared_bytes = std::move(shared);
+  push.own_bytes = std::move(own);
+  t.sent_version = push.version;
+  t.sent_nonce = push.nonce;
+  t.sent_at = Clock::now();
+  t.awaiting_ack = true;
+  ++t.pushes;
+  thread_stats_.inc(type == Push::Type::kBootstrap ? pushes_ : assignment_pushes_);
+  return push;
+}
+
+std::vector<Push> Discovery::nextPushes(uint64_t conn) {
   std::shared_ptr<const MeshConfig> config;
   translate::ProxyIdentity identity;
   std::shared_ptr<const std::string> last_shared;
   size_t last_hash = 0;
+  std::shared_ptr<const translate::AssignmentSet> last_assignments;
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = proxies_.find(conn);
-    if (it == proxies_.end() || current_ == nullptr) return std::nullopt;
+    if (it == proxies_.end() || current_ == nullptr) return {};
     config = current_;
     identity = it->second.identity;
     last_shared = it->second.sent_shared;
     last_hash = it->second.sent_shared_hash;
+    last_assignments = it->second.sent_assignments;
   }
   // Translate and compare without holding mu_: the slow part.
   translate::SplitTranslation t = config->translateSplit(identity);
-  std::string own;
-  {
-    // Deterministic so that equal configs give equal bytes (maps are serialized in key order).
-    google::protobuf::io::StringOutputStream sos(&own);
-    google::protobuf::io::CodedOutputStream cos(&sos);
-    cos.SetSerializationDeterministic(true);
-    t.own.SerializeToCodedStream(&cos);
-  }
+  // Deterministic so that equal configs give equal bytes.
+  std::string own = translate::serializeDeterministic(t.own);
   // Usually the same object (same view), or of another hash (another config): a full compare
   // only when a new config gave equal bytes.
   const bool same_shared =
       last_shared != nullptr &&
       (last_shared == t.shared || (last_hash == t.shared_hash && *last_shared == *t.shared));
+  // Computed once per (view, previous view) and shared by the proxies that have them.
+  std::shared_ptr<const std::string> changed = t.assignments->changedSince(last_assignments);
   std::lock_guard<std::mutex> lock(mu_);
   auto it = proxies_.find(conn);
-  if (it == proxies_.end()) return std::nullopt;
+  if (it == proxies_.end()) return {};
   ProxyState& p = it->second;
-  p.config_version = std::to_string(config->version());
-  if (!p.sent_version.empty() && p.sent_shared == last_shared && same_shared && p.sent_own == own) {
-    return std::nullopt;
+  const std::string version = std::to_string(config->version());
+  p.config_version = version;
+  std::vector<Push> pushes;
+  if (p.bootstrap.sent_version.empty() || p.sent_shared != last_shared || !same_shared ||
+      p.sent_own != own) {
+    pushes.push_back(
+        record(p.bootstrap, Push::Type::kBootstrap, version, t.shared, std::move(own)));
+    p.sent_own = pushes.back().own_bytes;
+    p.sent_shared = std::move(t.shared);
+    p.sent_shared_hash = t.shared_hash;
+    for (const auto& w : t.warnings) {
+      MESH_LOG("pilot", warn, "proxy {}: {}", identity.id, w);
+    }
   }
-  Push push;
-  push.version = std::to_string(config->version());
-  push.nonce = std::to_string(next_nonce_++);
-  push.shared_bytes = std::move(t.shared);
-  push.own_bytes = std::move(own);
-  p.sent_version = push.version;
-  p.sent_nonce = push.nonce;
-  p.sent_shared = push.shared_bytes;
-  p.sent_shared_hash = t.shared_hash;
-  p.sent_own = push.own_bytes;
-  p.sent_at = Clock::now();
-  p.awaiting_ack = true;
-  ++p.pushes;
-  thread_stats_.inc(pushes_);
-  for (const auto& w : t.warnings) {
-    MESH_LOG("pilot", warn, "proxy {}: {}", identity.id, w);
+  if (p.assignments_subscribed) {
+    // A NACK since (sent_assignments reset): resend them all.
+    if (p.sent_assignments != last_assignments) changed = t.assignments->all();
+    if (!changed->empty() || p.assignments.sent_version.empty()) {
+      pushes.push_back(
+          record(p.assignments, Push::Type::kAssignments, version, std::move(changed), ""));
+    }
+    p.sent_assignments = std::move(t.assignments);
   }
-  return push;
+  return pushes;
 }
 
-bool Discovery::onResponse(uint64_t conn, const std::string& version_info, const std::string& nonce,
+bool Discovery::onResponse(uint64_t conn, const std::string& type_url,
+                           const std::string& version_info, const std::string& nonce,
                            std::optional<std::pair<int, std::string>> error) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = proxies_.find(conn);
   if (it == proxies_.end()) return false;
   ProxyState& p = it->second;
-  if (nonce.empty() || nonce != p.sent_nonce) return false;
-  const bool first_answer = p.awaiting_ack;
-  p.awaiting_ack = false;
+  const bool is_assignments = type_url == kAssignmentType;
+  TypeState& t = is_assignments ? p.assignments : p.bootstrap;
+  if (nonce.empty() || nonce != t.sent_nonce) return false;
+  const bool first_answer = t.awaiting_ack;
+  t.awaiting_ack = false;
   if (error) {
-    p.nack_version = p.sent_version;
-    p.nack_code = error->first;
-    p.nack_message = error->second;
-    if (first_answer) thread_stats_.inc(rejects_);
-    MESH_LOG("pilot", warn, "proxy {} rejected version {} (code {}): {}", p.identity.id,
-             p.sent_version, error->first, error->second);
+    t.nack_version = t.sent_version;
+    t.nack_code = error->first;
+    t.nack_message = error->second;
+    // The proxy kept its last good assignments, which pilot no longer knows: the next push
+    // sends them all.
+    if (is_assignments) p.sent_assignments = nullptr;
+    if (first_answer) thread_stats_.inc(is_assignments ? assignment_rejects_ : rejects_);
+    MESH_LOG("pilot", warn, "proxy {} rejected {} version {} (code {}): {}", p.identity.id,
+             type_url, t.sent_version, error->first, error->second);
     return true;
   }
-  p.acked_version = version_info;
-  if (first_answer && version_info == p.sent_version) {
-    std::chrono::duration<double> d = Clock::now() - p.sent_at;
+  t.acked_version = version_info;
+  if (first_answer && version_info == t.sent_version) {
+    std::chrono::duration<double> d = Clock::now() - t.sent_at;
     thread_stats_.observe(convergence_, d.count());
   }
   return true;
+}
+
+const char* Discovery::TypeState::status() const {
+  if (sent_version.empty()) return "NOT SENT";
+  if (!nack_version.empty() && nack_version == sent_version) return "REJECTED";
+  if (acked_version == sent_version && !awaiting_ack) return "SYNCED";
+  return "STALE";
 }
 
 void appendJsonString(std::string* out, std::string_view s) {
@@ -280,31 +403,34 @@ std::string Discovery::syncz() const {
     // The config version last computed for the proxy: its config is current when this is
     // pilot's version and the status is SYNCED (a change that leaves it alone sends nothing).
     appendField(&out, "config_version", p.config_version, true);
-    appendField(&out, "sent_version", p.sent_version, true);
-    appendField(&out, "sent_nonce", p.sent_nonce, true);
-    appendField(&out, "acked_version", p.acked_version, true);
-    const char* status = "NOT SENT";
-    if (!p.sent_version.empty()) {
-      if (!p.nack_version.empty() && p.nack_version == p.sent_version) {
-        status = "REJECTED";
-      } else if (p.acked_version == p.sent_version && !p.awaiting_ack) {
-        status = "SYNCED";
-      } else {
-        status = "STALE";
-      }
-    }
+    // The Bootstrap's versions, and the proxy's status over both types: SYNCED when each type
+    // sent was ACKed; REJECTED when the last of either was NACKed.
+    const TypeState& b = p.bootstrap;
+    const TypeState& a = p.assignments;
+    appendField(&out, "sent_version", b.sent_version, true);
+    appendField(&out, "sent_nonce", b.sent_nonce, true);
+    appendField(&out, "acked_version", b.acked_version, true);
+    std::string_view status = b.status();
+    if (status == "SYNCED" && p.assignments_subscribed) status = a.status();
+    if (std::string_view(a.status()) == "REJECTED") status = "REJECTED";
     appendField(&out, "status", status, true);
-    out += ",\"last_nack\":";
-    if (p.nack_version.empty()) {
-      out += "null";
-    } else {
-      out += "{";
-      appendField(&out, "version", p.nack_version, false);
-      out += ",\"code\":" + std::to_string(p.nack_code);
-      appendField(&out, "message", p.nack_message, true);
-      out += "}";
-    }
-    out += ",\"pushes\":" + std::to_string(p.pushes) + "}";
+    auto nack = [&](const TypeState& t) {
+      if (t.nack_version.empty()) return std::string("null");
+      std::string o = "{";
+      appendField(&o, "version", t.nack_version, false);
+      o += ",\"code\":" + std::to_string(t.nack_code);
+      appendField(&o, "message", t.nack_message, true);
+      return o + "}";
+    };
+    out += ",\"last_nack\":" + nack(b);
+    out += ",\"pushes\":" + std::to_string(b.pushes);
+    // The assignments' (EDS) own versions, flat with a prefix: keys stay unique per proxy.
+    appendField(&out, "eds_sent_version", a.sent_version, true);
+    appendField(&out, "eds_sent_nonce", a.sent_nonce, true);
+    appendField(&out, "eds_acked_version", a.acked_version, true);
+    appendField(&out, "eds_status", p.assignments_subscribed ? a.status() : "NOT SUBSCRIBED", true);
+    out += ",\"eds_last_nack\":" + nack(a);
+    out += ",\"eds_pushes\":" + std::to_string(a.pushes) + "}";
   }
   out += "]\n";
   return out;

@@ -59,25 +59,31 @@ void appendBytesField(std::string* out, int field, std::string_view value) {
   out->append(value);
 }
 
-// The DiscoveryResponse for a push, serialized by hand so that the shared outbound bytes go out
-// by reference (a slice that holds the shared_ptr) rather than being copied per proxy: the same
-// bytes DiscoveryResponse::SerializeAsString gives for version_info, one Any (type_url, value =
-// shared + own), type_url, nonce.
+// The DiscoveryResponse for a push, serialized by hand so that the shared bytes go out by
+// reference (a slice that holds the shared_ptr) rather than being copied per proxy: the same
+// bytes DiscoveryResponse::SerializeAsString gives for version_info, the resources, type_url,
+// nonce. A Bootstrap is one Any (type_url, value = shared + own); assignments are their
+// `resources` entries as they are (translate::AssignmentSet).
 grpc::ByteBuffer responseOf(const Push& push) {
+  static_assert(dv1::DiscoveryResponse::kResourcesFieldNumber == 2,
+                "translate::AssignmentSet frames its entries as field 2");
   static const std::string kAnyType =
       "type.googleapis.com/" + mesh::proxy::v1::Bootstrap::descriptor()->full_name();
-  const size_t value_size = push.size();
-  const size_t any_size =
-      1 + varintSize(kAnyType.size()) + kAnyType.size() + 1 + varintSize(value_size) + value_size;
   std::string head;
   appendBytesField(&head, dv1::DiscoveryResponse::kVersionInfoFieldNumber, push.version);
-  head.push_back(static_cast<char>(dv1::DiscoveryResponse::kResourcesFieldNumber << 3 | 2));
-  appendVarint(&head, any_size);
-  appendBytesField(&head, 1, kAnyType);           // google.protobuf.Any.type_url
-  head.push_back(static_cast<char>(2 << 3 | 2));  // google.protobuf.Any.value
-  appendVarint(&head, value_size);
-  std::string tail = push.own_bytes;
-  appendBytesField(&tail, dv1::DiscoveryResponse::kTypeUrlFieldNumber, kBootstrapType);
+  std::string tail;
+  if (push.type == Push::Type::kBootstrap) {
+    const size_t value_size = push.size();
+    const size_t any_size =
+        1 + varintSize(kAnyType.size()) + kAnyType.size() + 1 + varintSize(value_size) + value_size;
+    head.push_back(static_cast<char>(dv1::DiscoveryResponse::kResourcesFieldNumber << 3 | 2));
+    appendVarint(&head, any_size);
+    appendBytesField(&head, 1, kAnyType);           // google.protobuf.Any.type_url
+    head.push_back(static_cast<char>(2 << 3 | 2));  // google.protobuf.Any.value
+    appendVarint(&head, value_size);
+    tail = push.own_bytes;
+  }
+  appendBytesField(&tail, dv1::DiscoveryResponse::kTypeUrlFieldNumber, push.typeUrl());
   appendBytesField(&tail, dv1::DiscoveryResponse::kNonceFieldNumber, push.nonce);
 
   auto* shared = new std::shared_ptr<const std::string>(push.shared_bytes);
@@ -95,10 +101,11 @@ grpc::ByteBuffer responseOf(const Push& push) {
 // racing with the end of the stream finds a live object that knows it is done.
 //
 // State machine, guarded by mu_: `wanted_` (a wake arrived since the last computation),
-// `queued_` (in the push queue), `busy_` (a push is being computed or written: at most one write
-// is outstanding). A wake during busy_ only sets wanted_; when the write completes the stream is
-// queued again and nextPush computes from the then-current config, so the latest config wins
-// and intermediate ones are skipped.
+// `queued_` (in the push queue), `busy_` (pushes are being computed or written: at most one write
+// is outstanding; the responses of one computation, a Bootstrap then its assignments, are written
+// in order from `pending_`). A wake during busy_ only sets wanted_; when the write completes the
+// stream is queued again and nextPush computes from the then-current config, so the latest config
+// wins and intermediate ones are skipped.
 class Stream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
                      public std::enable_shared_from_this<Stream> {
  public:
@@ -144,9 +151,9 @@ class Stream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::Byte
 
   Service& service_;
   Discovery& discovery_;
-  std::shared_ptr<Stream> self_;  // released in OnDone
-  grpc::ByteBuffer request_;      // only touched by the read chain
-  grpc::ByteBuffer response_;     // the outstanding write's message
+  std::shared_ptr<Stream> self_;          // released in OnDone
+  grpc::ByteBuffer request_;              // only touched by the read chain
+  std::deque<grpc::ByteBuffer> pending_;  // front: the outstanding write's message
 
   std::mutex mu_;
   uint64_t conn_ = 0;  // Discovery connection; 0 until the first request
@@ -261,9 +268,10 @@ void Stream::OnReadDone(bool ok) {
                      "cannot parse DiscoveryRequest: " + parsed.error_message()));
     return;
   }
-  if (!req.type_url().empty() && req.type_url() != kBootstrapType) {
-    std::string why =
-        "unknown type_url '" + req.type_url() + "'; this pilot serves " + kBootstrapType;
+  if (!req.type_url().empty() && req.type_url() != kBootstrapType &&
+      req.type_url() != kAssignmentType) {
+    std::string why = "unknown type_url '" + req.type_url() + "'; this pilot serves " +
+                      kBootstrapType + " and " + kAssignmentType;
     MESH_LOG("pilot", warn, "ending stream: {}", why);
     end(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, why));
     return;
@@ -283,16 +291,20 @@ void Stream::OnReadDone(bool ok) {
     conn = discovery_.connect(identityOf(req.node()), [weak] {
       if (auto s = weak.lock()) s->wake();
     });
+    if (req.type_url() == kAssignmentType) discovery_.subscribeAssignments(conn);
     std::lock_guard<std::mutex> lock(mu_);
     conn_ = conn;
     wanted_ = true;
     scheduleLocked();
+  } else if (req.type_url() == kAssignmentType && req.response_nonce().empty()) {
+    discovery_.subscribeAssignments(conn);  // wakes the stream
   } else {
     std::optional<std::pair<int, std::string>> error;
     if (req.has_error_detail()) {
       error = std::make_pair(req.error_detail().code(), req.error_detail().message());
     }
-    discovery_.onResponse(conn, req.version_info(), req.response_nonce(), std::move(error));
+    const std::string& type = req.type_url().empty() ? kBootstrapType : req.type_url();
+    discovery_.onResponse(conn, type, req.version_info(), req.response_nonce(), std::move(error));
   }
   std::lock_guard<std::mutex> lock(mu_);
   if (!finish_requested_) StartRead(&request_);
@@ -320,11 +332,11 @@ void Stream::push() {
     wanted_ = false;
     conn = conn_;
   }
-  std::optional<Push> next = discovery_.nextPush(conn);
+  std::vector<Push> next = discovery_.nextPushes(conn);
   std::lock_guard<std::mutex> lock(mu_);
-  if (next && !finish_requested_ && !done_) {
-    response_ = responseOf(*next);
-    StartWrite(&response_);  // busy_ until OnWriteDone
+  if (!next.empty() && !finish_requested_ && !done_) {
+    for (const Push& p : next) pending_.push_back(responseOf(p));
+    StartWrite(&pending_.front());  // busy_ until OnWriteDone of the last
     return;
   }
   busy_ = false;
@@ -337,6 +349,12 @@ void Stream::push() {
 
 void Stream::OnWriteDone(bool ok) {
   std::lock_guard<std::mutex> lock(mu_);
+  pending_.pop_front();
+  if (ok && !finish_requested_ && !pending_.empty()) {
+    StartWrite(&pending_.front());
+    return;
+  }
+  pending_.clear();
   busy_ = false;
   // Not ok: the stream broke (the proxy went away, or the server cancelled it on shutdown).
   if (!ok || finish_requested_) {

@@ -1,5 +1,6 @@
 #include "pilot/translate/translator.h"
 
+#include <google/protobuf/any.pb.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
@@ -41,7 +42,157 @@ std::vector<const model::Service*> onePerHost(const std::vector<const model::Ser
   return out;
 }
 
+void appendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A length-delimited field (wire type 2) of field number < 16.
+void appendBytesField(std::string* out, int field, std::string_view value) {
+  out->push_back(static_cast<char>(field << 3 | 2));
+  appendVarint(out, value.size());
+  out->append(value);
+}
+
+// The endpoints of `s` on port `sp` whose labels match `selector` (a subset's, or none).
+void addEndpoints(const model::Service& s, const model::ServicePort& sp,
+                  const std::map<std::string, std::string>& selector,
+                  const std::vector<model::Endpoint>& endpoints,
+                  google::protobuf::RepeatedPtrField<v1::Endpoint>* out_endpoints,
+                  std::vector<std::string>* warnings) {
+  for (const model::Endpoint& e : endpoints) {
+    if (!e.healthy || !model::labelsMatch(selector, e.labels)) continue;
+    if (s.resolution != model::Resolution::kDns && !config::isIpAddress(e.address)) {
+      warnings->push_back(s.hostname + ": endpoint '" + e.address +
+                          "' is not an IP address and the service is not resolved by "
+                          "DNS; skipped");
+      continue;
+    }
+    v1::Endpoint* out = out_endpoints->Add();
+    out->set_address(e.address);
+    out->set_port(e.portFor(sp));
+    if (e.weight != 0) out->set_weight(e.weight);
+    if (!e.workload_name.empty() || !e.labels.empty() || !e.service_account.empty()) {
+      v1::WorkloadInfo* w = out->mutable_workload();
+      // Istio's label for a workload's name wins over the pod / WorkloadEntry name.
+      auto named = e.labels.find("service.istio.io/workload-name");
+      w->set_name(named != e.labels.end() ? named->second : e.workload_name);
+      w->set_namespace_(e.namespace_name);
+      w->mutable_labels()->insert(e.labels.begin(), e.labels.end());
+      w->set_service_account(e.service_account);
+    }
+  }
+}
+
+// One `resources` entry: field 2 holding an Any of `a`.
+std::string entryOf(const v1::ClusterLoadAssignment& a) {
+  static const std::string kAnyType =
+      "type.googleapis.com/" + v1::ClusterLoadAssignment::descriptor()->full_name();
+  std::string any;
+  appendBytesField(&any, 1, kAnyType);                   // google.protobuf.Any.type_url
+  appendBytesField(&any, 2, serializeDeterministic(a));  // google.protobuf.Any.value
+  std::string out;
+  appendBytesField(&out, 2, any);  // DiscoveryResponse.resources
+  return out;
+}
+
 }  // namespace
+
+AssignmentSet::AssignmentSet(const AssignmentSet& base,
+                             const std::vector<v1::ClusterLoadAssignment>& replacements) {
+  std::map<std::string_view, std::string> replaced;
+  for (const auto& a : replacements) replaced[a.cluster_name()] = entryOf(a);
+  auto all = std::make_shared<std::string>();
+  all->reserve(base.all_->size());
+  for (const Entry& old : base.entries_) {
+    auto it = replaced.find(old.name);
+    std::string_view bytes = it != replaced.end() ? std::string_view(it->second) : base.bytes(old);
+    Entry e;
+    e.name = old.name;
+    e.offset = all->size();
+    all->append(bytes);
+    e.size = bytes.size();
+    e.hash = it != replaced.end() ? std::hash<std::string_view>{}(bytes) : old.hash;
+    entries_.push_back(std::move(e));
+  }
+  all_ = std::move(all);
+}
+
+AssignmentSet::AssignmentSet(const std::vector<v1::ClusterLoadAssignment>& assignments) {
+  std::vector<const v1::ClusterLoadAssignment*> sorted;
+  sorted.reserve(assignments.size());
+  for (const auto& a : assignments) sorted.push_back(&a);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto* a, auto* b) { return a->cluster_name() < b->cluster_name(); });
+  auto all = std::make_shared<std::string>();
+  for (const v1::ClusterLoadAssignment* a : sorted) {
+    Entry e;
+    e.name = a->cluster_name();
+    e.offset = all->size();
+    all->append(entryOf(*a));
+    e.size = all->size() - e.offset;
+    e.hash = std::hash<std::string_view>{}(std::string_view(all->data() + e.offset, e.size));
+    entries_.push_back(std::move(e));
+  }
+  all_ = std::move(all);
+}
+
+std::shared_ptr<const std::string> AssignmentSet::changedSince(
+    const std::shared_ptr<const AssignmentSet>& before) const {
+  static const auto kNone = std::make_shared<const std::string>();
+  if (before == nullptr) return all_;
+  if (before.get() == this) return kNone;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& [set, diff] : diffs_) {
+    if (set.lock() == before) return diff;
+  }
+  // A merge walk over both sorted lists: an entry is sent when its name is new or its bytes differ.
+  auto diff = std::make_shared<std::string>();
+  size_t changed = 0;
+  auto old = before->entries_.begin();
+  for (const Entry& e : entries_) {
+    while (old != before->entries_.end() && old->name < e.name) ++old;
+    const bool same = old != before->entries_.end() && old->name == e.name && old->hash == e.hash &&
+                      before->bytes(*old) == bytes(e);
+    if (same) continue;
+    ++changed;
+    diff->append(bytes(e));
+  }
+  std::shared_ptr<const std::string> out = diff;
+  if (changed == entries_.size()) out = all_;  // the same bytes, shared
+  std::erase_if(diffs_, [](const auto& d) { return d.first.expired(); });
+  diffs_.emplace_back(before, out);
+  return out;
+}
+
+std::vector<v1::ClusterLoadAssignment> AssignmentSet::parse(std::string_view entries) {
+  std::vector<v1::ClusterLoadAssignment> out;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(entries.data()),
+                                            static_cast<int>(entries.size()));
+  uint32_t tag = 0;
+  while ((tag = in.ReadTag()) != 0) {
+    uint32_t size = 0;
+    std::string any_bytes;
+    google::protobuf::Any any;
+    if (tag != (2 << 3 | 2) || !in.ReadVarint32(&size) || !in.ReadString(&any_bytes, size) ||
+        !any.ParseFromString(any_bytes) || !any.UnpackTo(&out.emplace_back())) {
+      break;
+    }
+  }
+  return out;
+}
+
+std::string serializeDeterministic(const google::protobuf::MessageLite& m) {
+  std::string out;
+  google::protobuf::io::StringOutputStream sos(&out);
+  google::protobuf::io::CodedOutputStream cos(&sos);
+  cos.SetSerializationDeterministic(true);
+  m.SerializeToCodedStream(&cos);
+  return out;
+}
 
 std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host) {
   return "outbound|" + std::to_string(port) + "|" + subset + "|" + host;
@@ -106,10 +257,49 @@ std::shared_ptr<const Translator::OutboundView> Translator::outboundView(
     ++views_reused_;
     return it->second;
   }
+  auto inherited = inherited_.find(key);
+  if (inherited != inherited_.end()) {
+    // Only endpoints changed since the config that built it: its clusters and routes stand, and
+    // only the assignments of the changed services' clusters are computed again.
+    ++views_refreshed_;
+    auto view = std::make_shared<OutboundView>(*inherited->second);
+    view->assignments = refreshedAssignments(*view);
+    inherited_.erase(inherited);
+    views_.emplace(std::move(key), view);
+    return view;
+  }
   ++views_built_;
   auto view = buildOutbound(proxy, sidecar);
   views_.emplace(std::move(key), view);
   return view;
+}
+
+void Translator::inherit(const Translator& previous, std::set<std::string> changed_services) {
+  inherited_.clear();
+  for (const auto& [key, view] : previous.views_) inherited_.emplace(key, view);
+  changed_services_ = std::move(changed_services);
+}
+
+std::shared_ptr<const AssignmentSet> Translator::refreshedAssignments(const OutboundView& view) {
+  if (service_index_.empty()) {
+    for (const model::Service* s : push_.registry().services()) {
+      service_index_.emplace(s->namespace_name + "/" + s->hostname, s);
+    }
+  }
+  std::vector<v1::ClusterLoadAssignment> replacements;
+  std::vector<std::string> ignored;  // the view's warnings are those of the config that built it
+  for (const ClusterSource& src : *view.sources) {
+    if (!changed_services_.contains(src.service_namespace + "/" + src.service_name)) continue;
+    v1::ClusterLoadAssignment& a = replacements.emplace_back();
+    a.set_cluster_name(src.cluster);
+    auto s = service_index_.find(src.service_namespace + "/" + src.host);
+    if (s == service_index_.end()) continue;
+    const model::ServicePort* sp = s->second->port(src.port);
+    if (sp == nullptr) continue;
+    addEndpoints(*s->second, *sp, src.selector, push_.registry().endpoints(*s->second),
+                 a.mutable_endpoints(), &ignored);
+  }
+  return std::make_shared<const AssignmentSet>(*view.assignments, replacements);
 }
 
 std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
@@ -139,33 +329,14 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       c.mutable_service()->set_namespace_(s->namespace_name);
       std::map<std::string, std::string> selector;
       if (subset != nullptr) selector.insert(subset->labels().begin(), subset->labels().end());
-      for (const model::Endpoint& e : endpoints) {
-        if (!e.healthy || !model::labelsMatch(selector, e.labels)) continue;
-        if (c.type() == v1::Cluster::STATIC && !config::isIpAddress(e.address)) {
-          view->warnings.push_back(s->hostname + ": endpoint '" + e.address +
-                                   "' is not an IP address and the service is not resolved by "
-                                   "DNS; skipped");
-          continue;
-        }
-        v1::Endpoint* out = c.add_endpoints();
-        out->set_address(e.address);
-        out->set_port(e.portFor(sp));
-        if (e.weight != 0) out->set_weight(e.weight);
-        if (!e.workload_name.empty() || !e.labels.empty() || !e.service_account.empty()) {
-          v1::WorkloadInfo* w = out->mutable_workload();
-          // Istio's label for a workload's name wins over the pod / WorkloadEntry name.
-          auto named = e.labels.find("service.istio.io/workload-name");
-          w->set_name(named != e.labels.end() ? named->second : e.workload_name);
-          w->set_namespace_(e.namespace_name);
-          w->mutable_labels()->insert(e.labels.begin(), e.labels.end());
-          w->set_service_account(e.service_account);
-        }
-      }
+      addEndpoints(*s, sp, selector, endpoints, c.mutable_endpoints(), &view->warnings);
+      view->sources->push_back(
+          {c.name(), s->hostname, s->namespace_name, s->name, sp.number, std::move(selector)});
       EffectivePolicy policy = effectivePolicy(dr, subset, sp.number);
       applyPolicy(policy, &c, where, &view->warnings);
       auto hash = hashPolicies(policy);
       if (!hash.empty()) hash_by_cluster[c.name()] = std::move(hash);
-      view->clusters.push_back(std::move(c));
+      view->clusters->push_back(std::move(c));
     };
     for (const model::ServicePort& sp : s->ports) {
       build(sp, nullptr);
@@ -243,7 +414,7 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       for (auto& r : routes) *vh.add_routes() = std::move(r);
       *rc.add_virtual_hosts() = std::move(vh);
     }
-    view->route_configs.push_back(std::move(rc));
+    view->route_configs->push_back(std::move(rc));
     view->http_ports.push_back(port);
   }
   // A router: per Gateway server port, the routes of the VirtualServices bound to the Gateway
@@ -288,7 +459,7 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     }
   }
   for (auto& [port, rc] : gateway_rcs) {
-    view->gateway_route_configs.push_back(std::move(rc));
+    view->gateway_route_configs->push_back(std::move(rc));
     view->gateway_ports.push_back(port);
   }
   // Opaque TCP ports: a listener per port relays to the one service on it, split by the
@@ -327,10 +498,20 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   std::erase_if(view->warnings, [&](const std::string& w) { return !seen.insert(w).second; });
 
   v1::Bootstrap shared;
-  for (const auto& rc : proxy.isRouter() ? view->gateway_route_configs : view->route_configs) {
+  for (const auto& rc : proxy.isRouter() ? *view->gateway_route_configs : *view->route_configs) {
     *shared.add_route_configs() = rc;
   }
-  for (const auto& c : view->clusters) *shared.add_clusters() = c;
+  std::vector<v1::ClusterLoadAssignment> assignments;
+  assignments.reserve(view->clusters->size());
+  for (const auto& c : *view->clusters) {
+    v1::Cluster* eds = shared.add_clusters();
+    *eds = c;
+    eds->set_eds(true);
+    v1::ClusterLoadAssignment& a = assignments.emplace_back();
+    a.set_cluster_name(c.name());
+    a.mutable_endpoints()->Swap(eds->mutable_endpoints());
+  }
+  view->assignments = std::make_shared<const AssignmentSet>(assignments);
   auto bytes = std::make_shared<std::string>();
   {
     // Deterministic so that equal views give equal bytes (maps in key order).
@@ -468,8 +649,16 @@ Translation Translator::translate(const ProxyIdentity& proxy) {
   Translation out;
   addNode(proxy, &out.bootstrap);
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
-  for (const auto& c : view->clusters) *out.bootstrap.add_clusters() = c;
-  for (const auto& rc : proxy.isRouter() ? view->gateway_route_configs : view->route_configs) {
+  std::map<std::string, v1::ClusterLoadAssignment> assignments;
+  for (auto& a : AssignmentSet::parse(*view->assignments->all())) {
+    assignments[a.cluster_name()] = std::move(a);
+  }
+  for (const auto& c : *view->clusters) {
+    v1::Cluster* out_c = out.bootstrap.add_clusters();
+    *out_c = c;
+    *out_c->mutable_endpoints() = assignments[c.name()].endpoints();
+  }
+  for (const auto& rc : proxy.isRouter() ? *view->gateway_route_configs : *view->route_configs) {
     *out.bootstrap.add_route_configs() = rc;
   }
   addOutboundListeners(proxy, *view, &out.bootstrap);
@@ -483,6 +672,7 @@ SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
   std::shared_ptr<const OutboundView> view = outboundView(proxy);
   out.shared = view->bytes;
   out.shared_hash = view->bytes_hash;
+  out.assignments = view->assignments;
   addNode(proxy, &out.own);
   addOutboundListeners(proxy, *view, &out.own);
   if (!proxy.isRouter()) addInbound(proxy, &out.own);

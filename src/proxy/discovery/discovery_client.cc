@@ -1,11 +1,13 @@
 #include "proxy/discovery/discovery_client.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <grpcpp/grpcpp.h>
 
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <thread>
 
 #include "core/log.h"
@@ -18,6 +20,34 @@ namespace dv1 = ::mesh::discovery::v1;
 namespace {
 
 constexpr char kBootstrapType[] = "type.mesh/proxy.v1.Bootstrap";
+constexpr char kAssignmentType[] = "type.mesh/proxy.v1.ClusterLoadAssignment";
+
+using Stream = grpc::ClientReaderWriter<dv1::DiscoveryRequest, dv1::DiscoveryResponse>;
+
+// True if some `eds` cluster of `b` has no assignment in `a`.
+bool lacksAssignments(const v1::Bootstrap& b, const Assignments& a) {
+  for (const v1::Cluster& c : b.clusters()) {
+    if (c.eds() && !a.contains(c.name())) return true;
+  }
+  return false;
+}
+
+// `a` without the assignments of clusters that are not `eds` clusters of `b`.
+std::shared_ptr<const Assignments> prunedTo(const v1::Bootstrap& b,
+                                            std::shared_ptr<const Assignments> a) {
+  std::set<std::string_view> eds;
+  for (const v1::Cluster& c : b.clusters()) {
+    if (c.eds()) eds.insert(c.name());
+  }
+  bool all_used = true;
+  for (const auto& [name, _] : *a) all_used = all_used && eds.contains(name);
+  if (all_used) return a;
+  auto out = std::make_shared<Assignments>();
+  for (const auto& [name, assignment] : *a) {
+    if (eds.contains(name)) out->emplace(name, assignment);
+  }
+  return out;
+}
 
 dv1::Node toDiscoveryNode(const v1::Node& n, const std::string& admin_address) {
   dv1::Node out;
@@ -48,9 +78,21 @@ struct DiscoveryClient::Impl {
   bool stopping = false;
   grpc::ClientContext* current = nullptr;  // the live stream's context, for TryCancel
 
-  // What was last applied (and ACKed): its version and the bytes of the resource.
-  std::string applied_version;
-  std::string applied_bytes;
+  // What was last applied (and ACKed) of each type; the Bootstrap's bytes, to skip a resync of
+  // the same one.
+  std::shared_ptr<const v1::Bootstrap> bootstrap;
+  std::string bootstrap_version;
+  std::string bootstrap_bytes;
+  std::shared_ptr<const Assignments> assignments = std::make_shared<const Assignments>();
+  std::string assignments_version;
+  // A Bootstrap waiting for the assignments of its new clusters (see the header).
+  struct Pending {
+    std::shared_ptr<const v1::Bootstrap> bootstrap;
+    std::string version;
+    std::string bytes;
+    std::string nonce;
+  };
+  std::optional<Pending> pending;
 
   bool isStopping() {
     std::lock_guard<std::mutex> lock(mu);
@@ -82,9 +124,13 @@ struct DiscoveryClient::Impl {
     dv1::DiscoveryRequest first;
     *first.mutable_node() = toDiscoveryNode(options.node, options.admin_address);
     first.set_type_url(kBootstrapType);
-    first.set_version_info(applied_version);
+    first.set_version_info(bootstrap_version);
+    dv1::DiscoveryRequest subscribe;
+    subscribe.set_type_url(kAssignmentType);
+    subscribe.set_version_info(assignments_version);
+    pending.reset();
     bool got_any = false;
-    if (stream->Write(first)) {
+    if (stream->Write(first) && stream->Write(subscribe)) {
       dv1::DiscoveryResponse resp;
       while (stream->Read(&resp)) {
         if (!got_any) {
@@ -107,8 +153,9 @@ struct DiscoveryClient::Impl {
     if (!isStopping()) {
       state(false, why);
       if (got_any) {
-        MESH_LOG("discovery", warn, "pilot at {}: {}; keeping config version '{}'", options.address,
-                 why, applied_version);
+        MESH_LOG("discovery", warn,
+                 "pilot at {}: {}; keeping config version '{}' (endpoints version '{}')",
+                 options.address, why, bootstrap_version, assignments_version);
       } else {
         MESH_LOG("discovery", debug, "pilot at {}: {}", options.address, why);
       }
@@ -116,42 +163,129 @@ struct DiscoveryClient::Impl {
     return got_any;
   }
 
-  // ACKs or NACKs one response. False if the stream should end.
-  bool handle(const dv1::DiscoveryResponse& resp,
-              grpc::ClientReaderWriter<dv1::DiscoveryRequest, dv1::DiscoveryResponse>* stream) {
-    dv1::DiscoveryRequest reply;
-    reply.set_type_url(kBootstrapType);
-    reply.set_response_nonce(resp.nonce());
-    std::optional<Status> result;
+  // Sends the ACK (error ok) or NACK of the response `nonce` of `type`. False if the stream broke.
+  bool reply(Stream* stream, const char* type, const std::string& nonce, const Status& result) {
+    dv1::DiscoveryRequest r;
+    r.set_type_url(type);
+    r.set_response_nonce(nonce);
+    if (!result.ok()) {
+      r.mutable_error_detail()->set_code(static_cast<int32_t>(grpc::StatusCode::INVALID_ARGUMENT));
+      r.mutable_error_detail()->set_message(result.message());
+    }
+    r.set_version_info(std::string_view(type) == kBootstrapType ? bootstrap_version
+                                                                : assignments_version);
+    return stream->Write(r);
+  }
+
+  // Applies a Bootstrap with assignments, on behalf of a response of `version`; on success they
+  // become the last good ones. Nullopt if the client is stopping.
+  std::optional<Status> applyBoth(std::shared_ptr<const v1::Bootstrap> b,
+                                  const std::string& b_version, const std::string& b_bytes,
+                                  std::shared_ptr<const Assignments> a,
+                                  const std::string& a_version, const std::string& version) {
+    DiscoveredConfig config{b, a, b_version, a_version, version};
+    std::future<Status> f = apply(std::move(config));
+    std::optional<Status> result = await(f);
+    if (result && result->ok()) {
+      bootstrap = std::move(b);
+      bootstrap_version = b_version;
+      bootstrap_bytes = b_bytes;
+      assignments = std::move(a);
+      assignments_version = a_version;
+    }
+    return result;
+  }
+
+  // ACKs or NACKs one response (a held Bootstrap: later). False if the stream should end.
+  bool handle(const dv1::DiscoveryResponse& resp, Stream* stream) {
+    if (resp.type_url() == kAssignmentType) return handleAssignments(resp, stream);
     if (resp.type_url() != kBootstrapType || resp.resources_size() != 1 ||
         !resp.resources(0).Is<v1::Bootstrap>()) {
-      result = invalidArgument("expected one " + std::string(kBootstrapType) + " resource, got " +
-                               std::to_string(resp.resources_size()) + " of type '" +
-                               resp.type_url() + "'");
-    } else if (resp.resources(0).value() == applied_bytes) {
-      result = okStatus();  // a resync with what already runs: nothing to apply
-    } else {
-      auto config = std::make_shared<v1::Bootstrap>();
-      if (!resp.resources(0).UnpackTo(config.get())) {
-        result = invalidArgument("the Bootstrap resource does not parse");
-      } else {
-        std::future<Status> f = apply(config, resp.version_info());
-        result = await(f);
-        if (!result) return false;  // stopping
+      return nack(stream, kBootstrapType, resp,
+                  invalidArgument("expected one " + std::string(kBootstrapType) +
+                                  " resource, got " + std::to_string(resp.resources_size()) +
+                                  " of type '" + resp.type_url() + "'"));
+    }
+    const std::string& bytes = resp.resources(0).value();
+    if (bytes == bootstrap_bytes) {
+      // A resync with what already runs: nothing to apply (and a held one is superseded).
+      pending.reset();
+      bootstrap_version = resp.version_info();
+      return reply(stream, kBootstrapType, resp.nonce(), okStatus());
+    }
+    auto config = std::make_shared<v1::Bootstrap>();
+    if (!resp.resources(0).UnpackTo(config.get())) {
+      return nack(stream, kBootstrapType, resp,
+                  invalidArgument("the Bootstrap resource does not parse"));
+    }
+    if (lacksAssignments(*config, *assignments)) {
+      // A held one that was not applied is superseded: its nonce stays unanswered, as pilot
+      // ignores answers to any but the last nonce of a type anyway.
+      pending = Pending{config, resp.version_info(), bytes, resp.nonce()};
+      return true;
+    }
+    pending.reset();
+    std::shared_ptr<const Assignments> a = prunedTo(*config, assignments);
+    std::optional<Status> result =
+        applyBoth(config, resp.version_info(), bytes, a, assignments_version, resp.version_info());
+    if (!result) return false;  // stopping
+    if (!result->ok()) return nack(stream, kBootstrapType, resp, *result);
+    return reply(stream, kBootstrapType, resp.nonce(), okStatus());
+  }
+
+  bool handleAssignments(const dv1::DiscoveryResponse& resp, Stream* stream) {
+    // The new ones replace those of the same clusters; the others stay (EDS in the state of the
+    // world variant sends only what changed).
+    auto next = std::make_shared<Assignments>(*assignments);
+    bool changed = false;
+    std::optional<Status> bad;
+    for (const auto& any : resp.resources()) {
+      v1::ClusterLoadAssignment a;
+      if (!any.Is<v1::ClusterLoadAssignment>() || !any.UnpackTo(&a)) {
+        bad = invalidArgument("resource of type '" + any.type_url() + "' is not a parsable " +
+                              std::string(kAssignmentType));
+        break;
       }
+      auto it = next->find(a.cluster_name());
+      if (it != next->end() && google::protobuf::util::MessageDifferencer::Equals(it->second, a)) {
+        continue;  // a resync of what runs
+      }
+      changed = true;
+      std::string name = a.cluster_name();
+      (*next)[std::move(name)] = std::move(a);
     }
-    if (result->ok()) {
-      applied_version = resp.version_info();
-      applied_bytes = resp.resources(0).value();
-    } else {
-      reply.mutable_error_detail()->set_code(
-          static_cast<int32_t>(grpc::StatusCode::INVALID_ARGUMENT));
-      reply.mutable_error_detail()->set_message(result->message());
-      MESH_LOG("discovery", warn, "NACK of pilot's version {}: {}", resp.version_info(),
-               result->message());
+    std::optional<Status> result = okStatus();
+    if (pending) {
+      // The held Bootstrap goes in now, with these assignments (or, if they are bad, with the
+      // ones it has).
+      Pending p = std::move(*pending);
+      pending.reset();
+      result =
+          bad ? applyBoth(p.bootstrap, p.version, p.bytes, prunedTo(*p.bootstrap, assignments),
+                          assignments_version, p.version)
+              : applyBoth(p.bootstrap, p.version, p.bytes, prunedTo(*p.bootstrap, std::move(next)),
+                          resp.version_info(), resp.version_info());
+      if (!result) return false;  // stopping
+      if (!reply(stream, kBootstrapType, p.nonce, *result)) return false;
+    } else if (!bad && (bootstrap == nullptr || !changed)) {
+      // Nothing runs that they change: kept (for the Bootstrap to come).
+      assignments = std::move(next);
+      assignments_version = resp.version_info();
+    } else if (!bad) {
+      result = applyBoth(bootstrap, bootstrap_version, bootstrap_bytes, std::move(next),
+                         resp.version_info(), resp.version_info());
+      if (!result) return false;
     }
-    reply.set_version_info(applied_version);
-    return stream->Write(reply);
+    if (bad) return nack(stream, kAssignmentType, resp, *bad);
+    if (!result->ok()) return nack(stream, kAssignmentType, resp, *result);
+    return reply(stream, kAssignmentType, resp.nonce(), okStatus());
+  }
+
+  bool nack(Stream* stream, const char* type, const dv1::DiscoveryResponse& resp,
+            const Status& error) {
+    MESH_LOG("discovery", warn, "NACK of pilot's {} version {}: {}", type, resp.version_info(),
+             error.message());
+    return reply(stream, type, resp.nonce(), error);
   }
 
   void loop() {

@@ -1,7 +1,13 @@
-// The proxy's side of pilot's discovery stream (api/discovery/v1): connects, sends the node,
-// applies each pushed config through a callback and ACKs it, or NACKs it with the error and
-// keeps the last good one; on a broken stream it keeps the running config, reconnects with
-// jittered exponential backoff and resyncs. gRPC's headers stay in the .cc.
+// The proxy's side of pilot's discovery stream (api/discovery/v1): connects, sends the node and
+// subscribes to both types (Bootstrap, ClusterLoadAssignment), applies each change of either
+// through a callback (the last Bootstrap with the last assignments) and ACKs it, or NACKs it with
+// the error and keeps the last good one; on a broken stream it keeps the running config,
+// reconnects with jittered exponential backoff and resyncs. gRPC's headers stay in the .cc.
+//
+// A Bootstrap with an `eds` cluster that has no assignment yet is held (not applied, not yet
+// ACKed) until the next assignments response, which pilot sends right after it: the two are then
+// applied at once, so a new cluster starts with its endpoints (as Envoy warms a cluster) and the
+// first config applied has both types.
 #pragma once
 
 #include <chrono>
@@ -11,6 +17,7 @@
 #include <string>
 
 #include "core/status.h"
+#include "proxy/discovery/discovered_config.h"
 #include "proxy/v1/config.pb.h"
 
 namespace mesh::proxy {
@@ -25,9 +32,9 @@ struct DiscoveryClientOptions {
 
 class DiscoveryClient {
  public:
-  // Applies one pushed config; the future holds the result. Called from the client's thread.
-  using Apply = std::function<std::future<Status>(std::shared_ptr<const v1::Bootstrap> config,
-                                                  std::string version)>;
+  // Applies pilot's config (a new Bootstrap, new assignments or both); the future holds the
+  // result. Called from the client's thread.
+  using Apply = std::function<std::future<Status>(DiscoveredConfig config)>;
   // The stream's state changed: connected or not, and why (for /config_dump). Client thread.
   using StateChange = std::function<void(bool connected, std::string detail)>;
 

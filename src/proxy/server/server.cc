@@ -314,20 +314,20 @@ bool Server::ready() const {
   return state_ == State::kLive && (!options_.discovery || discovered_ != nullptr);
 }
 
-std::future<Status> Server::applyDiscovered(std::shared_ptr<const v1::Bootstrap> config,
-                                            std::string version) {
+std::future<Status> Server::applyDiscovered(DiscoveredConfig config) {
   auto done = std::make_shared<std::promise<Status>>();
   std::future<Status> result = done->get_future();
-  boost::asio::post(io_, [this, done, config = std::move(config), version = std::move(version)] {
-    done->set_value(applyDiscoveredNow(config, version));
+  boost::asio::post(io_, [this, done, config = std::move(config)] {
+    done->set_value(applyDiscoveredNow(config));
   });
   return result;
 }
 
-Status Server::applyDiscoveredNow(std::shared_ptr<const v1::Bootstrap> config,
-                                  const std::string& version) {
+Status Server::applyDiscoveredNow(const DiscoveredConfig& config) {
+  const std::string& version = config.version;
   if (state_ == State::kDraining) return unavailable("draining");
-  auto snap = loadSnapshot(config.get());
+  auto merged = std::make_shared<const v1::Bootstrap>(mergeAssignments(config));
+  auto snap = loadSnapshot(merged.get());
   Status st = snap.ok() ? applySnapshot(*snap) : snap.status();
   if (!st.ok()) {
     main_stats_.inc(reload_failed_);
@@ -339,11 +339,23 @@ Status Server::applyDiscoveredNow(std::shared_ptr<const v1::Bootstrap> config,
   main_stats_.inc(reload_ok_);
   last_error_.clear();
   const bool first = discovered_ == nullptr;
-  discovered_ = std::move(config);
+  const bool only_assignments = !first && discovered_parts_.bootstrap == config.bootstrap;
+  discovered_ = std::move(merged);
+  discovered_parts_ = config;
   discovered_version_ = version;
   writePortFile();
-  MESH_LOG("config", info, "pilot's config version {} applied: {} listener(s), {} cluster(s){}",
-           version, current_->listeners.size(), current_->clusters.size(), first ? "; ready" : "");
+  if (only_assignments) {
+    MESH_LOG("config", info,
+             "pilot's endpoints version {} applied (cluster load assignments only): {} "
+             "assignment(s), {} cluster(s)",
+             version, config.assignments->size(), current_->clusters.size());
+  } else {
+    MESH_LOG("config", info,
+             "pilot's config version {} applied: {} listener(s), {} cluster(s), {} "
+             "assignment(s){}",
+             version, current_->listeners.size(), current_->clusters.size(),
+             config.assignments->size(), first ? "; ready" : "");
+  }
   return okStatus();
 }
 
@@ -651,6 +663,9 @@ AdminResponse Server::handleConfigDump(const AdminRequest&) {
   out += "}]";
   if (options_.discovery) {
     out += ",\"discovery\":{\"version_info\":\"" + jsonEscape(discovered_version_) +
+           "\",\"bootstrap_version_info\":\"" + jsonEscape(discovered_parts_.bootstrap_version) +
+           "\",\"assignments_version_info\":\"" +
+           jsonEscape(discovered_parts_.assignments_version) +
            "\",\"connected\":" + (discovery_connected_ ? "true" : "false") + ",\"detail\":\"" +
            jsonEscape(discovery_detail_) + "\"}";
   }

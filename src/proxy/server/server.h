@@ -19,6 +19,7 @@
 #include "core/status.h"
 #include "proxy/admin/admin_server.h"
 #include "proxy/config/snapshot_builder.h"
+#include "proxy/discovery/discovered_config.h"
 #include "proxy/server/worker.h"
 #include "proxy/v1/config.pb.h"
 
@@ -53,11 +54,11 @@ class Server {
   Status reload();
   void beginDrain();
 
-  // From any thread: applies pilot's listeners, route configurations and clusters (merged into
-  // the local config) on the main thread, atomically, as a reload does. The future holds the
-  // result: an error leaves the last good config serving. Fails if the server is draining.
-  std::future<Status> applyDiscovered(std::shared_ptr<const v1::Bootstrap> config,
-                                      std::string version);
+  // From any thread: applies pilot's listeners, route configurations and clusters, with the
+  // assignments' endpoints filling the `eds` clusters (mergeAssignments), merged into the local
+  // config on the main thread, atomically, as a reload does. The future holds the result: an
+  // error leaves the last good config serving. Fails if the server is draining.
+  std::future<Status> applyDiscovered(DiscoveredConfig config);
   // After start(): the node as configured (file merged with overrides), and the admin API's
   // bound "host:port".
   v1::Node node() const;
@@ -76,8 +77,7 @@ class Server {
 
   // The config file (if any) merged with `discovered` (if any).
   StatusOr<std::shared_ptr<const Snapshot>> loadSnapshot(const v1::Bootstrap* discovered);
-  Status applyDiscoveredNow(std::shared_ptr<const v1::Bootstrap> config,
-                            const std::string& version);
+  Status applyDiscoveredNow(const DiscoveredConfig& config);
   bool ready() const;
   Status applySnapshot(std::shared_ptr<const Snapshot> snapshot);
   void publish(const std::shared_ptr<const Snapshot>& snapshot,
@@ -109,8 +109,10 @@ class Server {
   std::shared_ptr<const Snapshot> current_;
   uint64_t next_version_ = 1;
   std::string last_error_;
-  // Discovery: the last applied config from pilot and its version; the stream's state.
+  // Discovery: the last applied config from pilot (merged: what runs), its parts and the newest
+  // version of either type; the stream's state.
   std::shared_ptr<const v1::Bootstrap> discovered_;
+  DiscoveredConfig discovered_parts_;
   std::string discovered_version_;
   bool discovery_connected_ = false;
   std::string discovery_detail_;

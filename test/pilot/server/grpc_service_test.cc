@@ -138,14 +138,16 @@ TEST_F(GrpcServiceTest, BurstOfChangesEndsWithTheLatestConfig) {
 }
 
 TEST_F(GrpcServiceTest, AProxyThatNeverReadsDoesNotHoldUpTheOthers) {
-  // Responses of ~150 KiB each: a few fill the idle proxy's flow-control windows and socket
-  // buffers, so its write stays outstanding.
+  // Assignment responses of ~150 KiB each: a few fill the idle proxy's flow-control windows and
+  // socket buffers, so its write stays outstanding.
   constexpr int kEndpoints = 1500;
   ASSERT_TRUE(discovery_.applyConfig(configOf(entry(80, kEndpoints))));
   Client idle(port_, /*read=*/false);
   ASSERT_TRUE(idle.subscribe(node(1)));
+  ASSERT_TRUE(idle.subscribeAssignments());
   Client live(port_);
   ASSERT_TRUE(live.subscribe(node(2)));
+  ASSERT_TRUE(live.subscribeAssignments());
   ASSERT_TRUE(live.untilVersion("2").has_value());
   constexpr int kChanges = 15;
   for (int i = 1; i <= kChanges; ++i) {
@@ -158,6 +160,49 @@ TEST_F(GrpcServiceTest, AProxyThatNeverReadsDoesNotHoldUpTheOthers) {
   auto start = std::chrono::steady_clock::now();
   server_.stop();
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST_F(GrpcServiceTest, BothTypesOnOneStreamAndAnEndpointOnlyChangeSendsOnlyAssignments) {
+  Client client(port_);
+  ASSERT_TRUE(client.subscribe(node(1)));
+  ASSERT_TRUE(client.subscribeAssignments());
+  // The Bootstrap first (the assignments may come with it or after the subscription is seen).
+  auto bootstrap = client.next();
+  ASSERT_TRUE(bootstrap.has_value());
+  EXPECT_EQ(bootstrap->type_url(), kBootstrapType);
+  ASSERT_TRUE(client.ack(*bootstrap));
+  auto assignments = client.next();
+  ASSERT_TRUE(assignments.has_value());
+  EXPECT_EQ(assignments->type_url(), kAssignmentType);
+  EXPECT_NE(assignments->nonce(), bootstrap->nonce());
+  ASSERT_EQ(assignments->resources_size(), 1);
+  mesh::proxy::v1::ClusterLoadAssignment a;
+  ASSERT_TRUE(assignments->resources(0).UnpackTo(&a));
+  EXPECT_EQ(a.cluster_name(), "outbound|80||api.example.com");
+  EXPECT_EQ(a.endpoints_size(), 1);
+  ASSERT_TRUE(client.ack(*assignments));
+
+  // One more endpoint: an assignments response only, and the proxy is SYNCED on its ACK.
+  ASSERT_TRUE(discovery_.applyConfig(configOf(entry(80, 2))));
+  auto changed = client.next();
+  ASSERT_TRUE(changed.has_value());
+  EXPECT_EQ(changed->type_url(), kAssignmentType);
+  EXPECT_EQ(changed->version_info(), "2");
+  ASSERT_TRUE(changed->resources(0).UnpackTo(&a));
+  EXPECT_EQ(a.endpoints_size(), 2);
+  ASSERT_TRUE(client.ack(*changed));
+
+  // A routing change (the port): a Bootstrap, then the new cluster's assignment.
+  ASSERT_TRUE(discovery_.applyConfig(configOf(entry(81, 2))));
+  auto routed = client.next();
+  ASSERT_TRUE(routed.has_value());
+  EXPECT_EQ(routed->type_url(), kBootstrapType);
+  EXPECT_EQ(routed->version_info(), "3");
+  auto added = client.next();
+  ASSERT_TRUE(added.has_value());
+  EXPECT_EQ(added->type_url(), kAssignmentType);
+  ASSERT_TRUE(added->resources(0).UnpackTo(&a));
+  EXPECT_EQ(a.cluster_name(), "outbound|81||api.example.com");
 }
 
 TEST_F(GrpcServiceTest, StopEndsOpenStreamsWithUnavailable) {

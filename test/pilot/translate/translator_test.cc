@@ -291,6 +291,20 @@ TEST(TranslatorTest, SplitTranslationParsesToTheWholeAndSharesTheOutboundBytes) 
   for (const auto& [proxy, split] : {std::pair{a1, &s1}, std::pair{a2, &s2}}) {
     v1::Bootstrap joined;
     ASSERT_TRUE(joined.ParseFromString(*split->shared + split->own.SerializeAsString()));
+    // Outbound clusters are eds: their endpoints are the assignments'.
+    std::map<std::string, v1::ClusterLoadAssignment> assignments;
+    for (auto& a : AssignmentSet::parse(*split->assignments->all())) {
+      assignments[a.cluster_name()] = a;
+    }
+    for (v1::Cluster& c : *joined.mutable_clusters()) {
+      if (!c.name().starts_with("outbound|")) continue;
+      EXPECT_TRUE(c.eds()) << c.name();
+      EXPECT_EQ(c.endpoints_size(), 0) << c.name();
+      c.set_eds(false);
+      ASSERT_TRUE(assignments.contains(c.name())) << c.name();
+      *c.mutable_endpoints() = assignments[c.name()].endpoints();
+    }
+    EXPECT_EQ(split->assignments->size(), assignments.size());
     std::string diff;
     google::protobuf::util::MessageDifferencer d;
     d.ReportDifferencesToString(&diff);
@@ -298,6 +312,8 @@ TEST(TranslatorTest, SplitTranslationParsesToTheWholeAndSharesTheOutboundBytes) 
   }
   EXPECT_NE(findCluster(s1.own, "inbound|8080||"), nullptr);
   EXPECT_EQ(findCluster(s2.own, "inbound|8080||"), nullptr);
+  EXPECT_FALSE(findCluster(s1.own, "inbound|8080||")->eds());  // inbound stays inline
+  EXPECT_EQ(s1.assignments, s2.assignments);
 }
 
 TEST(TranslatorTest, LabelDependentConfigKeysTheCacheByLabels) {
