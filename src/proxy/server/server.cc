@@ -619,7 +619,7 @@ void Server::installAdminHandlers() {
                  return text(200, "OK\n");
                });
   a.addHandler(
-      "/memory", "resident and virtual memory of the process", false, [text](const AdminRequest&) {
+      "/memory", "resident and virtual memory of the process", false, [](const AdminRequest&) {
         std::ifstream f("/proc/self/statm");
         uint64_t size = 0, resident = 0;
         f >> size >> resident;
