@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/net/address.h"
+#include "core/proxy_id.h"
 #include "istioctl/http_get.h"
 #include "proxy/v1/config.pb.h"
 
@@ -89,8 +90,7 @@ StatusOr<std::string> adminAddressOf(const std::string& proxy, const std::string
     const std::string id = field(p, "proxy"), workload = field(p, "workload"),
                       ns = field(p, "namespace");
     // Also the pod name inside an Istio id: "sidecar~<ip>~<pod>.<ns>~...".
-    const bool pod = id.find("~" + proxy + "." + ns + "~") != std::string::npos ||
-                     id.find("~" + proxy + "~") != std::string::npos;
+    const bool pod = podNameFromProxyId(id, ns) == proxy;
     if (id == proxy || workload == proxy || workload + "." + ns == proxy || pod) {
       hits.push_back(&p);
     }

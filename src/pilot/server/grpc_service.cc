@@ -35,29 +35,9 @@ translate::ProxyIdentity identityOf(const dv1::Node& node) {
 
 class Service;
 
-void appendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-size_t varintSize(uint64_t v) {
-  size_t n = 1;
-  while (v >= 0x80) {
-    v >>= 7;
-    ++n;
-  }
-  return n;
-}
-
-// Appends a length-delimited field (wire type 2) of field number < 16.
-void appendBytesField(std::string* out, int field, std::string_view value) {
-  out->push_back(static_cast<char>(field << 3 | 2));
-  appendVarint(out, value.size());
-  out->append(value);
-}
+using translate::appendBytesField;
+using translate::appendVarint;
+using translate::varintSize;
 
 // The DiscoveryResponse for a push, serialized by hand so that the shared bytes go out by
 // reference (a slice that holds the shared_ptr) rather than being copied per proxy: the same

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "config/host_name.h"
+#include "core/proxy_id.h"
 #include "pilot/translate/http_routes.h"
 #include "pilot/translate/traffic_policy.h"
 
@@ -40,21 +41,6 @@ std::vector<const model::Service*> onePerHost(const std::vector<const model::Ser
     }
   }
   return out;
-}
-
-void appendVarint(std::string* out, uint64_t v) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-// A length-delimited field (wire type 2) of field number < 16.
-void appendBytesField(std::string* out, int field, std::string_view value) {
-  out->push_back(static_cast<char>(field << 3 | 2));
-  appendVarint(out, value.size());
-  out->append(value);
 }
 
 // The endpoints of `s` on port `sp` whose labels match `selector` (a subset's, or none).
@@ -100,6 +86,29 @@ std::string entryOf(const v1::ClusterLoadAssignment& a) {
 }
 
 }  // namespace
+
+void appendVarint(std::string* out, uint64_t v) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+size_t varintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+void appendBytesField(std::string* out, int field, std::string_view value) {
+  out->push_back(static_cast<char>(field << 3 | 2));
+  appendVarint(out, value.size());
+  out->append(value);
+}
 
 AssignmentSet::AssignmentSet(const AssignmentSet& base,
                              const std::vector<v1::ClusterLoadAssignment>& replacements) {
@@ -199,18 +208,7 @@ std::string outboundClusterName(uint32_t port, const std::string& subset, const 
 }
 
 std::string podName(const ProxyIdentity& proxy) {
-  // "sidecar~<ip>~<pod>.<namespace>~<namespace>.svc.cluster.local"
-  size_t a = proxy.id.find('~');
-  size_t b = a == std::string::npos ? a : proxy.id.find('~', a + 1);
-  size_t c = b == std::string::npos ? b : proxy.id.find('~', b + 1);
-  if (c == std::string::npos) return "";
-  std::string pod_ns = proxy.id.substr(b + 1, c - b - 1);
-  const std::string suffix = "." + proxy.namespace_name;
-  if (pod_ns.size() > suffix.size() &&
-      pod_ns.compare(pod_ns.size() - suffix.size(), suffix.size(), suffix) == 0) {
-    return pod_ns.substr(0, pod_ns.size() - suffix.size());
-  }
-  return pod_ns;
+  return podNameFromProxyId(proxy.id, proxy.namespace_name);
 }
 
 std::string inboundClusterName(uint32_t port) { return "inbound|" + std::to_string(port) + "||"; }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "pilot/translate/push_context.h"
@@ -171,11 +172,18 @@ class Translator {
 // `m` serialized deterministically (map entries in key order): equal messages give equal bytes.
 std::string serializeDeterministic(const google::protobuf::MessageLite& m);
 
+// Protobuf wire format, for messages built by hand from pre-serialized parts (concatenated
+// parts of one message merge): a varint, its encoded size, and a length-delimited field (wire
+// type 2) of field number < 16.
+void appendVarint(std::string* out, uint64_t v);
+size_t varintSize(uint64_t v);
+void appendBytesField(std::string* out, int field, std::string_view value);
+
 // Istio's cluster names: "outbound|9080|v1|reviews.default.svc.cluster.local",
 // "inbound|9080||".
 std::string outboundClusterName(uint32_t port, const std::string& subset, const std::string& host);
 std::string inboundClusterName(uint32_t port);
-// The pod name in an Istio sidecar id ("sidecar~ip~<pod>.<ns>~..."); "" if the id has no such part.
+// The pod name in the proxy's Istio id (core/proxy_id.h); "" if the id has no such part.
 std::string podName(const ProxyIdentity& proxy);
 
 // The names a proxy in `proxy_namespace` may use for a service: the FQDN and, for Kubernetes

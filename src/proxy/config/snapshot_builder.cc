@@ -13,6 +13,7 @@
 #include "core/config/yaml_proto.h"
 #include "core/hash.h"
 #include "core/net/address.h"
+#include "core/proxy_id.h"
 #include "proxy/telemetry/peer_metadata.h"
 #include "proxy/v1/config.pb.h"
 
@@ -184,15 +185,8 @@ void Builder::buildNode() {
                                         node.service_account, node.trust_domain, node.cluster_id);
   node.workload_id = ctx_.telemetry().internWorkload(w);
   // The pod name inside an Istio id ("sidecar~<ip>~<pod>.<ns>~..."), else the workload's.
-  std::string pod = node.workload_name;
-  size_t t1 = node.id.find('~');
-  size_t t2 = t1 == std::string::npos ? t1 : node.id.find('~', t1 + 1);
-  size_t t3 = t2 == std::string::npos ? t2 : node.id.find('~', t2 + 1);
-  if (t3 != std::string::npos) {
-    pod = node.id.substr(t2 + 1, t3 - t2 - 1);
-    const std::string suffix = "." + node.namespace_;
-    if (pod.size() > suffix.size() && pod.ends_with(suffix)) pod.resize(pod.size() - suffix.size());
-  }
+  std::string pod = podNameFromProxyId(node.id, node.namespace_);
+  if (pod.empty()) pod = node.workload_name;
   if (!node.workload_name.empty()) {
     node.peer_metadata = encodePeerMetadata(pod, node.workload_name, node.namespace_, node.labels,
                                             node.service_account, node.cluster_id);
