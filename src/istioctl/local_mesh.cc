@@ -25,6 +25,7 @@
 
 #include "config/resource.h"
 #include "core/config/yaml_proto.h"
+#include "core/file_util.h"
 #include "istioctl/v1/local_mesh.pb.h"
 
 namespace mesh::istioctl {
@@ -42,15 +43,6 @@ std::string readFile(const std::string& path) {
   std::stringstream ss;
   ss << f.rdbuf();
   return ss.str();
-}
-
-bool writeFileAtomic(const std::string& path, const std::string& content) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    if (!(f << content)) return false;
-  }
-  return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 int remainingMs(Clock::time_point deadline) {
@@ -507,10 +499,10 @@ int applyFiles(const std::vector<std::string>& files, const std::string& config_
           err << "error: " << what << " not found\n";
           rc = 1;
         }
-      } else if (writeFileAtomic(path, "# from " + f + "\n" + text)) {
+      } else if (Status st = writeFileAtomic(path, "# from " + f + "\n" + text); st.ok()) {
         out << what << " applied\n";
       } else {
-        err << "error: cannot write " << path << ": " << std::strerror(errno) << "\n";
+        err << "error: " << st.message() << "\n";
         rc = 1;
       }
     }
@@ -589,7 +581,13 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     fs::create_directories(state + "/" + sub, ec);
   }
   std::remove((state + "/state.json").c_str());
-  writeFileAtomic(state + "/up.pid", std::to_string(::getpid()) + "\n");
+  // Every file `up` writes is needed by what it starts or by `down`: a failed write stops it.
+  auto write = [&err](const std::string& path, std::string_view content) {
+    Status st = writeFileAtomic(path, content);
+    if (!st.ok()) err << "error: " << st.message() << "\n";
+    return st.ok();
+  };
+  if (!write(state + "/up.pid", std::to_string(::getpid()) + "\n")) return 1;
 
   // Stop signals are read from a signalfd, during start-up and while supervising.
   sigset_t stop_signals;
@@ -624,7 +622,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     std::ostringstream applied;
     if (applyFiles(seed, live, false, applied, err) != 0) return cleanup(1);
   }
-  writeFileAtomic(state + "/config.path", fs::absolute(live).string());
+  if (!write(state + "/config.path", fs::absolute(live).string())) return cleanup(1);
 
   // Ports: for each pod and port, one for the app and one for its sidecar's inbound listener.
   // The sidecars' stay held for the mesh's life; the apps' until just before the apps start.
@@ -649,7 +647,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
       pods.push_back(std::move(pod));
     }
   }
-  writeFileAtomic(state + "/registry/mesh.yaml", registryYaml(mesh, pods));
+  if (!write(state + "/registry/mesh.yaml", registryYaml(mesh, pods))) return cleanup(1);
 
   // pilot.
   const std::string pilot_ports = state + "/pilot.ports";
@@ -677,9 +675,11 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   }
   for (Pod& pod : pods) {
     const std::string base = state + "/proxies/" + pod.name;
-    writeFileAtomic(base + ".yaml",
-                    "admin: {address: \"127.0.0.1:0\", prometheusAddress: \"127.0.0.1:0\", "
-                    "healthAddress: \"127.0.0.1:0\"}\n");
+    if (!write(base + ".yaml",
+               "admin: {address: \"127.0.0.1:0\", prometheusAddress: \"127.0.0.1:0\", "
+               "healthAddress: \"127.0.0.1:0\"}\n")) {
+      return cleanup(1);
+    }
     std::vector<std::string> argv = {opts.bin_dir + "/istio-proxy",
                                      "--discovery",
                                      "127.0.0.1:" + std::to_string(grpc),
@@ -802,7 +802,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     json += "}}";
   }
   json += "],\"pilot_pid\":" + std::to_string(pilot->pid()) + "}\n";
-  writeFileAtomic(state + "/state.json", json);
+  if (!write(state + "/state.json", json)) return cleanup(1);
 
   const std::string pilot_http = "127.0.0.1:" + std::to_string(http);
   out << "Local mesh up: " << pods.size() << " pods, each with its istio-proxy; pilot on "

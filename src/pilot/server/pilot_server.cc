@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
+#include "core/file_util.h"
 #include "core/log.h"
 #include "pilot/server/config_directory.h"
 #include "pilot/server/config_watcher.h"
@@ -103,17 +104,8 @@ HttpReply PilotServer::serveHttp(std::string_view path) {
 
 Status PilotServer::writePortFile() const {
   if (options_.port_file.empty()) return okStatus();
-  const std::string tmp = options_.port_file + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << "{\"grpc\":" << grpc_port_ << ",\"http\":" << http_port_ << "}\n";
-    out.flush();
-    if (!out) return unavailable("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0) {
-    return unavailable("cannot rename " + tmp + " to " + options_.port_file);
-  }
-  return okStatus();
+  return writeFileAtomic(options_.port_file, "{\"grpc\":" + std::to_string(grpc_port_) +
+                                                 ",\"http\":" + std::to_string(http_port_) + "}\n");
 }
 
 }  // namespace mesh::pilot::server

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "core/config/yaml_proto.h"
+#include "core/file_util.h"
 #include "core/log.h"
 #include "core/net/address.h"
 #include "proxy/upstream/outlier_detection.h"
@@ -388,15 +389,8 @@ void Server::writePortFile() {
   if (options_.discovery)
     json += ",\"discovery_version\":\"" + jsonEscape(discovered_version_) + "\"";
   json += "}\n";
-  std::string tmp = options_.port_file + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << json;
-  }
-  if (std::rename(tmp.c_str(), options_.port_file.c_str()) != 0) {
-    MESH_LOG("main", error, "cannot write port file {}: {}", options_.port_file,
-             std::strerror(errno));
-  }
+  Status st = writeFileAtomic(options_.port_file, json);
+  if (!st.ok()) MESH_LOG("main", error, "port file: {}", st.message());
 }
 
 void Server::waitSignal() {
