@@ -9,5 +9,9 @@ PEERBENCH=${PEERBENCH:-$ROOT/../shared/peerbench}
 [ -x "$PEERBENCH" ] || { echo "peerbench not found at $PEERBENCH (set PEERBENCH=...)"; exit 2; }
 export PROXY_NAME=${PROXY_NAME:-istio-proxy}
 export PROXY_CMD="$ROOT/bench/run-proxy.sh $BUILD/bin/istio-proxy {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR}"
-export TESTS=${TESTS:-"h1 fixed"}
+RUN="$ROOT/bench/run-proxy.sh $BUILD/bin/istio-proxy"
+export PROXY_TLS_CMD="$RUN {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR} tls {CERT} {KEY}"
+export PROXY_MTLS_IN_CMD="$RUN {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR} mtls-in {CERT} {KEY} {CA}"
+export PROXY_MTLS_OUT_CMD="$RUN {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR} mtls-out {CLIENT_CERT} {CLIENT_KEY} {CA} {SNI}"
+export TESTS=${TESTS:-"h1 tls tlsnew mesh fixed"}
 exec "$PEERBENCH" "$@"

@@ -1,18 +1,43 @@
 #!/usr/bin/env bash
-# Starts istio-proxy the way peerbench expects: a plaintext HTTP/1.1 listener on LISTEN_PORT in
-# front of one upstream on UPSTREAM_PORT, one worker, Istio metrics on, access log off.
-#   bench/run-proxy.sh <istio-proxy> <listen-port> <upstream-port> <tmpdir>
+# Starts istio-proxy the way peerbench expects: one listener on LISTEN_PORT in front of one
+# upstream on UPSTREAM_PORT, one worker, Istio metrics on, access log off.
+#   bench/run-proxy.sh <istio-proxy> <listen-port> <upstream-port> <tmpdir> [MODE ARGS...]
+# MODE (default plain):
+#   plain                          plaintext HTTP in, plaintext HTTP to the upstream (h1, h2c, fixed)
+#   tls CERT KEY                   TLS terminated on the listener, plaintext upstream (tls, tlsnew)
+#   mtls-in CERT KEY CA            mTLS listener (client certificate required, verified against CA),
+#                                  plaintext upstream: the server-side sidecar of the mesh group
+#   mtls-out CERT KEY CA SNI       plaintext listener, mTLS to the upstream (client CERT/KEY, the
+#                                  server's chain verified against CA): the client-side sidecar
+# peerbench's certificates carry DNS SANs (no SPIFFE ids), so mtls-out verifies the chain only;
+# the mesh's own SAN check (subjectAltNames) costs one string compare per handshake.
 set -euo pipefail
 PROXY=$1 LISTEN=$2 UPSTREAM=$3 DIR=$4
-CFG="$DIR/istio-proxy-$LISTEN.yaml"
+MODE=${5:-plain}
+LISTENER_TLS="" CLUSTER_TLS="" NAME=bench
+case "$MODE" in
+  plain) ;;
+  tls)
+    LISTENER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\"}"
+    NAME=bench-tls ;;
+  mtls-in)
+    LISTENER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", requireClientCertificate: true}"
+    NAME=bench-mtls-in ;;
+  mtls-out)
+    CLUSTER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", sni: \"$9\"}"
+    NAME=bench-mtls-out ;;
+  *) echo "run-proxy.sh: unknown mode '$MODE' (plain, tls, mtls-in, mtls-out)" >&2; exit 2 ;;
+esac
+CFG="$DIR/istio-proxy-$NAME-$LISTEN.yaml"
 cat >"$CFG" <<YAML
-node: {id: sidecar~127.0.0.1~bench.default, workloadName: bench, namespace: default,
+node: {id: sidecar~127.0.0.1~$NAME.default, workloadName: $NAME, namespace: default,
        labels: {app: bench, version: v1}}
 admin: {address: "127.0.0.1:0", prometheusAddress: "127.0.0.1:0", healthAddress: "127.0.0.1:0"}
 listeners:
 - name: bench
   address: 127.0.0.1:$LISTEN
   http: {routeConfigName: bench}
+$LISTENER_TLS
 routeConfigs:
 - name: bench
   virtualHosts:
@@ -22,6 +47,7 @@ routeConfigs:
 clusters:
 - name: backend
   service: {host: backend.default.svc.cluster.local}
+$CLUSTER_TLS
   endpoints:
   - {address: 127.0.0.1, port: $UPSTREAM, workload: {name: backend, namespace: default, labels: {app: backend, version: v1}}}
 YAML
