@@ -4,17 +4,28 @@
 #include <sys/socket.h>
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 namespace mesh::tls {
-namespace {
 
-// A socket BIO over a non-blocking descriptor that sends with MSG_NOSIGNAL: a peer that resets
-// must be an error value, never a SIGPIPE for the whole proxy.
+// A BIO over a non-blocking descriptor. Writes go straight to the socket with MSG_NOSIGNAL (a
+// peer that resets must be an error value, never a SIGPIPE for the whole proxy). Reads are served
+// from `in`, which TransportSocket fills with Asio reads of whatever the socket holds: one recv
+// brings a whole record (or several) instead of OpenSSL's header-then-body pair, and Asio's
+// speculative read needs no epoll re-arm, which a wait for readability costs on every request.
 struct SocketBioState {
+  static constexpr size_t kCapacity = 20 * 1024;  // > the largest TLS record (16 KiB + 2 KiB + 5)
   int fd = -1;
-  bool eof = false;
+  std::unique_ptr<char[]> in{new char[kCapacity]};
+  size_t begin = 0;  // ciphertext not yet taken by OpenSSL: [begin, end)
+  size_t end = 0;
+  bool eof = false;     // the peer closed its side and `in` is drained up to it
+  bool failed = false;  // reading failed (reset): reported once `in` is drained
 };
+
+namespace {
 
 int bioWrite(BIO* b, const char* data, int len) {
   auto* s = static_cast<SocketBioState*>(BIO_get_data(b));
@@ -30,12 +41,17 @@ int bioWrite(BIO* b, const char* data, int len) {
 int bioRead(BIO* b, char* out, int len) {
   auto* s = static_cast<SocketBioState*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
-  ssize_t n = ::recv(s->fd, out, static_cast<size_t>(len), 0);
-  if (n < 0) {
-    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_read(b);
+  size_t avail = s->end - s->begin;
+  if (avail == 0) {
+    if (s->failed) return -1;
+    if (s->eof) return 0;
+    BIO_set_retry_read(b);
     return -1;
   }
-  if (n == 0) s->eof = true;
+  size_t n = std::min(avail, static_cast<size_t>(len));
+  std::memcpy(out, s->in.get() + s->begin, n);
+  s->begin += n;
+  if (s->begin == s->end) s->begin = s->end = 0;
   return static_cast<int>(n);
 }
 
@@ -43,8 +59,14 @@ long bioCtrl(BIO* b, int cmd, long, void*) {  // NOLINT(runtime/int): OpenSSL's 
   switch (cmd) {
     case BIO_CTRL_FLUSH:
       return 1;
-    case BIO_CTRL_EOF:
-      return static_cast<SocketBioState*>(BIO_get_data(b))->eof ? 1 : 0;
+    case BIO_CTRL_EOF: {
+      auto* st = static_cast<SocketBioState*>(BIO_get_data(b));
+      return st->eof && st->begin == st->end ? 1 : 0;
+    }
+    case BIO_CTRL_PENDING: {
+      auto* st = static_cast<SocketBioState*>(BIO_get_data(b));
+      return static_cast<long>(st->end - st->begin);  // NOLINT(runtime/int)
+    }
     default:
       return 0;
   }
@@ -85,12 +107,14 @@ TransportSocket::TransportSocket(TransportSocket&& o) noexcept
     : socket_(std::move(o.socket_)),
       ctx_(std::move(o.ctx_)),
       ssl_(o.ssl_),
+      in_(o.in_),
       error_(std::move(o.error_)),
       peer_principal_(std::move(o.peer_principal_)),
       handshake_done_(o.handshake_done_),
       peer_certified_(o.peer_certified_),
       closed_(o.closed_) {
   o.ssl_ = nullptr;
+  o.in_ = nullptr;
 }
 
 TransportSocket::~TransportSocket() {
@@ -111,7 +135,8 @@ bool TransportSocket::startTls(std::shared_ptr<const TlsContext> ctx) {
     error_ = "cannot set up the socket for TLS";
     return false;
   }
-  static_cast<SocketBioState*>(BIO_get_data(bio))->fd = socket_.native_handle();
+  in_ = static_cast<SocketBioState*>(BIO_get_data(bio));
+  in_->fd = socket_.native_handle();
   SSL_set_bio(ssl, bio, bio);  // one reference, owned by the SSL
   ssl_ = ssl;
   ctx_ = std::move(ctx);
@@ -144,9 +169,13 @@ void TransportSocket::doHandshake(bool initiating) {
     return finishHandshake({}, initiating);
   }
   int e = SSL_get_error(ssl_, r);
-  if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-    socket_.async_wait(e == SSL_ERROR_WANT_READ ? boost::asio::socket_base::wait_read
-                                                : boost::asio::socket_base::wait_write,
+  if (e == SSL_ERROR_WANT_READ) {
+    handshake_wants_input_ = true;
+    if (!startFill()) return finishHandshake(protocolError(), initiating);
+    return;
+  }
+  if (e == SSL_ERROR_WANT_WRITE) {
+    socket_.async_wait(boost::asio::socket_base::wait_write,
                        [this](const boost::system::error_code& ec) {
                          if (ec) return finishHandshake(ec, false);
                          doHandshake(false);
@@ -190,9 +219,15 @@ void TransportSocket::doRead(bool initiating) {
   int e = SSL_get_error(ssl_, r);
   switch (e) {
     case SSL_ERROR_WANT_READ:
+      read_wants_input_ = true;
+      if (!startFill()) {
+        read_wants_input_ = false;
+        error_ = "TLS record larger than the read buffer";
+        return finishRead(protocolError(), 0, initiating);
+      }
+      return;
     case SSL_ERROR_WANT_WRITE:
-      socket_.async_wait(e == SSL_ERROR_WANT_READ ? boost::asio::socket_base::wait_read
-                                                  : boost::asio::socket_base::wait_write,
+      socket_.async_wait(boost::asio::socket_base::wait_write,
                          [this](const boost::system::error_code& ec) {
                            if (ec) {
                              cancel_read_ = false;
@@ -212,6 +247,58 @@ void TransportSocket::doRead(bool initiating) {
     default:
       error_ = lastError();
       return finishRead(protocolError(), 0, initiating);
+  }
+}
+
+bool TransportSocket::startFill() {
+  if (fill_pending_) return true;
+  if (in_->begin == in_->end) {
+    in_->begin = in_->end = 0;
+  } else if (in_->end == SocketBioState::kCapacity) {
+    if (in_->begin == 0) return false;  // a record that cannot fit: not TLS as we know it
+    std::memmove(in_->in.get(), in_->in.get() + in_->begin, in_->end - in_->begin);
+    in_->end -= in_->begin;
+    in_->begin = 0;
+  }
+  fill_pending_ = true;
+  socket_.async_read_some(
+      boost::asio::buffer(in_->in.get() + in_->end, SocketBioState::kCapacity - in_->end),
+      [this](const boost::system::error_code& ec, size_t n) { onFill(ec, n); });
+  return true;
+}
+
+void TransportSocket::onFill(const boost::system::error_code& ec, size_t n) {
+  fill_pending_ = false;
+  bool aborted = ec == boost::asio::error::operation_aborted;
+  if (!ec) {
+    in_->end += n;
+  } else if (ec == boost::asio::error::eof) {
+    in_->eof = true;
+  } else if (!aborted) {
+    in_->failed = true;
+  }
+  // Whoever waited for input tries again. The read goes last: its handler may end the owner,
+  // which a pending read keeps alive until then.
+  if (handshake_wants_input_) {
+    handshake_wants_input_ = false;
+    if (aborted) return finishHandshake(ec, false);
+    return doHandshake(false);
+  }
+  if (write_wants_input_) {
+    write_wants_input_ = false;
+    if (aborted) {
+      finishWrite(ec, false);
+    } else {
+      doWrite(false);
+    }
+  }
+  if (read_wants_input_) {
+    read_wants_input_ = false;
+    if (aborted) {
+      cancel_read_ = false;
+      return finishRead(ec, 0, false);
+    }
+    doRead(false);
   }
 }
 
@@ -237,9 +324,16 @@ void TransportSocket::doWrite(bool initiating) {
       continue;
     }
     int e = SSL_get_error(ssl_, r);
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-      socket_.async_wait(e == SSL_ERROR_WANT_READ ? boost::asio::socket_base::wait_read
-                                                  : boost::asio::socket_base::wait_write,
+    if (e == SSL_ERROR_WANT_READ) {  // a TLS 1.2 renegotiation or a post-handshake message
+      write_wants_input_ = true;
+      if (!startFill()) {
+        write_wants_input_ = false;
+        return finishWrite(protocolError(), initiating);
+      }
+      return;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+      socket_.async_wait(boost::asio::socket_base::wait_write,
                          [this](const boost::system::error_code& ec) {
                            if (ec) return finishWrite(ec, false);
                            doWrite(false);

@@ -1,7 +1,7 @@
 // A connection's socket with optional TLS: the thin layer HTTP/1.1, the TCP proxy and upstream
 // connections read and write through. Plaintext goes straight to the Asio socket (no cost on
-// that path); with TLS an OpenSSL SSL object drives the same non-blocking descriptor directly
-// (a socket BIO that never raises SIGPIPE), and Asio's async_wait tells it when to try again.
+// that path); with TLS an OpenSSL SSL object writes to the same non-blocking descriptor directly
+// (a BIO that never raises SIGPIPE) and reads ciphertext that Asio reads ahead into the BIO.
 //
 // Contract, as for an Asio socket: one thread; at most one read, one write and one handshake in
 // flight; every started operation completes exactly once, never inside the call that started
@@ -20,6 +20,8 @@
 #include "core/tls/tls_context.h"
 
 namespace mesh::tls {
+
+struct SocketBioState;
 
 class TransportSocket {
  public:
@@ -93,8 +95,10 @@ class TransportSocket {
   void doRead(bool initiating);
   void doWrite(bool initiating);
   void doHandshake(bool initiating);
-  // Handles an SSL call's failure: waits and retries `retry`, or returns the error to report.
-  bool waitOrFail(int ret, void (TransportSocket::*retry)(bool), boost::system::error_code* ec);
+  // Reads what the socket holds into the BIO's input (once at a time); false if a record cannot
+  // fit. onFill hands it to whichever of handshake, write and read asked for input.
+  bool startFill();
+  void onFill(const boost::system::error_code& ec, size_t n);
   void finishRead(const boost::system::error_code& ec, size_t n, bool initiating);
   void finishWrite(const boost::system::error_code& ec, bool initiating);
   void finishHandshake(const boost::system::error_code& ec, bool initiating);
@@ -102,6 +106,7 @@ class TransportSocket {
   boost::asio::ip::tcp::socket socket_;
   std::shared_ptr<const TlsContext> ctx_;
   SSL* ssl_ = nullptr;
+  SocketBioState* in_ = nullptr;  // the BIO's state (owned by ssl_): ciphertext read ahead
   boost::asio::mutable_buffer read_buf_;
   IoHandler read_handler_;
   std::string write_buf_;
@@ -113,6 +118,10 @@ class TransportSocket {
   bool handshake_done_ = false;
   bool peer_certified_ = false;
   bool cancel_read_ = false;
+  bool fill_pending_ = false;
+  bool handshake_wants_input_ = false;
+  bool read_wants_input_ = false;
+  bool write_wants_input_ = false;
   bool closed_ = false;
 };
 
