@@ -129,8 +129,16 @@ class Translator {
     std::shared_ptr<std::vector<mesh::proxy::v1::RouteConfiguration>> route_configs =
         std::make_shared<std::vector<mesh::proxy::v1::RouteConfiguration>>();
     std::vector<uint32_t> http_ports;  // one outbound listener each, ascending
-    // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending.
-    std::vector<std::pair<uint32_t, mesh::proxy::v1::TcpProxy>> tcp_ports;
+    // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending. For a captured
+    // proxy, a service with addresses gets one per VIP (vip set) instead of the port's.
+    struct TcpPort {
+      uint32_t port = 0;
+      std::string vip;  // "": the port's wildcard listener
+      mesh::proxy::v1::TcpProxy tcp;
+    };
+    std::vector<TcpPort> tcp_ports;
+    bool captured = false;       // Istio's capture layout (ProxyIdentity::captured)
+    bool registry_only = false;  // unknown destinations: BlackHoleCluster, not Passthrough
     // A router's: route configurations "http.<port>", one listener per port, ascending.
     std::shared_ptr<std::vector<mesh::proxy::v1::RouteConfiguration>> gateway_route_configs =
         std::make_shared<std::vector<mesh::proxy::v1::RouteConfiguration>>();
@@ -153,7 +161,8 @@ class Translator {
   std::shared_ptr<const OutboundView> outboundView(const ProxyIdentity& proxy);
   std::shared_ptr<const OutboundView> buildOutbound(const ProxyIdentity& proxy,
                                                     const config::Resource* sidecar);
-  void addInbound(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out);
+  void addInbound(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out,
+                  std::vector<std::string>* warnings);
   std::shared_ptr<const AssignmentSet> refreshedAssignments(const OutboundView& view);
 
   const PushContext& push_;
@@ -178,6 +187,13 @@ std::string serializeDeterministic(const google::protobuf::MessageLite& m);
 void appendVarint(std::string* out, uint64_t v);
 size_t varintSize(uint64_t v);
 void appendBytesField(std::string* out, int field, std::string_view value);
+
+// Istio's clusters and listeners of a captured sidecar (ProxyIdentity::captured).
+inline constexpr const char* kPassthroughCluster = "PassthroughCluster";
+inline constexpr const char* kBlackHoleCluster = "BlackHoleCluster";
+inline constexpr const char* kInboundPassthroughCluster = "InboundPassthroughCluster";
+inline constexpr uint32_t kVirtualOutboundPort = 15001;
+inline constexpr uint32_t kVirtualInboundPort = 15006;
 
 // Istio's cluster names: "outbound|9080|v1|reviews.default.svc.cluster.local",
 // "inbound|9080||".
