@@ -219,6 +219,50 @@ TEST_F(BookinfoNetnsE2eTest, CapturedMeshWithMtlsAndCleanTeardown) {
             1)
       << reviews;
 
+  // A port the mesh does not know, on a pod: inbound passthrough (virtualInbound ->
+  // InboundPassthroughCluster, connecting from 127.0.0.6 so that it is not captured again).
+  const Pod& ratings_pod = pod("ratings-v1");
+  {
+    const std::string pf = dir_.file("extra.port");
+    Process extra({tool("ip"), "netns", "exec", ratings_pod.netns, binPath("httpbin"), "--listen",
+                   "0.0.0.0:9999", "--instance", "unlisted-app", "--port-file", pf, "--threads",
+                   "1"},
+                  dir_.file("extra.log"));
+    ASSERT_TRUE(waitForFile(pf, extra, kWait, &error)) << error << extra.log();
+    auto [rc_pass, pass] = curl("http://" + ratings_pod.ip + ":9999/headers");
+    EXPECT_EQ(rc_pass, 0) << pass;
+    EXPECT_THAT(pass, HasSubstr("unlisted-app"));
+    std::string m = metricsWhen(ratings_pod, "envoy_cluster_upstream_cx_total",
+                                {"cluster_name=\"InboundPassthroughCluster\""}, 1);
+    EXPECT_GE(promSum(m, "envoy_cluster_upstream_cx_total",
+                      {"cluster_name=\"InboundPassthroughCluster\""}),
+              1)
+        << m;
+    extra.stop();
+  }
+
+  // PeerAuthentication: PERMISSIVE (the default) takes plaintext from outside the mesh; STRICT
+  // refuses it while the sidecars' mTLS calls go on.
+  const std::string ratings_url = "http://" + ratings_pod.ip + ":9080/ratings/0";
+  auto [rc_plain, plain] = curl(ratings_url);
+  EXPECT_EQ(rc_plain, 0) << plain;
+  EXPECT_THAT(plain, HasSubstr("ratings"));
+  const std::string strict = dir_.file("strict.yaml");
+  writeFileAtomic(strict, R"(apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec:
+  mtls: {mode: STRICT}
+)");
+  before = jsonString(httpGet(pilot_http_, "/debug/configz").body, "version");
+  std::tie(rc_apply, applied) = istioctl({"apply", "-f", strict});
+  ASSERT_EQ(rc_apply, 0) << applied;
+  waitSynced(before);
+  auto [rc_refused, refused] = curl(ratings_url);
+  EXPECT_NE(rc_refused, 0) << refused;
+  EXPECT_THAT(refused, Not(HasSubstr("ratings")));
+  EXPECT_THAT(productPage("jason"), HasSubstr("color=\"black\""));  // mTLS all the way
+
   // `down`: every namespace, link, rule and process of the run is gone.
   auto [rc_down, down] = istioctl({"down"});
   EXPECT_EQ(rc_down, 0) << down;
