@@ -99,10 +99,9 @@ void loadDocument(const YamlDocument& doc, const std::string& file, LoadedConfig
   const KindInfo* info = findKind(type.kind());
   const bool istio_group = g == kNetworkingGroup || g == kSecurityGroup;
   if (!istio_group || info == nullptr || info->group != g) {
-    loaded->notes.push_back(file + ":" + std::to_string(line) + ": skipped " + type.kind() + " (" +
-                            type.api_version() + "): " +
-                            (istio_group ? "kind not supported yet"
-                                         : "not an Istio networking resource"));
+    loaded->notes.push_back(
+        file + ":" + std::to_string(line) + ": skipped " + type.kind() + " (" + type.api_version() +
+        "): " + (istio_group ? "kind not supported yet" : "not an Istio networking resource"));
     return;
   }
   if (g == kSecurityGroup && !isSecurityApiVersion(type.api_version())) {

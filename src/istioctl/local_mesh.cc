@@ -1,16 +1,16 @@
 #include "istioctl/local_mesh.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <signal.h>
-#include <grp.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
-#include <sys/stat.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -527,10 +527,10 @@ StatusOr<std::vector<std::string>> expandCommand(const Pod& pod, const std::stri
       if (key.rfind("service.", 0) == 0) {
         size_t colon = key.rfind(':');
         std::string svc = key.substr(8, colon == std::string::npos ? 0 : colon - 8);
-        uint32_t port = colon == std::string::npos
-                            ? 0
-                            : static_cast<uint32_t>(std::strtoul(key.c_str() + colon + 1, nullptr,
-                                                                 10));
+        uint32_t port =
+            colon == std::string::npos
+                ? 0
+                : static_cast<uint32_t>(std::strtoul(key.c_str() + colon + 1, nullptr, 10));
         if (netns) {
           auto vip = vips.find(svc);
           if (vip != vips.end() && port != 0) value = vip->second + ":" + std::to_string(port);
@@ -679,6 +679,11 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     err << "error: " << st.message() << "\n";
     return 1;
   }
+  if (opts.netns && ::geteuid() != 0) {
+    err << "error: --netns needs root (network namespaces, a bridge and iptables rules); run as "
+           "root or without --netns\n";
+    return 1;
+  }
   const std::string ns = mesh.namespace_();
   const std::string state = opts.state_dir;
 
@@ -753,7 +758,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     // the binaries must be reachable by anyone.
     for (const std::string& dir : {fs::absolute(state).string(), opts.bin_dir}) {
       for (fs::path p = dir; !p.empty() && p != p.root_path(); p = p.parent_path()) {
-        struct stat st{};
+        struct stat st {};
         if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
           err << "error: --netns: the sidecars run as uid " << kProxyUid << " and cannot reach "
               << p.string() << " (mode " << std::oct << (st.st_mode & 07777) << std::dec
@@ -829,9 +834,8 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     }
     long serial = 2;
     for (Pod& pod : pods) {
-      const std::string sa = pod.workload->service_account().empty()
-                                 ? "default"
-                                 : pod.workload->service_account();
+      const std::string sa =
+          pod.workload->service_account().empty() ? "default" : pod.workload->service_account();
       auto issued = (*ca)->issue({security::spiffeId("cluster.local", ns, sa)}, serial++);
       if (!issued.ok()) {
         err << "error: " << issued.status().message() << "\n";
@@ -896,9 +900,8 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     // namespace as a Kubernetes pod's are from the node.
     const std::string admin_yaml =
         network ? "admin: {address: \"" + pod.ip + ":" + std::to_string(kAdminPort) +
-                      "\", prometheusAddress: \"" + pod.ip + ":" +
-                      std::to_string(kPrometheusPort) + "\", healthAddress: \"" + pod.ip + ":" +
-                      std::to_string(kHealthPort) + "\"}\n"
+                      "\", prometheusAddress: \"" + pod.ip + ":" + std::to_string(kPrometheusPort) +
+                      "\", healthAddress: \"" + pod.ip + ":" + std::to_string(kHealthPort) + "\"}\n"
                 : "admin: {address: \"127.0.0.1:0\", prometheusAddress: \"127.0.0.1:0\", "
                   "healthAddress: \"127.0.0.1:0\"}\n";
     if (!write(base + ".yaml", admin_yaml)) return cleanup(1);
@@ -989,8 +992,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     }
     Placement where;
     if (network) where.netns_path = network->namespacePath(pod.name);
-    pod.app =
-        std::make_unique<Child>(pod.name, *argv, state + "/logs/" + pod.name + ".log", where);
+    pod.app = std::make_unique<Child>(pod.name, *argv, state + "/logs/" + pod.name + ".log", where);
   }
   for (Pod& pod : pods) {
     for (const auto& [name, port] : pod.app_ports) {
@@ -1037,9 +1039,8 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     const Pod& pod = pods[i];
     json += std::string(i ? "," : "") + "{\"name\":" + jsonQuote(pod.name) +
             ",\"workload\":" + jsonQuote(pod.workload->name()) +
-            ",\"service\":" + jsonQuote(pod.workload->service()) +
-            ",\"ip\":" + jsonQuote(pod.ip) + ",\"netns\":" + jsonQuote(pod.netns) +
-            ",\"admin\":" + std::to_string(pod.admin) +
+            ",\"service\":" + jsonQuote(pod.workload->service()) + ",\"ip\":" + jsonQuote(pod.ip) +
+            ",\"netns\":" + jsonQuote(pod.netns) + ",\"admin\":" + std::to_string(pod.admin) +
             ",\"prometheus\":" + std::to_string(pod.prometheus) +
             ",\"proxy_pid\":" + std::to_string(pod.proxy->pid()) +
             ",\"app_pid\":" + std::to_string(pod.app ? pod.app->pid() : 0) +
@@ -1077,8 +1078,8 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   out << "  sidecars:\n";
   for (const Pod& pod : pods) {
     out << "    " << pod.name << std::string(pod.name.size() < 18 ? 18 - pod.name.size() : 1, ' ')
-        << "admin http://" << pod.ip << ":" << pod.admin << "   metrics http://" << pod.ip
-        << ":" << pod.prometheus << "/stats/prometheus\n";
+        << "admin http://" << pod.ip << ":" << pod.admin << "   metrics http://" << pod.ip << ":"
+        << pod.prometheus << "/stats/prometheus\n";
   }
   out << "\nTry:\n"
       << "  istioctl proxy-status --pilot " << pilot_http << "\n"

@@ -122,9 +122,10 @@ StatusOr<std::unique_ptr<PodNetwork>> PodNetwork::create(const std::string& tag,
   const std::string probe = tag + "-probe";
   auto [rc, out] = runCommand({"ip", "netns", "add", probe});
   if (rc != 0) {
-    return failedPrecondition("--netns: network namespaces are not allowed here (`ip netns add` "
-                              "failed: " +
-                              out + ")");
+    return failedPrecondition(
+        "--netns: network namespaces are not allowed here (`ip netns add` "
+        "failed: " +
+        out + ")");
   }
   runCommand({"ip", "netns", "del", probe});
 
@@ -157,7 +158,8 @@ StatusOr<std::unique_ptr<PodNetwork>> PodNetwork::create(const std::string& tag,
   if (lock >= 0) ::close(lock);
   // Pod to pod over the bridge passes the root namespace's FORWARD chain when bridged traffic
   // is filtered (br_netfilter): accept it whatever the chain's policy.
-  if (st.ok()) st = net->record("forward -i " + net->bridge_ + " -o " + net->bridge_ + " -j ACCEPT");
+  if (st.ok())
+    st = net->record("forward -i " + net->bridge_ + " -o " + net->bridge_ + " -j ACCEPT");
   if (st.ok()) {
     st = net->run({"iptables", "-w", "-I", "FORWARD", "-i", net->bridge_, "-o", net->bridge_, "-j",
                    "ACCEPT"});

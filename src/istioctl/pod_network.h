@@ -59,7 +59,7 @@ class PodNetwork {
   uint32_t base_ = 0;  // the subnet's first address, host order
   uint32_t next_pod_ = 2, next_vip_ = 254;
   std::vector<std::pair<std::string, std::string>> pods_;  // (pod, namespace name)
-  std::vector<std::string> records_;                        // "netns NAME", "link NAME", ...
+  std::vector<std::string> records_;                       // "netns NAME", "link NAME", ...
 };
 
 // Runs argv (argv[0] a path or a name looked up in /usr/sbin, /sbin, /usr/bin, /bin); its exit

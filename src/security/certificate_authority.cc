@@ -49,8 +49,9 @@ std::string pem(X509* x) {
 }
 
 std::string pem(EVP_PKEY* k) {
-  return toPem(
-      [k](BIO* b) { return PEM_write_bio_PrivateKey(b, k, nullptr, nullptr, 0, nullptr, nullptr); });
+  return toPem([k](BIO* b) {
+    return PEM_write_bio_PrivateKey(b, k, nullptr, nullptr, 0, nullptr, nullptr);
+  });
 }
 
 bool addExtension(X509* cert, X509* issuer, int nid, const std::string& value) {
@@ -122,12 +123,12 @@ StatusOr<CertifiedKey> CertificateAuthority::issue(const std::vector<std::string
     if (!alt.empty()) alt += ",";
     alt += (s.starts_with("spiffe://") ? "URI:" : "DNS:") + s;
   }
-  bool ok = addExtension(x.get(), cert_, NID_basic_constraints, "critical,CA:FALSE") &&
-            addExtension(x.get(), cert_, NID_key_usage,
-                         "critical,digitalSignature,keyEncipherment") &&
-            addExtension(x.get(), cert_, NID_ext_key_usage, "serverAuth,clientAuth") &&
-            addExtension(x.get(), cert_, NID_authority_key_identifier, "keyid") &&
-            (alt.empty() || addExtension(x.get(), cert_, NID_subject_alt_name, "critical," + alt));
+  bool ok =
+      addExtension(x.get(), cert_, NID_basic_constraints, "critical,CA:FALSE") &&
+      addExtension(x.get(), cert_, NID_key_usage, "critical,digitalSignature,keyEncipherment") &&
+      addExtension(x.get(), cert_, NID_ext_key_usage, "serverAuth,clientAuth") &&
+      addExtension(x.get(), cert_, NID_authority_key_identifier, "keyid") &&
+      (alt.empty() || addExtension(x.get(), cert_, NID_subject_alt_name, "critical," + alt));
   if (!ok) return invalidArgument("certificate extensions (SANs '" + alt + "'): " + opensslError());
   if (!X509_sign(x.get(), key_, EVP_sha256())) return internalError("sign: " + opensslError());
   return CertifiedKey{pem(x.get()), pem(key.get())};

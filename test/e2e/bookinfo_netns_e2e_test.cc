@@ -10,7 +10,9 @@
 // parallel runs and the capture test's 10.250.0.0/30 do not collide.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -28,13 +30,7 @@ namespace fs = std::filesystem;
 constexpr milliseconds kWait{20000};
 const std::string kNetworking = std::string(MESH_SOURCE_DIR) + "/samples/bookinfo/networking/";
 
-std::string tool(const std::string& name) {
-  for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"}) {
-    std::string p = std::string(dir) + name;
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
+std::string tool(const std::string& name) { return systemTool(name); }
 
 struct Pod {
   std::string name, workload, ip, netns;
@@ -96,8 +92,7 @@ class BookinfoNetnsE2eTest : public ::testing::Test {
   }
 
   std::string metrics(const Pod& p) {
-    return curl("http://" + p.ip + ":" + std::to_string(p.prometheus) + "/stats/prometheus")
-        .second;
+    return curl("http://" + p.ip + ":" + std::to_string(p.prometheus) + "/stats/prometheus").second;
   }
 
   // The sidecar's metrics once `metric{labels}` sums to at least `want` (bounded).
@@ -173,9 +168,8 @@ TEST_F(BookinfoNetnsE2eTest, CapturedMeshWithMtlsAndCleanTeardown) {
   EXPECT_EQ(entry_, "http://" + pod("istio-ingressgateway").ip + ":8080/productpage");
 
   // Each pod in its own namespace, with Istio's capture rules (not the gateway: not captured).
-  auto [rc_rules, rules] = runTool(
-      dir_, {tool("ip"), "netns", "exec", pod("ratings-v1").netns, tool("iptables"), "-t", "nat",
-             "-S"});
+  auto [rc_rules, rules] = runTool(dir_, {tool("ip"), "netns", "exec", pod("ratings-v1").netns,
+                                          tool("iptables"), "-t", "nat", "-S"});
   ASSERT_EQ(rc_rules, 0) << rules;
   EXPECT_THAT(rules, HasSubstr("-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001"));
   EXPECT_THAT(rules, HasSubstr("-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006"));
@@ -184,7 +178,7 @@ TEST_F(BookinfoNetnsE2eTest, CapturedMeshWithMtlsAndCleanTeardown) {
   // VIPs, with no proxy settings; its sidecar captured both calls.
   std::string page = productPage();
   EXPECT_THAT(page, HasSubstr("William Shakespeare"));  // details
-  EXPECT_THAT(page, HasSubstr("reviews-v1-0"));          // all traffic to v1
+  EXPECT_THAT(page, HasSubstr("reviews-v1-0"));         // all traffic to v1
   EXPECT_THAT(page, Not(HasSubstr("glyphicon-star")));
 
   // A routing rule applied live: jason goes to reviews v2, which calls ratings.
@@ -224,10 +218,10 @@ TEST_F(BookinfoNetnsE2eTest, CapturedMeshWithMtlsAndCleanTeardown) {
   const Pod& ratings_pod = pod("ratings-v1");
   {
     const std::string pf = dir_.file("extra.port");
-    Process extra({tool("ip"), "netns", "exec", ratings_pod.netns, binPath("httpbin"), "--listen",
-                   "0.0.0.0:9999", "--instance", "unlisted-app", "--port-file", pf, "--threads",
-                   "1"},
-                  dir_.file("extra.log"));
+    Process extra(
+        {tool("ip"), "netns", "exec", ratings_pod.netns, binPath("httpbin"), "--listen",
+         "0.0.0.0:9999", "--instance", "unlisted-app", "--port-file", pf, "--threads", "1"},
+        dir_.file("extra.log"));
     ASSERT_TRUE(waitForFile(pf, extra, kWait, &error)) << error << extra.log();
     auto [rc_pass, pass] = curl("http://" + ratings_pod.ip + ":9999/headers");
     EXPECT_EQ(rc_pass, 0) << pass;
@@ -283,6 +277,68 @@ spec:
   auto [rc_fwd, forward] = runTool(dir_, {tool("iptables"), "-S", "FORWARD"});
   EXPECT_THAT(forward, Not(HasSubstr(bridge))) << forward;
   EXPECT_FALSE(fs::exists(state_dir_ + "/netns.record"));
+}
+
+// A run killed before it could clean up (SIGKILL: its children stop on their parent-death
+// signal, its network stays) is cleaned up by `down` from what the run recorded. Without root,
+// --netns is refused before anything is made.
+TEST_F(BookinfoNetnsE2eTest, KilledRunIsCleanedUpByDownAndNonRootIsRefused) {
+  if (!tool("setpriv").empty()) {
+    auto [rc, out] = runTool(dir_, {tool("setpriv"), "--reuid=65534", "--regid=65534",
+                                    "--clear-groups", binPath("istioctl"), "local", "up",
+                                    std::string(MESH_SOURCE_DIR) + "/samples/bookinfo", "--netns",
+                                    "--state-dir", dir_.path() + "/nobody"});
+    EXPECT_EQ(rc, 1) << out;
+    EXPECT_THAT(out, HasSubstr("--netns needs root"));
+  }
+  std::string bin = fs::path(binPath("istioctl")).parent_path().string();
+  mesh_ = std::make_unique<Process>(
+      std::vector<std::string>{binPath("istioctl"), "local", "up",
+                               std::string(MESH_SOURCE_DIR) + "/samples/bookinfo", "--netns",
+                               "--state-dir", state_dir_, "--bin-dir", bin},
+      dir_.file("local-up.log"));
+  std::string error;
+  auto state = waitForFileMatching(
+      state_dir_ + "/state.json", *mesh_, [](const std::string& c) { return !c.empty(); },
+      milliseconds(90000), &error);
+  ASSERT_TRUE(state) << "istioctl local up --netns: " << error << "\n" << mesh_->log();
+  const std::string bridge = jsonString(*state, "bridge");
+  std::vector<std::string> namespaces;
+  std::vector<pid_t> pids;
+  for (size_t pos = state->find("\"netns\":\""); pos != std::string::npos;
+       pos = state->find("\"netns\":\"", pos + 1)) {
+    namespaces.push_back(jsonString(state->substr(pos), "netns"));
+  }
+  for (const char* key : {"proxy_pid", "app_pid", "pilot_pid"}) {
+    for (size_t pos = state->find(key); pos != std::string::npos; pos = state->find(key, pos + 1)) {
+      pid_t pid = static_cast<pid_t>(jsonNumber(state->substr(pos - 1), key).value_or(0));
+      if (pid != 0) pids.push_back(pid);
+    }
+  }
+  ASSERT_EQ(namespaces.size(), 9u) << *state;
+  mesh_->signal(SIGKILL);
+  mesh_->wait(milliseconds(10000));
+  // Its children go on their parent-death signal (bounded by their drain time): wait on each
+  // one's pidfd.
+  for (pid_t pid : pids) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) continue;  // already gone
+    pollfd p{fd, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 30000), 1) << "pid " << pid << " of the killed run still runs";
+    ::close(fd);
+  }
+  auto [rc_link_before, link_before] = runTool(dir_, {tool("ip"), "link", "show", bridge});
+  EXPECT_EQ(rc_link_before, 0) << "the killed run's bridge should still be there: " << link_before;
+
+  auto [rc_down, down] = istioctl({"down"});
+  EXPECT_EQ(rc_down, 1) << down;  // nothing was running
+  EXPECT_THAT(down, HasSubstr("removed the network namespaces and bridge it left behind"));
+  auto [rc_ns, netns] = runTool(dir_, {tool("ip"), "netns", "list"});
+  for (const std::string& ns : namespaces) EXPECT_THAT(netns, Not(HasSubstr(ns)));
+  auto [rc_link, link] = runTool(dir_, {tool("ip"), "link", "show", bridge});
+  EXPECT_NE(rc_link, 0) << link;
+  auto [rc_fwd, forward] = runTool(dir_, {tool("iptables"), "-S", "FORWARD"});
+  EXPECT_THAT(forward, Not(HasSubstr(bridge))) << forward;
 }
 
 }  // namespace

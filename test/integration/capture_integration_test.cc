@@ -28,13 +28,7 @@ constexpr const char* kServerIp = "10.250.0.2";
 constexpr const char* kClientId = "spiffe://cluster.local/ns/default/sa/client";
 constexpr const char* kServerId = "spiffe://cluster.local/ns/default/sa/httpbin";
 
-std::string tool(const std::string& name) {
-  for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"}) {
-    std::string p = std::string(dir) + name;
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
+std::string tool(const std::string& name) { return systemTool(name); }
 
 // The node: pod 1 is client-v1 (the harness's), pod 2 httpbin-v1.
 std::string preamble(const std::string& proxy) {

@@ -120,8 +120,9 @@ void applyMtls(const EffectivePolicy& policy, const model::Service& s,
   if (!istio_mutual && (!any || !all_in_mesh || s.mesh_external)) return;
   if (proxy.cert_dir.empty()) {
     if (istio_mutual) {
-      warnings->push_back(where + ": tls ISTIO_MUTUAL needs the proxy's workload certificates "
-                                  "(istio-proxy --cert-dir); plaintext is used");
+      warnings->push_back(where +
+                          ": tls ISTIO_MUTUAL needs the proxy's workload certificates "
+                          "(istio-proxy --cert-dir); plaintext is used");
     }
     return;
   }

@@ -86,8 +86,8 @@ class TlsDetector {
     if (!decided_) {
       decided_ = true;
       unsigned char first = 0;
-      const bool tls = readable && ::recv(socket_.native_handle(), &first, 1, MSG_PEEK) == 1 &&
-                       first == 0x16;
+      const bool tls =
+          readable && ::recv(socket_.native_handle(), &first, 1, MSG_PEEK) == 1 && first == 0x16;
       boost::system::error_code ignored;
       timer_.cancel();
       socket_.cancel(ignored);
@@ -141,8 +141,8 @@ struct Worker::Acceptor {
               // Envoy's use_original_dst: the listener for the original destination serves it.
               dst = originalDestination(socket);
               const ListenerInfo* found =
-                  dst ? worker.snapshot().findByDestination(dst->address().to_string(),
-                                                            dst->port(), l->direction)
+                  dst ? worker.snapshot().findByDestination(dst->address().to_string(), dst->port(),
+                                                            l->direction)
                       : nullptr;
               if (found != nullptr) {
                 l = found;

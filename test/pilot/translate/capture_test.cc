@@ -16,10 +16,10 @@
 namespace mesh::pilot::translate {
 namespace {
 
+using ::testing::ElementsAre;
 using testing::findCluster;
 using testing::findListener;
 using testing::findVirtualHost;
-using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using testing::Mesh;
 using testing::proxyIn;
@@ -195,7 +195,8 @@ TEST_F(CaptureTranslationTest, AutoMtlsToMeshWorkloadsOnly) {
   Translation t = mesh.translate(captured());
   // reviews' pods are mesh workloads: mTLS with this proxy's certificate, their SPIFFE id
   // expected.
-  const v1::Cluster* reviews = findCluster(t.bootstrap, "outbound|9080||reviews.default.svc.cluster.local");
+  const v1::Cluster* reviews =
+      findCluster(t.bootstrap, "outbound|9080||reviews.default.svc.cluster.local");
   ASSERT_NE(reviews, nullptr);
   ASSERT_TRUE(reviews->has_tls());
   EXPECT_EQ(reviews->tls().certificate_chain(), cert_dir_ + "/cert-chain.pem");
