@@ -93,54 +93,77 @@ std::string certFile(const ProxyIdentity& proxy, const char* name) {
   return proxy.cert_dir + "/" + name;
 }
 
-// mTLS to the cluster `c` of service `s` (its endpoints those matching `selector`): with
-// DestinationRule tls ISTIO_MUTUAL, or, without a tls setting, automatically when every endpoint
-// is a mesh workload (label security.istio.io/tlsMode: istio), as Istio's auto mTLS. The client
-// certificate is the proxy's own (cert_dir); the expected SANs are the endpoints' SPIFFE ids, or
-// the rule's subjectAltNames.
-void applyMtls(const EffectivePolicy& policy, const model::Service& s,
-               const std::map<std::string, std::string>& selector,
-               const std::vector<model::Endpoint>& endpoints, const ProxyIdentity& proxy,
-               const std::string& trust_domain, const std::string& where, v1::Cluster* c,
-               std::vector<std::string>* warnings) {
+// What mTLS to a cluster learns from its endpoints (those matching its subset's selector, healthy
+// or not): whether every one is a mesh workload (label security.istio.io/tlsMode: istio, as
+// Istio's sidecar injector sets) and their SPIFFE ids.
+struct EndpointIdentity {
+  bool any = false;
+  bool all_in_mesh = true;
+  std::set<std::string> sans;
+  // Equal keys: the same TLS settings for the cluster.
+  std::string key() const {
+    std::string k = any && all_in_mesh ? "mesh" : "plain";
+    for (const auto& san : sans) k += "|" + san;
+    return k;
+  }
+};
+
+EndpointIdentity endpointIdentity(const model::Service& s,
+                                  const std::map<std::string, std::string>& selector,
+                                  const std::vector<model::Endpoint>& endpoints,
+                                  const std::string& trust_domain) {
+  EndpointIdentity out;
+  for (const model::Endpoint& e : endpoints) {
+    if (!model::labelsMatch(selector, e.labels)) continue;
+    out.any = true;
+    auto mode = e.labels.find(kTlsModeLabel);
+    out.all_in_mesh = out.all_in_mesh && mode != e.labels.end() && mode->second == "istio";
+    out.sans.insert("spiffe://" + trust_domain + "/ns/" +
+                    (e.namespace_name.empty() ? s.namespace_name : e.namespace_name) + "/sa/" +
+                    (e.service_account.empty() ? "default" : e.service_account));
+  }
+  return out;
+}
+
+// mTLS to the cluster `c` of service `s`: with DestinationRule tls ISTIO_MUTUAL, or, without a
+// tls setting, automatically when every endpoint is a mesh workload, as Istio's auto mTLS. The
+// client certificate is the proxy's own (cert_dir); the expected SANs are the endpoints' SPIFFE
+// ids, or the rule's subjectAltNames. Returns the endpoints' identity key when the TLS settings
+// depend on the endpoints (an endpoint-only change must then rebuild them), else "".
+std::string applyMtls(const EffectivePolicy& policy, const model::Service& s,
+                      const EndpointIdentity& identity, const ProxyIdentity& proxy,
+                      const std::string& where, v1::Cluster* c,
+                      std::vector<std::string>* warnings) {
   using Tls = networking::ClientTLSSettings;
   const bool istio_mutual = policy.tls != nullptr && policy.tls->mode() == Tls::ISTIO_MUTUAL;
-  if (policy.tls != nullptr && !istio_mutual) return;  // DISABLE, or SIMPLE/MUTUAL (warned)
-  std::set<std::string> sans;
-  bool all_in_mesh = true, any = false;
-  for (const model::Endpoint& e : endpoints) {
-    if (!e.healthy || !model::labelsMatch(selector, e.labels)) continue;
-    any = true;
-    auto mode = e.labels.find(kTlsModeLabel);
-    all_in_mesh = all_in_mesh && mode != e.labels.end() && mode->second == "istio";
-    sans.insert("spiffe://" + trust_domain + "/ns/" +
-                (e.namespace_name.empty() ? s.namespace_name : e.namespace_name) + "/sa/" +
-                (e.service_account.empty() ? "default" : e.service_account));
-  }
-  if (!istio_mutual && (!any || !all_in_mesh || s.mesh_external)) return;
+  if (policy.tls != nullptr && !istio_mutual) return "";  // DISABLE, or SIMPLE/MUTUAL (warned)
+  const bool rule_sans = istio_mutual && !policy.tls->subject_alt_names().empty();
+  const std::string key = rule_sans || proxy.cert_dir.empty() ? "" : identity.key();
+  if (!istio_mutual && (!identity.any || !identity.all_in_mesh || s.mesh_external)) return key;
   if (proxy.cert_dir.empty()) {
     if (istio_mutual) {
       warnings->push_back(where +
                           ": tls ISTIO_MUTUAL needs the proxy's workload certificates "
                           "(istio-proxy --cert-dir); plaintext is used");
     }
-    return;
+    return "";
   }
   v1::UpstreamTls* tls = c->mutable_tls();
   tls->set_certificate_chain(certFile(proxy, "cert-chain.pem"));
   tls->set_private_key(certFile(proxy, "key.pem"));
   tls->set_trusted_ca(certFile(proxy, "root-cert.pem"));
-  if (istio_mutual && !policy.tls->subject_alt_names().empty()) {
-    sans.clear();
-    sans.insert(policy.tls->subject_alt_names().begin(), policy.tls->subject_alt_names().end());
+  if (rule_sans) {
+    for (const std::string& san : policy.tls->subject_alt_names()) tls->add_subject_alt_names(san);
+  } else {
+    for (const std::string& san : identity.sans) tls->add_subject_alt_names(san);
   }
-  for (const std::string& san : sans) tls->add_subject_alt_names(san);
   // Istio's SNI for mesh mTLS names the cluster: "outbound_.9080_.v1_.reviews.default.svc...".
   std::string sni = c->name();
   for (size_t pos = 0; (pos = sni.find('|', pos)) != std::string::npos; pos += 2) {
     sni.replace(pos, 1, "_.");
   }
   tls->set_sni(istio_mutual && !policy.tls->sni().empty() ? policy.tls->sni() : sni);
+  return key;
 }
 
 // Istio's MeshConfig.outboundTrafficPolicy, overridden by the proxy's Sidecar.
@@ -329,6 +352,10 @@ std::shared_ptr<const Translator::OutboundView> Translator::outboundView(
     return it->second;
   }
   auto inherited = inherited_.find(key);
+  if (inherited != inherited_.end() && identitiesChanged(*inherited->second)) {
+    inherited_.erase(inherited);  // mTLS settings follow the endpoints: built anew below
+    inherited = inherited_.end();
+  }
   if (inherited != inherited_.end()) {
     // Only endpoints changed since the config that built it: its clusters and routes stand, and
     // only the assignments of the changed services' clusters are computed again.
@@ -351,24 +378,45 @@ void Translator::inherit(const Translator& previous, std::set<std::string> chang
   changed_services_ = std::move(changed_services);
 }
 
-std::shared_ptr<const AssignmentSet> Translator::refreshedAssignments(const OutboundView& view) {
+const model::Service* Translator::findIndexed(const std::string& namespace_name,
+                                              const std::string& host) {
   if (service_index_.empty()) {
     for (const model::Service* s : push_.registry().services()) {
       service_index_.emplace(s->namespace_name + "/" + s->hostname, s);
     }
   }
+  auto it = service_index_.find(namespace_name + "/" + host);
+  return it == service_index_.end() ? nullptr : it->second;
+}
+
+bool Translator::identitiesChanged(const OutboundView& view) {
+  for (const ClusterSource& src : *view.sources) {
+    if (src.identity_key.empty() ||
+        !changed_services_.contains(src.service_namespace + "/" + src.service_name)) {
+      continue;
+    }
+    const model::Service* s = findIndexed(src.service_namespace, src.host);
+    if (s == nullptr) return true;
+    EndpointIdentity now = endpointIdentity(*s, src.selector, push_.registry().endpoints(*s),
+                                            push_.options().trust_domain);
+    if (now.key() != src.identity_key) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<const AssignmentSet> Translator::refreshedAssignments(const OutboundView& view) {
   std::vector<v1::ClusterLoadAssignment> replacements;
   std::vector<std::string> ignored;  // the view's warnings are those of the config that built it
   for (const ClusterSource& src : *view.sources) {
     if (!changed_services_.contains(src.service_namespace + "/" + src.service_name)) continue;
     v1::ClusterLoadAssignment& a = replacements.emplace_back();
     a.set_cluster_name(src.cluster);
-    auto s = service_index_.find(src.service_namespace + "/" + src.host);
-    if (s == service_index_.end()) continue;
-    const model::ServicePort* sp = s->second->port(src.port);
+    const model::Service* s = findIndexed(src.service_namespace, src.host);
+    if (s == nullptr) continue;
+    const model::ServicePort* sp = s->port(src.port);
     if (sp == nullptr) continue;
-    addEndpoints(*s->second, *sp, src.selector, push_.registry().endpoints(*s->second),
-                 a.mutable_endpoints(), &ignored);
+    addEndpoints(*s, *sp, src.selector, push_.registry().endpoints(*s), a.mutable_endpoints(),
+                 &ignored);
   }
   return std::make_shared<const AssignmentSet>(*view.assignments, replacements);
 }
@@ -405,10 +453,11 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       addEndpoints(*s, sp, selector, endpoints, c.mutable_endpoints(), &view->warnings);
       EffectivePolicy policy = effectivePolicy(dr, subset, sp.number);
       applyPolicy(policy, &c, where, &view->warnings);
-      applyMtls(policy, *s, selector, endpoints, proxy, push_.options().trust_domain, where, &c,
-                &view->warnings);
-      view->sources->push_back(
-          {c.name(), s->hostname, s->namespace_name, s->name, sp.number, std::move(selector)});
+      std::string identity_key = applyMtls(
+          policy, *s, endpointIdentity(*s, selector, endpoints, push_.options().trust_domain),
+          proxy, where, &c, &view->warnings);
+      view->sources->push_back({c.name(), s->hostname, s->namespace_name, s->name, sp.number,
+                                std::move(selector), std::move(identity_key)});
       auto hash = hashPolicies(policy);
       if (!hash.empty()) hash_by_cluster[c.name()] = std::move(hash);
       view->clusters->push_back(std::move(c));
@@ -640,6 +689,26 @@ const Translator::InboundIndex& Translator::inboundIndex() {
   return *inbound_index_;
 }
 
+void Translator::addPeerAuthentication(const ProxyIdentity& proxy, uint32_t port, v1::Listener* l,
+                                       std::vector<std::string>* warnings) {
+  // mTLS with the workload's certificate, required (STRICT) or next to plaintext (PERMISSIVE,
+  // the default); DISABLE or no certificates: plaintext.
+  const MtlsMode mode = push_.mtlsModeFor(proxy, port);
+  if (mode != MtlsMode::kDisable && !proxy.cert_dir.empty()) {
+    v1::DownstreamTls* tls = l->mutable_tls();
+    tls->set_certificate_chain(certFile(proxy, "cert-chain.pem"));
+    tls->set_private_key(certFile(proxy, "key.pem"));
+    tls->set_trusted_ca(certFile(proxy, "root-cert.pem"));
+    tls->set_require_client_certificate(true);
+    tls->set_permissive(mode == MtlsMode::kPermissive);
+  } else if (mode == MtlsMode::kStrict) {
+    warnings->push_back("PeerAuthentication STRICT for " + proxy.id +
+                        (port != 0 ? " port " + std::to_string(port) : std::string()) +
+                        ": the proxy has no workload certificates (istio-proxy --cert-dir); "
+                        "plaintext is accepted");
+  }
+}
+
 void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out,
                             std::vector<std::string>* warnings) {
   const bool captured = proxy.captured();
@@ -653,6 +722,12 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out,
     vi->set_direction(v1::INBOUND);
     vi->set_use_original_dst(true);
     vi->mutable_tcp_proxy()->set_cluster(kInboundPassthroughCluster);
+    // Ports without a listener of their own: mTLS only when the workload's mode is STRICT. (Mesh
+    // clients reach such ports through PassthroughCluster, in plaintext; under PERMISSIVE a
+    // client's own TLS to such a port passes through untouched.)
+    if (push_.mtlsModeFor(proxy, 0) == MtlsMode::kStrict) {
+      addPeerAuthentication(proxy, 0, vi, warnings);
+    }
     v1::Cluster* pass = out->add_clusters();
     pass->set_name(kInboundPassthroughCluster);
     pass->set_type(v1::Cluster::ORIGINAL_DST);
@@ -696,22 +771,7 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out,
       l->set_address(options_.inbound_address(proxy, target));
       l->set_direction(v1::INBOUND);
       if (captured) l->mutable_bind_to_port()->set_value(false);
-      // Peer authentication: mTLS with the workload's certificate, required (STRICT) or next
-      // to plaintext (PERMISSIVE, the default); DISABLE or no certificates: plaintext.
-      const MtlsMode mode = push_.mtlsModeFor(proxy, target);
-      if (mode != MtlsMode::kDisable && !proxy.cert_dir.empty()) {
-        v1::DownstreamTls* tls = l->mutable_tls();
-        tls->set_certificate_chain(certFile(proxy, "cert-chain.pem"));
-        tls->set_private_key(certFile(proxy, "key.pem"));
-        tls->set_trusted_ca(certFile(proxy, "root-cert.pem"));
-        tls->set_require_client_certificate(true);
-        tls->set_permissive(mode == MtlsMode::kPermissive);
-      } else if (mode == MtlsMode::kStrict) {
-        warnings->push_back("PeerAuthentication STRICT for " + proxy.id + " port " +
-                            std::to_string(target) +
-                            ": the proxy has no workload certificates (istio-proxy --cert-dir); "
-                            "plaintext is accepted");
-      }
+      addPeerAuthentication(proxy, target, l, warnings);
       if (!model::isHttp(sp.protocol)) {
         l->mutable_tcp_proxy()->set_cluster(name);
         continue;

@@ -119,6 +119,9 @@ class Translator {
     std::string service_name;
     uint32_t port = 0;
     std::map<std::string, std::string> selector;  // a subset's labels
+    // Set when the cluster's mTLS settings follow its endpoints (auto mTLS, ISTIO_MUTUAL's
+    // SANs): what they were derived from, to tell whether an endpoint-only change alters them.
+    std::string identity_key;
   };
   // The big parts are shared (not changed after buildOutbound) so that a refreshed copy is cheap.
   struct OutboundView {
@@ -163,7 +166,14 @@ class Translator {
                                                     const config::Resource* sidecar);
   void addInbound(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out,
                   std::vector<std::string>* warnings);
+  // Inbound TLS on `l` per the PeerAuthentication for the proxy's workload and `port` (0: the
+  // workload's own mode, for ports without a listener).
+  void addPeerAuthentication(const ProxyIdentity& proxy, uint32_t port,
+                             mesh::proxy::v1::Listener* l, std::vector<std::string>* warnings);
   std::shared_ptr<const AssignmentSet> refreshedAssignments(const OutboundView& view);
+  // True if an endpoint-only change altered what a cluster's mTLS settings came from.
+  bool identitiesChanged(const OutboundView& view);
+  const model::Service* findIndexed(const std::string& namespace_name, const std::string& host);
 
   const PushContext& push_;
   TranslateOptions options_;

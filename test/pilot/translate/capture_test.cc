@@ -217,6 +217,37 @@ TEST_F(CaptureTranslationTest, AutoMtlsToMeshWorkloadsOnly) {
       findCluster(plain.bootstrap, "outbound|9080||reviews.default.svc.cluster.local")->has_tls());
 }
 
+// An endpoint-only change keeps the outbound view (only endpoints are recomputed) unless what a
+// cluster's mTLS came from changed: a new service account is a new expected SAN.
+TEST_F(CaptureTranslationTest, EndpointOnlyChangeRebuildsTheViewWhenIdentitiesChange) {
+  auto with = [](const std::string& address, const std::string& sa) {
+    std::string yaml = kMesh;
+    yaml.replace(yaml.find("10.251.0.3"), 10, address);
+    yaml.replace(yaml.rfind("bookinfo-reviews"), 16, sa);
+    return yaml;
+  };
+  Mesh before({with("10.251.0.3", "bookinfo-reviews")});
+  before.translate(captured());
+  const std::string reviews = "outbound|9080||reviews.default.svc.cluster.local";
+
+  Mesh moved({with("10.251.0.7", "bookinfo-reviews")});  // same identities, another address
+  moved.translator().inherit(before.translator(), {"default/reviews"});
+  Translation t = moved.translate(captured());
+  EXPECT_EQ(moved.translator().viewsRefreshed(), 1u);
+  EXPECT_EQ(moved.translator().viewsBuilt(), 0u);
+  EXPECT_THAT(findCluster(t.bootstrap, reviews)->tls().subject_alt_names(),
+              ElementsAre("spiffe://cluster.local/ns/default/sa/bookinfo-reviews"));
+
+  Mesh renamed({with("10.251.0.3", "reviews-v2")});  // a pod with another service account
+  renamed.translator().inherit(before.translator(), {"default/reviews"});
+  t = renamed.translate(captured());
+  EXPECT_EQ(renamed.translator().viewsRefreshed(), 0u);
+  EXPECT_EQ(renamed.translator().viewsBuilt(), 1u);
+  EXPECT_THAT(findCluster(t.bootstrap, reviews)->tls().subject_alt_names(),
+              ElementsAre("spiffe://cluster.local/ns/default/sa/bookinfo-reviews",
+                          "spiffe://cluster.local/ns/default/sa/reviews-v2"));
+}
+
 TEST_F(CaptureTranslationTest, DestinationRuleIstioMutualAndDisable) {
   Mesh mesh({kMesh, R"(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -288,6 +319,9 @@ spec:
     EXPECT_TRUE(tls->require_client_certificate());
     EXPECT_EQ(tls->certificate_chain(), cert_dir_ + "/cert-chain.pem");
     EXPECT_EQ(tls->trusted_ca(), cert_dir_ + "/root-cert.pem");
+    // Ports without a listener pass through as they come under PERMISSIVE.
+    Translation t = mesh.translate(captured());
+    EXPECT_FALSE(findListener(t.bootstrap, "virtualInbound")->has_tls());
   }
   {
     Mesh mesh({kMesh, reviews_pod, R"(apiVersion: security.istio.io/v1
@@ -309,6 +343,12 @@ spec:
     ASSERT_TRUE(strict);
     EXPECT_FALSE(strict->permissive());
     EXPECT_FALSE(inbound_tls(mesh, 9443));  // port-level DISABLE: plaintext
+    // STRICT covers the ports without a listener too (virtualInbound's passthrough).
+    Translation t = mesh.translate(captured());
+    const v1::Listener* vi = findListener(t.bootstrap, "virtualInbound");
+    ASSERT_TRUE(vi->has_tls());
+    EXPECT_FALSE(vi->tls().permissive());
+    EXPECT_TRUE(vi->tls().require_client_certificate());
   }
   {
     Mesh mesh({kMesh, reviews_pod, R"(apiVersion: security.istio.io/v1
