@@ -36,28 +36,6 @@ std::string ipString(uint32_t host_order) {
   return buf;
 }
 
-// Every IPv4 prefix (address, length) routed or addressed in the root namespace, from
-// `ip -4 route show table all` and `ip -4 addr`.
-std::vector<std::pair<uint32_t, int>> prefixesInUse() {
-  std::vector<std::pair<uint32_t, int>> out;
-  for (const auto& argv : std::vector<std::vector<std::string>>{
-           {"ip", "-4", "-o", "route", "show", "table", "all"}, {"ip", "-4", "-o", "addr"}}) {
-    std::istringstream in(runCommand(argv).second);
-    std::string word;
-    while (in >> word) {
-      size_t slash = word.find('/');
-      std::string ip = word.substr(0, slash);
-      in_addr a;
-      if (::inet_pton(AF_INET, ip.c_str(), &a) != 1) continue;
-      int len = 32;
-      if (slash != std::string::npos) len = std::atoi(word.c_str() + slash + 1);
-      if (len < 0 || len > 32) continue;
-      out.emplace_back(ntohl(a.s_addr), len);
-    }
-  }
-  return out;
-}
-
 bool overlaps(uint32_t a, int alen, uint32_t b, int blen) {
   int len = std::min(alen, blen);
   uint32_t mask = len == 0 ? 0 : ~uint32_t{0} << (32 - len);
@@ -65,6 +43,49 @@ bool overlaps(uint32_t a, int alen, uint32_t b, int blen) {
 }
 
 }  // namespace
+
+std::vector<std::string> prefixesIn(const std::string& ip_output) {
+  std::vector<std::string> out;
+  std::istringstream in(ip_output);
+  std::string word;
+  while (in >> word) {
+    size_t slash = word.find('/');
+    in_addr a;
+    if (::inet_pton(AF_INET, word.substr(0, slash).c_str(), &a) != 1) continue;
+    if (slash == std::string::npos) {
+      out.push_back(word + "/32");
+      continue;
+    }
+    const std::string bits = word.substr(slash + 1);
+    if (bits.empty() || bits.size() > 2 || bits.find_first_not_of("0123456789") != bits.npos ||
+        std::stoi(bits) > 32) {
+      continue;
+    }
+    out.push_back(word);
+  }
+  return out;
+}
+
+std::optional<std::string> pickFreeSubnet(const std::vector<std::string>& in_use, uint32_t start) {
+  std::vector<std::pair<uint32_t, int>> used;
+  for (const std::string& p : in_use) {
+    size_t slash = p.find('/');
+    in_addr a;
+    if (slash == std::string::npos || ::inet_pton(AF_INET, p.substr(0, slash).c_str(), &a) != 1) {
+      continue;
+    }
+    const int len = std::atoi(p.c_str() + slash + 1);
+    // A default route (length 0) covers everything and makes no subnet "in use".
+    if (len > 0 && len <= 32) used.emplace_back(ntohl(a.s_addr), len);
+  }
+  for (uint32_t i = 0; i < 256; ++i) {
+    const uint32_t base = kPoolBase | (((start + i) % 256) << 8);
+    bool taken = false;
+    for (const auto& [addr, len] : used) taken = taken || overlaps(base, 24, addr, len);
+    if (!taken) return ipString(base) + "/24";
+  }
+  return std::nullopt;
+}
 
 std::pair<int, std::string> runCommand(const std::vector<std::string>& argv_in) {
   std::vector<std::string> argv = argv_in;
@@ -132,21 +153,20 @@ StatusOr<std::unique_ptr<PodNetwork>> PodNetwork::create(const std::string& tag,
   // A free /24, picked under a lock shared with other runs until the bridge holds it.
   int lock = ::open(kLockFile, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (lock >= 0) ::flock(lock, LOCK_EX);
-  auto in_use = prefixesInUse();
-  uint32_t start = static_cast<uint32_t>(::getpid()) % 256;
-  for (uint32_t i = 0; i < 256 && net->base_ == 0; ++i) {
-    uint32_t base = kPoolBase | (((start + i) % 256) << 8);
-    bool taken = false;
-    for (const auto& [addr, len] : in_use) {
-      // A default route (len 0) does not make a subnet "in use".
-      if (len > 0 && overlaps(base, 24, addr, len)) taken = true;
-    }
-    if (!taken) net->base_ = base;
+  // Every IPv4 prefix routed or addressed in the root namespace (any routing table).
+  std::vector<std::string> in_use =
+      prefixesIn(runCommand({"ip", "-4", "-o", "route", "show", "table", "all"}).second);
+  for (std::string& p : prefixesIn(runCommand({"ip", "-4", "-o", "addr"}).second)) {
+    in_use.push_back(std::move(p));
   }
-  Status st = net->base_ == 0 ? failedPrecondition("--netns: every /24 of 10.251.0.0/16 is in use")
-                              : okStatus();
+  auto subnet = pickFreeSubnet(in_use, static_cast<uint32_t>(::getpid()));
+  Status st =
+      subnet ? okStatus() : failedPrecondition("--netns: every /24 of 10.251.0.0/16 is in use");
   if (st.ok()) {
-    net->subnet_ = ipString(net->base_) + "/24";
+    in_addr a;
+    ::inet_pton(AF_INET, subnet->substr(0, subnet->find('/')).c_str(), &a);
+    net->base_ = ntohl(a.s_addr);
+    net->subnet_ = *subnet;
     net->gateway_ip_ = ipString(net->base_ + 1);
     st = net->record("link " + net->bridge_);
     if (st.ok()) st = net->run({"ip", "link", "add", net->bridge_, "type", "bridge"});

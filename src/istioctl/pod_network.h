@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,13 @@ class PodNetwork {
   std::vector<std::pair<std::string, std::string>> pods_;  // (pod, namespace name)
   std::vector<std::string> records_;                       // "netns NAME", "link NAME", ...
 };
+
+// The IPv4 prefixes ("a.b.c.d/len"; a bare address is /32) in the output of `ip -4 -o route`
+// or `ip -4 -o addr`.
+std::vector<std::string> prefixesIn(const std::string& ip_output);
+// The first /24 of 10.251.0.0/16, from the (start % 256)th on and wrapping, that overlaps none of
+// `in_use` (a default route, /0, does not count); nullopt if every one does.
+std::optional<std::string> pickFreeSubnet(const std::vector<std::string>& in_use, uint32_t start);
 
 // Runs argv (argv[0] a path or a name looked up in /usr/sbin, /sbin, /usr/bin, /bin); its exit
 // status and combined output. -1 if it could not run.
