@@ -166,6 +166,12 @@ std::string applyMtls(const EffectivePolicy& policy, const model::Service& s,
   return key;
 }
 
+// The wildcard address of the proxy's family: a captured IPv6 pod's traffic arrives on "::".
+// (Dual-stack pods would need both; the node reports one IP.)
+std::string wildcardFor(const ProxyIdentity& proxy) {
+  return proxy.ip.find(':') != std::string::npos ? "::" : "0.0.0.0";
+}
+
 // Istio's MeshConfig.outboundTrafficPolicy, overridden by the proxy's Sidecar.
 bool registryOnly(const config::Resource* sidecar, const PushOptions& options) {
   if (sidecar != nullptr) {
@@ -718,7 +724,7 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out,
     // capture rules leave alone (the app's answer is not captured again).
     v1::Listener* vi = out->add_listeners();
     vi->set_name("virtualInbound");
-    vi->set_address(hostPort("0.0.0.0", kVirtualInboundPort));
+    vi->set_address(hostPort(wildcardFor(proxy), kVirtualInboundPort));
     vi->set_direction(v1::INBOUND);
     vi->set_use_original_dst(true);
     vi->mutable_tcp_proxy()->set_cluster(kInboundPassthroughCluster);
@@ -821,7 +827,7 @@ void Translator::addOutboundListeners(const ProxyIdentity& proxy, const Outbound
     // nothing); what matches none goes to PassthroughCluster (BlackHoleCluster if registry-only).
     v1::Listener* vo = out->add_listeners();
     vo->set_name("virtualOutbound");
-    vo->set_address(hostPort("0.0.0.0", kVirtualOutboundPort));
+    vo->set_address(hostPort(wildcardFor(proxy), kVirtualOutboundPort));
     vo->set_direction(v1::OUTBOUND);
     vo->set_use_original_dst(true);
     vo->mutable_tcp_proxy()->set_cluster(view.registry_only ? kBlackHoleCluster
@@ -833,15 +839,15 @@ void Translator::addOutboundListeners(const ProxyIdentity& proxy, const Outbound
     for (uint32_t port : view.http_ports) {
       v1::Listener* l = out->add_listeners();
       l->set_name("0.0.0.0_" + std::to_string(port));
-      l->set_address(hostPort("0.0.0.0", port));
+      l->set_address(hostPort(wildcardFor(proxy), port));
       l->mutable_bind_to_port()->set_value(false);
       l->set_direction(v1::OUTBOUND);
       l->mutable_http()->set_route_config_name(std::to_string(port));
     }
     for (const auto& p : view.tcp_ports) {
-      const std::string ip = p.vip.empty() ? "0.0.0.0" : p.vip;
+      const std::string ip = p.vip.empty() ? wildcardFor(proxy) : p.vip;
       v1::Listener* l = out->add_listeners();
-      l->set_name(ip + "_" + std::to_string(p.port));
+      l->set_name((p.vip.empty() ? std::string("0.0.0.0") : p.vip) + "_" + std::to_string(p.port));
       l->set_address(hostPort(ip, p.port));
       l->mutable_bind_to_port()->set_value(false);
       l->set_direction(v1::OUTBOUND);

@@ -152,6 +152,21 @@ TEST_F(CaptureTranslationTest, CapturedSidecarGetsIstiosListenerLayout) {
   EXPECT_EQ(in_pass->upstream_bind_address(), "127.0.0.6");
 }
 
+// An IPv6 pod's captured traffic arrives on "::": the virtual and per-port listeners use the
+// IPv6 wildcard (Istio names them as for IPv4).
+TEST_F(CaptureTranslationTest, Ipv6PodGetsIpv6Wildcards) {
+  Mesh mesh({kMesh});
+  ProxyIdentity p = captured();
+  p.ip = "fd00:251::9";
+  p.id = "sidecar~fd00:251::9~productpage.default~default.svc.cluster.local";
+  Translation t = mesh.translate(p);
+  EXPECT_EQ(findListener(t.bootstrap, "virtualOutbound")->address(), "[::]:15001");
+  EXPECT_EQ(findListener(t.bootstrap, "virtualInbound")->address(), "[::]:15006");
+  EXPECT_EQ(findListener(t.bootstrap, "0.0.0.0_9080")->address(), "[::]:9080");
+  EXPECT_EQ(findListener(t.bootstrap, "0.0.0.0_6379")->address(), "[::]:6379");
+  EXPECT_EQ(findListener(t.bootstrap, "10.96.0.20_5432")->address(), "10.96.0.20:5432");
+}
+
 TEST_F(CaptureTranslationTest, UncapturedProxiesKeepTheirLayout) {
   Mesh mesh({kMesh});
   ProxyIdentity p = captured();
