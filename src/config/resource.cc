@@ -9,10 +9,12 @@ namespace mesh::config {
 namespace {
 
 constexpr std::string_view kNetworkingGroup = "networking.istio.io";
+constexpr std::string_view kSecurityGroup = "security.istio.io";
 
 struct KindInfo {
   std::string_view name;
   Kind kind;
+  std::string_view group = kNetworkingGroup;
 };
 constexpr KindInfo kKinds[] = {
     {"VirtualService", Kind::kVirtualService},
@@ -21,6 +23,7 @@ constexpr KindInfo kKinds[] = {
     {"ServiceEntry", Kind::kServiceEntry},
     {"WorkloadEntry", Kind::kWorkloadEntry},
     {"Sidecar", Kind::kSidecar},
+    {"PeerAuthentication", Kind::kPeerAuthentication, kSecurityGroup},
 };
 
 const KindInfo* findKind(std::string_view name) {
@@ -94,14 +97,21 @@ void loadDocument(const YamlDocument& doc, const std::string& file, LoadedConfig
   }
   const std::string g = group(type.api_version());
   const KindInfo* info = findKind(type.kind());
-  if (g != kNetworkingGroup || info == nullptr) {
+  const bool istio_group = g == kNetworkingGroup || g == kSecurityGroup;
+  if (!istio_group || info == nullptr || info->group != g) {
     loaded->notes.push_back(
         file + ":" + std::to_string(line) + ": skipped " + type.kind() + " (" + type.api_version() +
-        "): " +
-        (g == kNetworkingGroup ? "kind not supported yet" : "not an Istio networking resource"));
+        "): " + (istio_group ? "kind not supported yet" : "not an Istio networking resource"));
     return;
   }
-  if (!isNetworkingApiVersion(type.api_version())) {
+  if (g == kSecurityGroup && !isSecurityApiVersion(type.api_version())) {
+    loaded->errors.add(file, r.source_map.lineOf("apiVersion"), "apiVersion",
+                       "unsupported version '" + type.api_version() +
+                           "'; expected security.istio.io/v1beta1 or v1");
+    ++loaded->failed_objects;
+    return;
+  }
+  if (g == kNetworkingGroup && !isNetworkingApiVersion(type.api_version())) {
     loaded->errors.add(file, r.source_map.lineOf("apiVersion"), "apiVersion",
                        "unsupported version '" + type.api_version() +
                            "'; expected networking.istio.io/v1alpha3, v1beta1 or v1");
@@ -135,6 +145,10 @@ void loadDocument(const YamlDocument& doc, const std::string& file, LoadedConfig
     case Kind::kSidecar:
       ok = loadTyped<v1::SidecarObject, networking::Sidecar>(doc, file, &res, loaded);
       break;
+    case Kind::kPeerAuthentication:
+      ok = loadTyped<v1::PeerAuthenticationObject, security::PeerAuthentication>(doc, file, &res,
+                                                                                 loaded);
+      break;
   }
   if (ok) {
     loaded->resources.push_back(std::move(res));
@@ -150,6 +164,10 @@ std::string_view kindName(Kind kind) {
     if (k.kind == kind) return k.name;
   }
   return "Unknown";
+}
+
+bool isSecurityApiVersion(std::string_view api_version) {
+  return api_version == "security.istio.io/v1beta1" || api_version == "security.istio.io/v1";
 }
 
 bool isNetworkingApiVersion(std::string_view api_version) {

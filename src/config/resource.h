@@ -18,10 +18,12 @@
 #include "istio/networking/v1alpha3/sidecar.pb.h"
 #include "istio/networking/v1alpha3/virtual_service.pb.h"
 #include "istio/networking/v1alpha3/workload_entry.pb.h"
+#include "istio/security/v1beta1/peer_authentication.pb.h"
 
 namespace mesh::config {
 
 namespace networking = ::istio::networking::v1alpha3;
+namespace security = ::istio::security::v1beta1;
 
 enum class Kind {
   kVirtualService,
@@ -30,6 +32,7 @@ enum class Kind {
   kServiceEntry,
   kWorkloadEntry,
   kSidecar,
+  kPeerAuthentication,  // security.istio.io
 };
 
 // "VirtualService", ... as written in `kind:`.
@@ -42,7 +45,8 @@ inline constexpr std::string_view kDefaultNamespace = "default";
 struct Resource {
   using Spec =
       std::variant<networking::VirtualService, networking::DestinationRule, networking::Gateway,
-                   networking::ServiceEntry, networking::WorkloadEntry, networking::Sidecar>;
+                   networking::ServiceEntry, networking::WorkloadEntry, networking::Sidecar,
+                   security::PeerAuthentication>;
 
   Kind kind = Kind::kVirtualService;
   std::string api_version;  // "networking.istio.io/v1beta1"
@@ -87,5 +91,7 @@ LoadedConfig loadConfigFile(const std::string& path);
 
 // "networking.istio.io/v1alpha3", "networking.istio.io/v1beta1" and "networking.istio.io/v1".
 bool isNetworkingApiVersion(std::string_view api_version);
+// "security.istio.io/v1beta1" and "security.istio.io/v1".
+bool isSecurityApiVersion(std::string_view api_version);
 
 }  // namespace mesh::config

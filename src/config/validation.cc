@@ -1065,6 +1065,17 @@ class Checker {
     }
   }
 
+  // --- PeerAuthentication ----------------------------------------------------------------------
+  void peerAuthentication(const config::security::PeerAuthentication& pa) {
+    if (!pa.port_level_mtls().empty() && pa.selector().match_labels().empty()) {
+      // Istio: port-level settings need a workload selector (ports are a workload's).
+      error("spec.portLevelMtls", "requires spec.selector (port-level mTLS is per workload)");
+    }
+    for (const auto& [number, mtls] : pa.port_level_mtls()) {
+      port("spec.portLevelMtls[" + std::to_string(number) + "]", number);
+    }
+  }
+
  private:
   const Resource& r_;
   ValidationReport& out_;
@@ -1082,6 +1093,9 @@ ValidationReport validateResource(const Resource& resource) {
   if (const auto* se = resource.as<nw::ServiceEntry>()) c.serviceEntry(*se);
   if (const auto* we = resource.as<nw::WorkloadEntry>()) c.workloadEntry(*we);
   if (const auto* sc = resource.as<nw::Sidecar>()) c.sidecar(*sc);
+  if (const auto* pa = resource.as<config::security::PeerAuthentication>()) {
+    c.peerAuthentication(*pa);
+  }
   return report;
 }
 

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   double drain_seconds = 10;
   std::string discovery;
-  std::string ns, workload, sa, ip, node_id, outbound_bind;
+  std::string ns, workload, sa, ip, node_id, outbound_bind, interception_mode, cert_dir;
   std::vector<std::string> labels, app_ports;
   app.add_option("-c,--config", opts.config_path,
                  "proxy config file (YAML or JSON); with --discovery it is optional and gives "
@@ -40,6 +40,13 @@ int main(int argc, char** argv) {
   app.add_option("--outbound-bind", outbound_bind,
                  "bind outbound listeners here instead of 0.0.0.0:<service port>; "
                  "127.0.0.1:0 lets the OS pick each port");
+  app.add_option("--interception-mode", interception_mode,
+                 "REDIRECT: this workload's traffic is captured (istio-proxy capture install); "
+                 "pilot then sends Istio's capture listeners (15001, 15006). NONE: not captured")
+      ->check(CLI::IsMember({"REDIRECT", "NONE"}));
+  app.add_option("--cert-dir", cert_dir,
+                 "the workload's certificates (cert-chain.pem, key.pem, root-cert.pem, as Istio's "
+                 "/etc/certs), sent to pilot for mTLS between sidecars");
   app.add_option("--concurrency", opts.concurrency, "worker threads (default: one per core)");
   app.add_option("--port-file", opts.port_file,
                  "write the bound ports as JSON to this file once ready, and again after each "
@@ -84,11 +91,14 @@ int main(int argc, char** argv) {
   if (capture->parsed()) {
     if (capture_install->parsed() && capture_print) {
       auto rules = mesh::proxy::captureRules(capture_opts);
-      if (!rules.ok()) {
+      auto rules6 = mesh::proxy::captureRules(capture_opts, mesh::proxy::IpFamily::kIpv6);
+      if (!rules.ok() || !rules6.ok()) {
         std::fprintf(stderr, "istio-proxy capture: %s\n", rules.status().message().c_str());
         return 2;
       }
       std::fputs(rules->c_str(), stdout);
+      std::fputs("# IPv6 (ip6tables-restore), where the namespace has IPv6:\n", stdout);
+      std::fputs(rules6->c_str(), stdout);
       return 0;
     }
     mesh::Status st = capture_install->parsed() ? mesh::proxy::installCapture(capture_opts)
@@ -134,6 +144,8 @@ int main(int argc, char** argv) {
     (*n.mutable_app_ports())[target] = port;
   }
   n.set_outbound_bind(outbound_bind);
+  n.set_interception_mode(interception_mode);
+  n.set_cert_dir(cert_dir);
 
   mesh::proxy::Server server(opts);
   mesh::Status st = server.start();

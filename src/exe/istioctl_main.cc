@@ -54,6 +54,9 @@ int main(int argc, char** argv) {
                  "under the state directory)");
   up->add_option("--bin-dir", up_opts.bin_dir,
                  "where pilot and istio-proxy are (default: istioctl's directory)");
+  up->add_flag("--netns", up_opts.netns,
+               "each pod in its own network namespace, its traffic captured by its sidecar, mTLS "
+               "between sidecars (needs root and `ip netns`)");
   CLI::App* down = local->add_subcommand("down", "stop the running local mesh");
   down->add_option("--state-dir", state_dir)->capture_default_str();
   std::vector<std::string> apply_files;

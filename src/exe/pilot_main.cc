@@ -27,6 +27,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--domain-suffix", opts.domain_suffix, "the cluster's DNS suffix")
       ->capture_default_str();
+  std::string outbound_policy = "ALLOW_ANY";
+  app.add_option("--outbound-traffic-policy", outbound_policy,
+                 "MeshConfig outboundTrafficPolicy.mode for captured sidecars: ALLOW_ANY "
+                 "(unknown destinations pass through) or REGISTRY_ONLY")
+      ->check(CLI::IsMember({"ALLOW_ANY", "REGISTRY_ONLY"}))
+      ->capture_default_str();
   app.add_option("--debounce-ms", debounce_ms,
                  "quiet time after a config file change before reloading")
       ->capture_default_str()
@@ -37,6 +43,7 @@ int main(int argc, char** argv) {
 
   mesh::log::init(log_level);
   opts.debounce = std::chrono::milliseconds(debounce_ms);
+  opts.registry_only = outbound_policy == "REGISTRY_ONLY";
 
   // Block the stop signals before any thread starts, so that only sigwait below receives them.
   sigset_t stop_signals;

@@ -1,13 +1,16 @@
 #include "istioctl/local_mesh.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,7 +29,9 @@
 #include "config/resource.h"
 #include "core/config/yaml_proto.h"
 #include "core/file_util.h"
+#include "istioctl/pod_network.h"
 #include "istioctl/v1/local_mesh.pb.h"
+#include "security/certificate_authority.h"
 
 namespace mesh::istioctl {
 namespace {
@@ -84,10 +89,19 @@ std::string jsonQuote(const std::string& s) {
   return out + "\"";
 }
 
+// Where a child runs: in the caller's network namespace as the caller, or (--netns) in a pod's
+// namespace (setns on its /run/netns path) and, for sidecars, as Istio's proxy uid/gid.
+struct Placement {
+  std::string netns_path;
+  uid_t uid = 0;  // with gid: 0 keeps the caller's
+  gid_t gid = 0;
+};
+
 // A child process started by `up`: its output goes to a log file; it gets SIGTERM if `up` dies.
 class Child {
  public:
-  Child(std::string name, std::vector<std::string> argv, const std::string& log_path)
+  Child(std::string name, std::vector<std::string> argv, const std::string& log_path,
+        const Placement& where = {})
       : name_(std::move(name)), log_path_(log_path) {
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -100,6 +114,22 @@ class Child {
         ::dup2(fd, 1);
         ::dup2(fd, 2);
       }
+      if (!where.netns_path.empty()) {
+        int ns = ::open(where.netns_path.c_str(), O_RDONLY | O_CLOEXEC);
+        if (ns < 0 || ::setns(ns, CLONE_NEWNET) != 0) {
+          std::fprintf(stderr, "cannot enter %s: %s\n", where.netns_path.c_str(),
+                       std::strerror(errno));
+          ::_exit(126);
+        }
+      }
+      if (where.uid != 0 &&
+          (::setgroups(0, nullptr) != 0 || ::setresgid(where.gid, where.gid, where.gid) != 0 ||
+           ::setresuid(where.uid, where.uid, where.uid) != 0)) {
+        std::fprintf(stderr, "cannot become uid %u: %s\n", where.uid, std::strerror(errno));
+        ::_exit(126);
+      }
+      // A credential change clears the parent-death signal: set it again.
+      if (where.uid != 0) ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       int null = ::open("/dev/null", O_RDONLY);
       if (null >= 0) ::dup2(null, 0);
       std::vector<char*> args;
@@ -132,6 +162,8 @@ class Child {
     }
     return true;
   }
+  // After running() turned false: the exit code, or -1 if killed by a signal.
+  int exitCode() const { return WIFEXITED(exit_status_) ? WEXITSTATUS(exit_status_) : -1; }
   std::string exitText() const {
     if (WIFEXITED(exit_status_))
       return "exited with status " + std::to_string(WEXITSTATUS(exit_status_));
@@ -253,6 +285,50 @@ bool waitForListener(uint16_t port, Child& child, int sigfd, std::string* error)
   }
 }
 
+// True if a socket of `pid`'s network namespace listens on TCP `port` (/proc/PID/net/tcp and
+// tcp6: state 0A is LISTEN).
+bool listensInNamespaceOf(pid_t pid, uint16_t port) {
+  char want[8];
+  std::snprintf(want, sizeof(want), ":%04X", port);
+  for (const char* file : {"/net/tcp", "/net/tcp6"}) {
+    std::istringstream in(readFile("/proc/" + std::to_string(pid) + file));
+    std::string line;
+    std::getline(in, line);  // header
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state;
+      fields >> slot >> local >> remote >> state;
+      if (state == "0A" && local.ends_with(want)) return true;
+    }
+  }
+  return false;
+}
+
+// Waits until the app in a pod's namespace (--netns) listens on `port`, checked each time the
+// child's pidfd or the signal fd stays quiet for 20 ms (the namespace is not ours to connect in).
+bool waitForListenerInNamespace(uint16_t port, Child& child, int sigfd, std::string* error) {
+  const auto deadline = Clock::now() + kStartTimeout;
+  for (;;) {
+    if (child.running() && listensInNamespaceOf(child.pid(), port)) return true;
+    if (!child.running()) {
+      *error = child.name() + " " + child.exitText() + "; the end of its log (" + child.logPath() +
+               "):\n" + lastLines(child.logPath(), 20);
+      return false;
+    }
+    if (Clock::now() >= deadline) {
+      *error = child.name() + " does not listen on port " + std::to_string(port) +
+               " in its namespace; its log: " + child.logPath();
+      return false;
+    }
+    pollfd p[2] = {{child.pidfd(), POLLIN, 0}, {sigfd, POLLIN, 0}};
+    ::poll(p, 2, std::min(20, remainingMs(deadline)));
+    if (p[1].revents & POLLIN) {
+      *error = "interrupted";
+      return false;
+    }
+  }
+}
+
 // Ports the OS picks on 127.0.0.1, held (bound, not listening) until release() so that nothing
 // else is given them meanwhile. With `shared`, the socket has SO_REUSEPORT: istio-proxy (which
 // binds with SO_REUSEPORT too) can listen on the port while it is still held.
@@ -294,8 +370,18 @@ struct Pod {
   std::map<std::string, uint16_t> inbound_ports;  // by port name: the endpoint port
   std::map<uint32_t, uint16_t> outbound;          // service port -> sidecar listener port
   uint16_t admin = 0, prometheus = 0;
+  std::string ip = "127.0.0.1";  // --netns: the pod's own address
+  std::string netns;             // --netns: its namespace's name
+  std::string cert_dir;          // --netns: its workload certificates
   std::unique_ptr<Child> proxy, app;
 };
+
+// --netns: Istio's proxy uid and gid (the capture rules exempt them).
+constexpr uid_t kProxyUid = 1337;
+// The sidecar's admin port in its pod (not captured: `capture install -d`).
+constexpr uint16_t kAdminPort = 15000, kPrometheusPort = 15090, kHealthPort = 15021;
+// Label on mesh workloads' endpoints: auto mTLS sends them mTLS (Istio's sidecar injector sets it).
+constexpr const char* kTlsModeLabel = "security.istio.io/tlsMode";
 
 std::string protocolOf(const istioctl::v1::Port& p) {
   if (!p.protocol().empty()) return p.protocol();
@@ -351,7 +437,9 @@ Status loadMesh(const std::string& path, istioctl::v1::LocalMesh* mesh) {
 }
 
 // The registry the mesh's workloads make: a ServiceEntry per service, a WorkloadEntry per pod.
-std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<Pod>& pods) {
+// `vips` (--netns): each service's virtual IP, written as its ServiceEntry's address.
+std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<Pod>& pods,
+                         const std::map<std::string, std::string>& vips, bool netns) {
   std::map<std::string, std::map<uint32_t, istioctl::v1::Port>> services;
   for (const auto& w : mesh.workloads()) {
     if (w.gateway()) continue;
@@ -362,7 +450,9 @@ std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<
   for (const auto& [svc, ports] : services) {
     out += "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: " + svc +
            ", namespace: " + ns + "}\nspec:\n  hosts: [" + svc + "." + ns +
-           ".svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n  ports:\n";
+           ".svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n";
+    if (auto vip = vips.find(svc); vip != vips.end()) out += "  addresses: [" + vip->second + "]\n";
+    out += "  ports:\n";
     for (const auto& [num, p] : ports) {
       out += "  - {number: " + std::to_string(num) + ", name: " + p.name() +
              ", protocol: " + protocolOf(p) + "}\n";
@@ -373,7 +463,7 @@ std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<
     if (pod.workload->gateway()) continue;
     if (pod.labels.at("app") != pod.workload->service()) continue;  // not selected: no endpoint
     out += "---\napiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: " +
-           pod.name + ", namespace: " + ns + "}\nspec:\n  address: 127.0.0.1\n  ports: {";
+           pod.name + ", namespace: " + ns + "}\nspec:\n  address: " + pod.ip + "\n  ports: {";
     bool first = true;
     for (const auto& [name, port] : pod.inbound_ports) {
       out += std::string(first ? "" : ", ") + name + ": " + std::to_string(port);
@@ -386,6 +476,8 @@ std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<
       out += std::string(first ? "" : ", ") + k + ": " + jsonQuote(v);
       first = false;
     }
+    // Its sidecar has a workload certificate: clients use mTLS (auto mTLS).
+    if (netns) out += std::string(", \"") + kTlsModeLabel + "\": istio";
     out += "}\n";
     if (!pod.workload->service_account().empty()) {
       out += "  serviceAccount: " + pod.workload->service_account() + "\n";
@@ -395,8 +487,12 @@ std::string registryYaml(const istioctl::v1::LocalMesh& mesh, const std::vector<
 }
 
 // Replaces the command's placeholders for one pod; an unknown one is an error.
+// {service.NAME:PORT} is where the app calls a service: its VIP (--netns, captured) or the
+// sidecar's outbound listener for the port (on loopback).
 StatusOr<std::vector<std::string>> expandCommand(const Pod& pod, const std::string& ns,
-                                                 const std::string& bin_dir) {
+                                                 const std::string& bin_dir,
+                                                 const std::map<std::string, std::string>& vips,
+                                                 bool netns) {
   std::vector<std::string> out;
   for (const std::string& arg : pod.workload->command()) {
     std::string s;
@@ -423,14 +519,30 @@ StatusOr<std::vector<std::string>> expandCommand(const Pod& pod, const std::stri
         auto it = pod.labels.find(key.substr(6));
         if (it != pod.labels.end()) value = it->second;
       }
-      if (key.rfind("outbound.", 0) == 0) {
+      if (key.rfind("outbound.", 0) == 0 && !netns) {
         uint32_t port = static_cast<uint32_t>(std::strtoul(key.c_str() + 9, nullptr, 10));
         auto it = pod.outbound.find(port);
         if (it != pod.outbound.end()) value = "127.0.0.1:" + std::to_string(it->second);
       }
+      if (key.rfind("service.", 0) == 0) {
+        size_t colon = key.rfind(':');
+        std::string svc = key.substr(8, colon == std::string::npos ? 0 : colon - 8);
+        uint32_t port =
+            colon == std::string::npos
+                ? 0
+                : static_cast<uint32_t>(std::strtoul(key.c_str() + colon + 1, nullptr, 10));
+        if (netns) {
+          auto vip = vips.find(svc);
+          if (vip != vips.end() && port != 0) value = vip->second + ":" + std::to_string(port);
+        } else {
+          auto it = pod.outbound.find(port);
+          if (it != pod.outbound.end()) value = "127.0.0.1:" + std::to_string(it->second);
+        }
+      }
       if (!value) {
         return invalidArgument("workload " + pod.workload->name() + ": unknown placeholder {" +
-                               key + "} (or no such port / outbound listener)");
+                               key + "} (or no such port / service / outbound listener" +
+                               (netns ? "; with --netns use {service.NAME:PORT}" : "") + ")");
       }
       s += *value;
       pos = close + 1;
@@ -533,10 +645,16 @@ int runLocalDown(const std::string& state_dir, std::ostream& out, std::ostream& 
     return 1;
   }
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  // A --netns run that was killed leaves its network behind: what it recorded is removed here.
+  const std::string netns_record = state_dir + "/netns.record";
   if (pidfd < 0 || ::kill(pid, SIGTERM) != 0) {
     err << "error: the local mesh (pid " << pid << ") is not running\n";
     std::remove((state_dir + "/up.pid").c_str());
     if (pidfd >= 0) ::close(pidfd);
+    if (fs::exists(netns_record)) {
+      (void)PodNetwork::teardownRecorded(netns_record);
+      err << "removed the network namespaces and bridge it left behind\n";
+    }
     return 1;
   }
   pollfd p{pidfd, POLLIN, 0};
@@ -546,6 +664,7 @@ int runLocalDown(const std::string& state_dir, std::ostream& out, std::ostream& 
     err << "error: the local mesh (pid " << pid << ") did not stop within 60 s\n";
     return 1;
   }
+  (void)PodNetwork::teardownRecorded(netns_record);  // nothing left after a clean stop
   out << "local mesh stopped\n";
   return 0;
 }
@@ -558,6 +677,11 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   istioctl::v1::LocalMesh mesh;
   if (Status st = loadMesh(mesh_file, &mesh); !st.ok()) {
     err << "error: " << st.message() << "\n";
+    return 1;
+  }
+  if (opts.netns && ::geteuid() != 0) {
+    err << "error: --netns needs root (network namespaces, a bridge and iptables rules); run as "
+           "root or without --netns\n";
     return 1;
   }
   const std::string ns = mesh.namespace_();
@@ -576,7 +700,7 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
         << "; stop it with `istioctl local down`\n";
     return 1;
   }
-  for (const char* sub : {"registry", "proxies", "logs", "config"}) {
+  for (const char* sub : {"registry", "proxies", "logs", "config", "certs"}) {
     fs::remove_all(state + "/" + sub, ec);
     fs::create_directories(state + "/" + sub, ec);
   }
@@ -600,11 +724,15 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
 
   std::vector<Pod> pods;
   std::unique_ptr<Child> pilot;
+  std::unique_ptr<PodNetwork> network;  // --netns
+  const std::string netns_record = state + "/netns.record";
   auto cleanup = [&](int rc) {
-    // Apps first (their sidecars still route their last calls), then sidecars, then pilot.
+    // Apps first (their sidecars still route their last calls), then sidecars, then pilot; then
+    // the pods' network (namespaces, with their rules and veth ends; the bridge).
     for (auto& pod : pods) pod.app.reset();
     for (auto& pod : pods) pod.proxy.reset();
     pilot.reset();
+    network.reset();
     std::remove((state + "/state.json").c_str());
     std::remove((state + "/up.pid").c_str());
     std::remove((state + "/config.path").c_str());
@@ -624,6 +752,30 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   }
   if (!write(state + "/config.path", fs::absolute(live).string())) return cleanup(1);
 
+  // --netns: a bridge and namespaces (what a run killed before its cleanup left goes first).
+  if (opts.netns) {
+    // The sidecars run as uid 1337: the state directory (config, certificates, port files) and
+    // the binaries must be reachable by anyone.
+    for (const std::string& dir : {fs::absolute(state).string(), opts.bin_dir}) {
+      for (fs::path p = dir; !p.empty() && p != p.root_path(); p = p.parent_path()) {
+        struct stat st {};
+        if (::stat(p.c_str(), &st) == 0 && (st.st_mode & S_IXOTH) == 0) {
+          err << "error: --netns: the sidecars run as uid " << kProxyUid << " and cannot reach "
+              << p.string() << " (mode " << std::oct << (st.st_mode & 07777) << std::dec
+              << "): make it searchable (chmod o+x) or use another --state-dir\n";
+          return cleanup(1);
+        }
+      }
+    }
+    (void)PodNetwork::teardownRecorded(netns_record);
+    auto net = PodNetwork::create(std::to_string(::getpid()), netns_record);
+    if (!net.ok()) {
+      err << "error: " << net.status().message() << "\n";
+      return cleanup(1);
+    }
+    network = std::move(*net);
+  }
+
   // Ports: for each pod and port, one for the app and one for its sidecar's inbound listener.
   // The sidecars' stay held for the mesh's life; the apps' until just before the apps start.
   PortPool app_ports(false);
@@ -634,8 +786,23 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
       pod.workload = &w;
       pod.name = w.name() + "-" + std::to_string(r);
       pod.labels.insert(w.labels().begin(), w.labels().end());
+      if (network) {
+        // Its own namespace: the app listens on the service port, as in a Kubernetes pod.
+        auto ip = network->addPod(pod.name);
+        if (!ip.ok()) {
+          err << "error: " << ip.status().message() << "\n";
+          return cleanup(1);
+        }
+        pod.ip = *ip;
+        pod.netns = network->namespaceName(pod.name);
+      }
       for (const auto& p : w.ports()) {
         if (w.gateway()) break;  // its listeners bind ports the OS picks, read once ready
+        if (network) {
+          pod.app_ports[p.name()] = static_cast<uint16_t>(p.number());
+          pod.inbound_ports[p.name()] = static_cast<uint16_t>(p.number());
+          continue;
+        }
         auto app = app_ports.take(), inbound = inbound_ports.take();
         if (!app || !inbound) {
           err << "error: cannot get a free port on 127.0.0.1\n";
@@ -647,7 +814,53 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
       pods.push_back(std::move(pod));
     }
   }
-  if (!write(state + "/registry/mesh.yaml", registryYaml(mesh, pods))) return cleanup(1);
+  // --netns: a VIP per service, and the workload certificates: a root made for this run and a
+  // SPIFFE certificate per pod (Istio's file names), readable by the proxy's uid only.
+  std::map<std::string, std::string> vips;
+  if (network) {
+    for (const auto& w : mesh.workloads()) {
+      if (w.gateway() || vips.count(w.service())) continue;
+      auto vip = network->allocateVip();
+      if (!vip.ok()) {
+        err << "error: " << vip.status().message() << "\n";
+        return cleanup(1);
+      }
+      vips[w.service()] = *vip;
+    }
+    auto ca = security::CertificateAuthority::create("istioctl local root " + state);
+    if (!ca.ok()) {
+      err << "error: " << ca.status().message() << "\n";
+      return cleanup(1);
+    }
+    long serial = 2;
+    for (Pod& pod : pods) {
+      const std::string sa =
+          pod.workload->service_account().empty() ? "default" : pod.workload->service_account();
+      auto issued = (*ca)->issue({security::spiffeId("cluster.local", ns, sa)}, serial++);
+      if (!issued.ok()) {
+        err << "error: " << issued.status().message() << "\n";
+        return cleanup(1);
+      }
+      pod.cert_dir = fs::absolute(state + "/certs/" + pod.name).string();
+      fs::create_directories(pod.cert_dir, ec);
+      ::chmod(pod.cert_dir.c_str(), 0700);  // the key is never readable by others, even briefly
+      if (!write(pod.cert_dir + "/cert-chain.pem", issued->cert_pem) ||
+          !write(pod.cert_dir + "/key.pem", issued->key_pem) ||
+          !write(pod.cert_dir + "/root-cert.pem", (*ca)->certPem())) {
+        return cleanup(1);
+      }
+      for (const char* f : {"", "/cert-chain.pem", "/key.pem", "/root-cert.pem"}) {
+        if (::chown((pod.cert_dir + f).c_str(), kProxyUid, kProxyUid) != 0) {
+          err << "error: chown " << pod.cert_dir << f << ": " << std::strerror(errno) << "\n";
+          return cleanup(1);
+        }
+      }
+      ::chmod((pod.cert_dir + "/key.pem").c_str(), 0600);
+    }
+  }
+  if (!write(state + "/registry/mesh.yaml", registryYaml(mesh, pods, vips, network != nullptr))) {
+    return cleanup(1);
+  }
 
   // pilot.
   const std::string pilot_ports = state + "/pilot.ports";
@@ -655,7 +868,8 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   pilot = std::make_unique<Child>(
       "pilot",
       std::vector<std::string>{opts.bin_dir + "/pilot", "--config-dir", live, "--config-dir",
-                               state + "/registry", "--grpc-address", "127.0.0.1:0",
+                               state + "/registry", "--grpc-address",
+                               (network ? network->gatewayIp() : "127.0.0.1") + ":0",
                                "--http-address", "127.0.0.1:0", "--port-file", pilot_ports},
       state + "/logs/pilot.log");
   std::string error;
@@ -673,44 +887,64 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   for (const auto& w : mesh.workloads()) {
     for (const auto& p : w.ports()) service_ports.insert(p.number());
   }
+  // --netns: the sidecars run as the proxy uid, which writes its port file here.
+  if (network && ::chown((state + "/proxies").c_str(), kProxyUid, kProxyUid) != 0) {
+    err << "error: chown " << state << "/proxies: " << std::strerror(errno) << "\n";
+    return cleanup(1);
+  }
+  const std::string pilot_grpc =
+      (network ? network->gatewayIp() : "127.0.0.1") + ":" + std::to_string(grpc);
   for (Pod& pod : pods) {
     const std::string base = state + "/proxies/" + pod.name;
-    if (!write(base + ".yaml",
-               "admin: {address: \"127.0.0.1:0\", prometheusAddress: \"127.0.0.1:0\", "
-               "healthAddress: \"127.0.0.1:0\"}\n")) {
-      return cleanup(1);
-    }
+    // --netns: admin, metrics and health on the pod's IP (not captured), reachable from the root
+    // namespace as a Kubernetes pod's are from the node.
+    const std::string admin_yaml =
+        network ? "admin: {address: \"" + pod.ip + ":" + std::to_string(kAdminPort) +
+                      "\", prometheusAddress: \"" + pod.ip + ":" + std::to_string(kPrometheusPort) +
+                      "\", healthAddress: \"" + pod.ip + ":" + std::to_string(kHealthPort) + "\"}\n"
+                : "admin: {address: \"127.0.0.1:0\", prometheusAddress: \"127.0.0.1:0\", "
+                  "healthAddress: \"127.0.0.1:0\"}\n";
+    if (!write(base + ".yaml", admin_yaml)) return cleanup(1);
     std::vector<std::string> argv = {opts.bin_dir + "/istio-proxy",
                                      "--discovery",
-                                     "127.0.0.1:" + std::to_string(grpc),
+                                     pilot_grpc,
                                      "--config",
                                      base + ".yaml",
                                      "--node-id",
                                      std::string(pod.workload->gateway() ? "router" : "sidecar") +
-                                         "~127.0.0.1~" + pod.name + "." + ns + "~" + ns +
+                                         "~" + pod.ip + "~" + pod.name + "." + ns + "~" + ns +
                                          ".svc.cluster.local",
                                      "--namespace",
                                      ns,
                                      "--workload",
                                      pod.workload->name(),
                                      "--ip",
-                                     "127.0.0.1",
-                                     "--outbound-bind",
-                                     "127.0.0.1:0",
+                                     pod.ip,
                                      "--port-file",
                                      base + ".ports",
                                      "--concurrency",
                                      "1"};
+    if (!network) {
+      argv.insert(argv.end(), {"--outbound-bind", "127.0.0.1:0"});
+    } else if (pod.workload->gateway()) {
+      // Not captured: the gateway's servers listen on their ports on every address of its pod.
+      argv.insert(argv.end(), {"--outbound-bind", "0.0.0.0", "--cert-dir", pod.cert_dir});
+    } else {
+      argv.insert(argv.end(), {"--interception-mode", "REDIRECT", "--cert-dir", pod.cert_dir});
+    }
     if (!pod.workload->service_account().empty()) {
       argv.insert(argv.end(), {"--service-account", pod.workload->service_account()});
     }
     for (const auto& [k, v] : pod.labels) argv.insert(argv.end(), {"--label", k + "=" + v});
     for (const auto& [name, port] : pod.inbound_ports) {
+      if (network) break;  // the app listens on the service port itself
       argv.insert(argv.end(),
                   {"--app-port", std::to_string(port) + "=" + std::to_string(pod.app_ports[name])});
     }
+    Placement where;
+    if (network) where = {network->namespacePath(pod.name), kProxyUid, kProxyUid};
     pod.proxy = std::make_unique<Child>(pod.name + " sidecar", argv,
-                                        state + "/logs/" + pod.name + ".proxy.log");
+                                        state + "/logs/" + pod.name + ".proxy.log", where);
   }
   for (Pod& pod : pods) {
     const std::string port_file = state + "/proxies/" + pod.name + ".ports";
@@ -730,20 +964,40 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
     }
   }
 
+  // --netns: Istio's capture rules in each sidecar's pod (as its init container would), once
+  // the sidecar is ready; the admin port is left alone (metrics and health are by default).
+  for (Pod& pod : pods) {
+    if (!network || pod.workload->gateway()) continue;
+    const std::string uid = std::to_string(kProxyUid);
+    Child capture(pod.name + " capture install",
+                  {opts.bin_dir + "/istio-proxy", "capture", "install", "-u", uid, "-g", uid, "-d",
+                   std::to_string(kAdminPort)},
+                  state + "/logs/" + pod.name + ".capture.log",
+                  {network->namespacePath(pod.name), 0, 0});
+    if (!capture.waitUntil(Clock::now() + kStartTimeout) || capture.exitCode() != 0) {
+      err << "error: " << capture.name() << " " << capture.exitText() << ": "
+          << lastLines(capture.logPath(), 20) << "\n";
+      return cleanup(1);
+    }
+  }
+
   // Apps, once their sidecars are ready.
   app_ports.release();
   for (Pod& pod : pods) {
     if (pod.workload->gateway()) continue;
-    auto argv = expandCommand(pod, ns, opts.bin_dir);
+    auto argv = expandCommand(pod, ns, opts.bin_dir, vips, network != nullptr);
     if (!argv.ok()) {
       err << "error: " << argv.status().message() << "\n";
       return cleanup(1);
     }
-    pod.app = std::make_unique<Child>(pod.name, *argv, state + "/logs/" + pod.name + ".log");
+    Placement where;
+    if (network) where.netns_path = network->namespacePath(pod.name);
+    pod.app = std::make_unique<Child>(pod.name, *argv, state + "/logs/" + pod.name + ".log", where);
   }
   for (Pod& pod : pods) {
     for (const auto& [name, port] : pod.app_ports) {
-      if (!waitForListener(port, *pod.app, sigfd, &error)) {
+      if (network ? !waitForListenerInNamespace(port, *pod.app, sigfd, &error)
+                  : !waitForListener(port, *pod.app, sigfd, &error)) {
         err << "error: " << error << "\n";
         return cleanup(1);
       }
@@ -762,27 +1016,31 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
       for (const auto& p : pod.workload->ports()) {
         auto out_port = pod.outbound.find(p.number());
         if (p.name() == port_name && out_port != pod.outbound.end()) {
-          entry = "http://127.0.0.1:" + std::to_string(out_port->second) + e.path();
+          entry = "http://" + (network ? pod.ip : "127.0.0.1") + ":" +
+                  std::to_string(out_port->second) + e.path();
         }
       }
       continue;
     }
     auto it = pod.inbound_ports.find(port_name);
     if (it != pod.inbound_ports.end()) {
-      entry = "http://127.0.0.1:" + std::to_string(it->second) + e.path();
+      entry = "http://" + pod.ip + ":" + std::to_string(it->second) + e.path();
     }
   }
 
   // state.json: what tests and scripts read.
   std::string json = "{\"pilot\":{\"grpc\":" + std::to_string(grpc) +
                      ",\"http\":" + std::to_string(http) + "},\"entry\":" + jsonQuote(entry) +
-                     ",\"config_dir\":" + jsonQuote(fs::absolute(live).string()) + ",\"pods\":[";
+                     ",\"config_dir\":" + jsonQuote(fs::absolute(live).string()) +
+                     ",\"netns\":" + (network ? "true" : "false") +
+                     ",\"subnet\":" + jsonQuote(network ? network->subnet() : "") +
+                     ",\"bridge\":" + jsonQuote(network ? network->bridge() : "") + ",\"pods\":[";
   for (size_t i = 0; i < pods.size(); ++i) {
     const Pod& pod = pods[i];
     json += std::string(i ? "," : "") + "{\"name\":" + jsonQuote(pod.name) +
             ",\"workload\":" + jsonQuote(pod.workload->name()) +
-            ",\"service\":" + jsonQuote(pod.workload->service()) +
-            ",\"admin\":" + std::to_string(pod.admin) +
+            ",\"service\":" + jsonQuote(pod.workload->service()) + ",\"ip\":" + jsonQuote(pod.ip) +
+            ",\"netns\":" + jsonQuote(pod.netns) + ",\"admin\":" + std::to_string(pod.admin) +
             ",\"prometheus\":" + std::to_string(pod.prometheus) +
             ",\"proxy_pid\":" + std::to_string(pod.proxy->pid()) +
             ",\"app_pid\":" + std::to_string(pod.app ? pod.app->pid() : 0) +
@@ -806,7 +1064,12 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
 
   const std::string pilot_http = "127.0.0.1:" + std::to_string(http);
   out << "Local mesh up: " << pods.size() << " pods, each with its istio-proxy; pilot on "
-      << pilot_http << ".\n\n";
+      << pilot_http << ".\n";
+  if (network) {
+    out << "Each pod in its own network namespace on " << network->subnet() << " (bridge "
+        << network->bridge() << "), its traffic captured by its sidecar; mTLS between sidecars.\n";
+  }
+  out << "\n";
   if (!entry.empty()) out << "  Open:      " << entry << "\n";
   out << "  pilot:     http://" << pilot_http << "/debug/syncz  (metrics: /metrics)\n";
   out << "  config:    " << fs::absolute(live).string()
@@ -815,8 +1078,8 @@ int runLocalUp(const LocalUpOptions& in, std::ostream& out, std::ostream& err) {
   out << "  sidecars:\n";
   for (const Pod& pod : pods) {
     out << "    " << pod.name << std::string(pod.name.size() < 18 ? 18 - pod.name.size() : 1, ' ')
-        << "admin http://127.0.0.1:" << pod.admin
-        << "   metrics http://127.0.0.1:" << pod.prometheus << "/stats/prometheus\n";
+        << "admin http://" << pod.ip << ":" << pod.admin << "   metrics http://" << pod.ip << ":"
+        << pod.prometheus << "/stats/prometheus\n";
   }
   out << "\nTry:\n"
       << "  istioctl proxy-status --pilot " << pilot_http << "\n"

@@ -8,9 +8,14 @@
 // applied pilot's config and every app listens, writes STATE/state.json, prints the URLs, and
 // supervises until SIGINT/SIGTERM (or `down`), then stops everything it started, by process id.
 //
-// The Istio config is live: pilot watches STATE/config, seeded with mesh.yaml's config files; `apply`
-// and `delete` change it resource by resource, as `kubectl apply` would. With --config-dir,
+// The Istio config is live: pilot watches STATE/config, seeded with mesh.yaml's config files;
+// `apply` and `delete` change it resource by resource, as `kubectl apply` would. With --config-dir,
 // pilot watches that directory instead (nothing copied).
+//
+// With --netns, each pod instead gets its own network namespace (istioctl/pod_network.h): the
+// app listens on its real service port, the sidecar runs as uid 1337 beside it with Istio's
+// capture rules, apps call each other by service VIP with no proxy settings, and sidecars talk
+// mTLS with SPIFFE certificates from a root made for the run.
 #pragma once
 
 #include <ostream>
@@ -24,6 +29,10 @@ struct LocalUpOptions {
   std::string state_dir;   // default: defaultLocalStateDir()
   std::string config_dir;  // optional: pilot watches this directly
   std::string bin_dir;     // pilot and istio-proxy; default: this executable's directory
+  // Each pod in its own network namespace on a bridge (istioctl/pod_network.h), its traffic
+  // captured by its sidecar (running as uid 1337) and mTLS between sidecars; apps call services by
+  // VIP. Needs root and `ip netns`; fails saying so otherwise.
+  bool netns = false;
 };
 
 // "/tmp/istio-local-<uid>".

@@ -28,13 +28,7 @@ constexpr const char* kServerIp = "10.250.0.2";
 constexpr const char* kClientId = "spiffe://cluster.local/ns/default/sa/client";
 constexpr const char* kServerId = "spiffe://cluster.local/ns/default/sa/httpbin";
 
-std::string tool(const std::string& name) {
-  for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"}) {
-    std::string p = std::string(dir) + name;
-    if (::access(p.c_str(), X_OK) == 0) return p;
-  }
-  return "";
-}
+std::string tool(const std::string& name) { return systemTool(name); }
 
 // The node: pod 1 is client-v1 (the harness's), pod 2 httpbin-v1.
 std::string preamble(const std::string& proxy) {
@@ -283,6 +277,14 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
   ASSERT_EQ(rc_rules, 0) << rules;
   EXPECT_EQ(countOf(rules, "-A OUTPUT -p tcp -j ISTIO_OUTPUT"), 1u) << rules;
   EXPECT_THAT(rules, HasSubstr("-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001"));
+  // The same chains for IPv6 where the namespace has it (a new namespace does, on lo).
+  const bool v6 = !tool("ip6tables").empty() && ::access("/proc/net/if_inet6", F_OK) == 0;
+  if (v6) {
+    auto [rc6, rules6] = runTool(dir_, inNs(ns1_, {tool("ip6tables"), "-t", "nat", "-S"}));
+    ASSERT_EQ(rc6, 0) << rules6;
+    EXPECT_EQ(countOf(rules6, "-A OUTPUT -p tcp -j ISTIO_OUTPUT"), 1u) << rules6;
+    EXPECT_THAT(rules6, HasSubstr("-A ISTIO_OUTPUT -s ::6/128 -o lo -j RETURN"));
+  }
 
   // The client calls the server's IP and port; it knows nothing of the proxies.
   auto [rc, body] = curl(ns1_, std::string("http://") + kServerIp + ":8000/headers");
@@ -365,6 +367,10 @@ TEST_F(CaptureTest, AppToAppThroughBothSidecars) {
   ASSERT_EQ(rc_rm, 0) << rm;
   std::tie(rc_rules, rules) = runTool(dir_, inNs(ns1_, {tool("iptables"), "-t", "nat", "-S"}));
   EXPECT_THAT(rules, ::testing::Not(HasSubstr("ISTIO"))) << rules;
+  if (v6) {
+    auto [rc6, rules6] = runTool(dir_, inNs(ns1_, {tool("ip6tables"), "-t", "nat", "-S"}));
+    EXPECT_THAT(rules6, ::testing::Not(HasSubstr("ISTIO"))) << rules6;
+  }
   std::tie(rc_hole, hole) = curl(ns1_, std::string("http://") + kServerIp + ":9000/headers");
   EXPECT_EQ(rc_hole, 0) << hole;
   auto [rc_rm2, rm2] = capture(ns2_, {"remove"});

@@ -201,6 +201,14 @@ size_t countOf(const std::string& text, const std::string& what) {
   return n;
 }
 
+std::string systemTool(const std::string& name) {
+  for (const char* dir : {"/usr/sbin/", "/sbin/", "/usr/bin/", "/bin/"}) {
+    std::string p = std::string(dir) + name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return "";
+}
+
 std::pair<int, std::string> runTool(const TempDir& dir, std::vector<std::string> argv) {
   static std::atomic<int> runs{0};
   Process p(std::move(argv), dir.file("tool." + std::to_string(++runs) + ".out"));

@@ -82,6 +82,10 @@ std::string jsonString(const std::string& json, const std::string& key);
 // How many times `what` occurs in `text`.
 size_t countOf(const std::string& text, const std::string& what);
 
+// The path of a system tool (ip, iptables, curl, setpriv) in the sbin and bin directories; ""
+// if it is not installed.
+std::string systemTool(const std::string& name);
+
 // Runs a tool (istioctl, ...) to completion, at most 10 s; its exit code (-1 if it did not end)
 // and its output (stdout and stderr, kept in `dir`).
 std::pair<int, std::string> runTool(const TempDir& dir, std::vector<std::string> argv);

@@ -243,6 +243,47 @@ TEST_F(TlsIntegrationTest, MutualTlsRefusesMissingUntrustedPlaintextAndGarbage) 
   EXPECT_TRUE(b_.process->running());
 }
 
+// Istio's PERMISSIVE: one port takes mTLS (a first byte of 0x16) and plaintext alike; a TLS client
+// without a certificate is still refused.
+TEST_F(TlsIntegrationTest, PermissivePortServesMutualTlsAndPlaintext) {
+  std::string tls = listenerTls(true);
+  tls.insert(tls.size() - 1, ", permissive: true");
+  std::string yaml = serverPreamble() +
+                     "listeners:\n- name: inbound\n  address: 127.0.0.1:0\n"
+                     "  direction: INBOUND\n  http: {routeConfigName: r}\n  tls: " +
+                     tls + "\n" + routesTo("app") + "clusters:\n" +
+                     httpbinCluster("app", httpbin_.port);
+  b_ = startProxy(dir_b_, yaml, {"inbound"});
+  const uint16_t port = b_.listeners["inbound"];
+  {
+    TlsClient c(mutual(client_crt_, client_key_));
+    std::string error;
+    ASSERT_TRUE(c.connect(port, &error)) << error;
+    EXPECT_EQ(c.peerUriSan(), kServerId);
+    HttpResponse r = c.get("/status/200");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200);
+  }
+  HttpResponse plain = httpGet(port, "/status/202");
+  ASSERT_TRUE(plain.ok) << plain.error;
+  EXPECT_EQ(plain.status, 202);
+  {
+    TlsClient c(trusting());  // TLS, but no client certificate
+    std::string error;
+    EXPECT_TRUE(!c.connect(port, &error) || !c.get("/status/200").ok);
+  }
+  std::string m = metricsWhen(b_, "istio_requests_total", {"reporter=\"destination\""}, 2);
+  EXPECT_EQ(promSum(m, "istio_requests_total",
+                    {"response_code=\"200\"", "connection_security_policy=\"mutual_tls\"",
+                     std::string("source_principal=\"") + kClientId + "\""}),
+            1)
+      << m;
+  EXPECT_EQ(promSum(m, "istio_requests_total",
+                    {"response_code=\"202\"", "connection_security_policy=\"none\""}),
+            1)
+      << m;
+}
+
 TEST_F(TlsIntegrationTest, ChainedProxiesSpeakMutualTlsWithSpiffeIdentities) {
   startServerProxy();
   a_ = startProxy(dir_a_, clientProxyYaml(kServerId), {"outbound", "tcp-out"});

@@ -441,9 +441,15 @@ constexpr const char* kCapture = R"(listeners:
   address: 10.250.0.2:8000
   bindToPort: false
   tcpProxy: {cluster: PassthroughCluster}
+- name: inbound_10.250.0.3_8000
+  address: 10.250.0.3:8000
+  direction: INBOUND
+  bindToPort: false
+  tcpProxy: {cluster: InboundPassthroughCluster}
 clusters:
 - {name: PassthroughCluster, type: ORIGINAL_DST}
 - {name: BlackHoleCluster}
+- {name: InboundPassthroughCluster, type: ORIGINAL_DST, upstreamBindAddress: 127.0.0.6}
 )";
 
 TEST(SnapshotBuilderTest, OriginalDstListenersAndClusters) {
@@ -459,11 +465,18 @@ TEST(SnapshotBuilderTest, OriginalDstListenersAndClusters) {
   ASSERT_EQ(pass->hosts.size(), 1u);  // the placeholder, never connected to
   EXPECT_EQ(pass->hosts[0].port, 0);
   EXPECT_TRUE(s.findCluster("BlackHoleCluster")->hosts.empty());
+  EXPECT_EQ(s.findCluster("InboundPassthroughCluster")->upstream_bind_address, "127.0.0.6");
+  EXPECT_EQ(s.findCluster("PassthroughCluster")->upstream_bind_address, "");
   // Exact address first, then the wildcard; never the virtual listener itself.
-  EXPECT_EQ(s.findByDestination("10.250.0.2", 8000)->name, "10.250.0.2_8000");
-  EXPECT_EQ(s.findByDestination("10.250.0.9", 8000)->name, "0.0.0.0_8000");
-  EXPECT_EQ(s.findByDestination("10.250.0.2", 15001), nullptr);
-  EXPECT_EQ(s.findByDestination("fd00::1", 8000), nullptr);
+  constexpr Direction kOut = Direction::kOutbound, kIn = Direction::kInbound;
+  EXPECT_EQ(s.findByDestination("10.250.0.2", 8000, kOut)->name, "10.250.0.2_8000");
+  EXPECT_EQ(s.findByDestination("10.250.0.9", 8000, kOut)->name, "0.0.0.0_8000");
+  EXPECT_EQ(s.findByDestination("10.250.0.2", 15001, kOut), nullptr);
+  EXPECT_EQ(s.findByDestination("fd00::1", 8000, kOut), nullptr);
+  // Only listeners of the asking listener's direction: an outbound port is not an inbound one.
+  EXPECT_EQ(s.findByDestination("10.250.0.3", 8000, kIn)->name, "inbound_10.250.0.3_8000");
+  EXPECT_EQ(s.findByDestination("10.250.0.9", 8000, kIn), nullptr);
+  EXPECT_EQ(s.findByDestination("10.250.0.3", 8000, kOut)->name, "0.0.0.0_8000");
 }
 
 TEST(SnapshotBuilderTest, OriginalDstMisuseIsReported) {
@@ -486,6 +499,7 @@ clusters:
 - name: PassthroughCluster
   type: ORIGINAL_DST
   endpoints: [{address: 10.0.0.1, port: 80}]
+  upstreamBindAddress: localhost
 )");
   ASSERT_FALSE(snap.ok());
   EXPECT_EQ(snap.status().code(), StatusCode::kInvalidArgument);
@@ -495,7 +509,8 @@ clusters:
           HasSubstr("listeners[0].bindToPort: a useOriginalDst listener must bind its port"),
           HasSubstr("requestMirrorPolicies[0].cluster: an ORIGINAL_DST cluster cannot be a "
                     "mirror"),
-          HasSubstr("clusters[0].endpoints: must be empty for an ORIGINAL_DST cluster")));
+          HasSubstr("clusters[0].endpoints: must be empty for an ORIGINAL_DST cluster"),
+          HasSubstr("clusters[0].upstreamBindAddress: must be an IP address, got 'localhost'")));
 }
 
 }  // namespace

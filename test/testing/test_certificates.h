@@ -1,44 +1,33 @@
-// Certificates made at run time for tests, with OpenSSL's C API: a self-signed CA (ECDSA P-256
-// or RSA) issuing leaf certificates with SPIFFE URI SANs and DNS SANs, as PEM text.
+// Certificates made at run time for tests: security::CertificateAuthority (a self-signed CA,
+// ECDSA P-256 or RSA, issuing leaf certificates with SPIFFE URI SANs and DNS SANs, as PEM text)
+// with a constructor and issue() that throw on failure, which a test turns into a failure.
 #pragma once
 
-#include <openssl/evp.h>
-#include <openssl/x509.h>
-
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "security/certificate_authority.h"
+
 namespace mesh::testing {
 
-// The newest OpenSSL error as text ("unknown" when none), and the queue cleared.
-std::string opensslError();
+using security::CertifiedKey;
+using security::KeyType;
+using security::opensslError;
 
-enum class KeyType { kEcdsaP256, kRsa2048 };
-
-struct CertifiedKey {
-  std::string cert_pem;
-  std::string key_pem;
-};
-
-// A self-signed CA that issues leaf certificates. Serial numbers are given by the test so a
-// swapped certificate can be told from the old one.
+// Serial numbers are given by the test so a swapped certificate can be told from the old one.
 class TestCa {
  public:
   explicit TestCa(const std::string& common_name, KeyType type = KeyType::kEcdsaP256);
-  ~TestCa();
-  TestCa(const TestCa&) = delete;
-  TestCa& operator=(const TestCa&) = delete;
 
-  const std::string& certPem() const { return cert_pem_; }
+  const std::string& certPem() const { return ca_->certPem(); }
   // A leaf for both server and client use, with these SANs ("spiffe://..." become URI SANs,
   // anything else DNS SANs).
   CertifiedKey issue(const std::vector<std::string>& sans, long serial,
                      KeyType type = KeyType::kEcdsaP256) const;
 
  private:
-  EVP_PKEY* key_ = nullptr;
-  X509* cert_ = nullptr;
-  std::string cert_pem_;
+  std::unique_ptr<security::CertificateAuthority> ca_;
 };
 
 }  // namespace mesh::testing

@@ -58,6 +58,8 @@ void KubernetesRegistry::update(const std::vector<config::KubernetesObject>& obj
     if (annotation != svc->metadata().annotations().end()) {
       s.export_to = splitCommas(annotation->second);
     }
+    const std::string& cluster_ip = svc->spec().cluster_ip();
+    if (!cluster_ip.empty() && cluster_ip != "None") s.addresses.push_back(cluster_ip);
     for (const auto& p : svc->spec().ports()) {
       // appProtocol first, then the port name; Kubernetes' own protocol field is L4 only.
       s.ports.push_back({p.name(), p.port(), resolveProtocol(p.app_protocol(), p.name()),

@@ -44,6 +44,9 @@ struct Service {
   std::vector<std::string> export_to;  // empty or "*": all namespaces; ".": own; else names
   Resolution resolution = Resolution::kStatic;
   bool mesh_external = false;
+  // The service's virtual IPs (ServiceEntry addresses that are single IPs, a Kubernetes
+  // Service's clusterIP): captured TCP traffic to VIP:port is this service's.
+  std::vector<std::string> addresses;
 
   const ServicePort* port(uint32_t number) const;
   // True if a proxy in `namespace_name` may see this service (exportTo).

@@ -1,5 +1,7 @@
 #include "pilot/model/service_entry_registry.h"
 
+#include "config/host_name.h"
+
 namespace mesh::pilot::model {
 namespace {
 
@@ -60,6 +62,11 @@ void ServiceEntryRegistry::update(const std::vector<config::Resource>& resources
       s.labels = r.labels;
       s.export_to.assign(se->export_to().begin(), se->export_to().end());
       s.mesh_external = se->location() == networking::ServiceEntry::MESH_EXTERNAL;
+      for (const std::string& a : se->addresses()) {
+        // "10.0.0.1" or "10.0.0.1/32"; wider CIDRs are ranges, not one service address.
+        std::string ip = a.ends_with("/32") ? a.substr(0, a.size() - 3) : a;
+        if (config::isIpAddress(ip)) s.addresses.push_back(ip);
+      }
       switch (se->resolution()) {
         case networking::ServiceEntry::STATIC:
           s.resolution = Resolution::kStatic;

@@ -29,6 +29,8 @@ translate::ProxyIdentity identityOf(const dv1::Node& node) {
   p.ip = node.ip();
   p.app_ports.insert(node.app_ports().begin(), node.app_ports().end());
   p.outbound_bind = node.outbound_bind();
+  p.interception_mode = node.interception_mode();
+  p.cert_dir = node.cert_dir();
   p.admin_address = node.admin_address();
   return p;
 }

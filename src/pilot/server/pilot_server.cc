@@ -20,6 +20,7 @@ translate::PushOptions pushOptions(const PilotOptions& o) {
   translate::PushOptions p;
   p.root_namespace = o.root_namespace;
   p.domain_suffix = o.domain_suffix;
+  p.registry_only = o.registry_only;
   return p;
 }
 

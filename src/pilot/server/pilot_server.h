@@ -27,6 +27,9 @@ struct PilotOptions {
   std::string port_file;  // {"grpc":N,"http":N}, written atomically once both listen
   std::string root_namespace = "istio-system";
   std::string domain_suffix = "cluster.local";
+  // MeshConfig.outboundTrafficPolicy.mode for captured sidecars: unknown destinations pass
+  // through (ALLOW_ANY, false) or are refused (REGISTRY_ONLY, true); a Sidecar may override it.
+  bool registry_only = false;
   std::chrono::milliseconds debounce{100};
 };
 

@@ -81,9 +81,61 @@ PushContext::PushContext(const model::ServiceRegistry& registry,
       sidecars_.push_back(&r);
     } else if (r.as<networking::Gateway>() != nullptr) {
       gateways_.push_back(&r);
+    } else if (r.as<config::security::PeerAuthentication>() != nullptr) {
+      peer_authentications_.push_back(&r);
     }
   }
   for (const config::Resource& r : merged_rules_) destination_rules_.push_back(&r);
+}
+
+MtlsMode PushContext::mtlsModeFor(const ProxyIdentity& proxy, uint32_t port) const {
+  using Mode = config::security::PeerAuthentication::MutualTLS;
+  // Istio's order: the workload's (selector matches; its port-level setting first), then its
+  // namespace's selector-less one, then the root namespace's; UNSET defers to the next.
+  const config::Resource* workload = nullptr;
+  const config::Resource* ns_wide = nullptr;
+  const config::Resource* mesh_wide = nullptr;
+  for (const config::Resource* r : peer_authentications_) {
+    const auto& pa = *r->as<config::security::PeerAuthentication>();
+    const auto& labels = pa.selector().match_labels();
+    if (r->namespace_name == proxy.namespace_name && !labels.empty()) {
+      std::map<std::string, std::string> sel(labels.begin(), labels.end());
+      if (workload == nullptr && model::labelsMatch(sel, proxy.labels)) workload = r;
+    } else if (r->namespace_name == proxy.namespace_name && labels.empty()) {
+      if (ns_wide == nullptr) ns_wide = r;
+    } else if (r->namespace_name == options_.root_namespace && labels.empty()) {
+      if (mesh_wide == nullptr) mesh_wide = r;
+    }
+  }
+  auto decided = [](Mode::Mode m, MtlsMode* out) {
+    switch (m) {
+      case Mode::DISABLE:
+        *out = MtlsMode::kDisable;
+        return true;
+      case Mode::PERMISSIVE:
+        *out = MtlsMode::kPermissive;
+        return true;
+      case Mode::STRICT:
+        *out = MtlsMode::kStrict;
+        return true;
+      default:
+        return false;
+    }
+  };
+  MtlsMode out = MtlsMode::kPermissive;
+  if (workload != nullptr) {
+    const auto& pa = *workload->as<config::security::PeerAuthentication>();
+    auto it = pa.port_level_mtls().find(port);
+    if (it != pa.port_level_mtls().end() && decided(it->second.mode(), &out)) return out;
+    if (decided(pa.mtls().mode(), &out)) return out;
+  }
+  for (const config::Resource* r : {ns_wide, mesh_wide}) {
+    if (r != nullptr &&
+        decided(r->as<config::security::PeerAuthentication>()->mtls().mode(), &out)) {
+      return out;
+    }
+  }
+  return MtlsMode::kPermissive;
 }
 
 std::vector<const config::Resource*> PushContext::gatewaysFor(const ProxyIdentity& proxy) const {

@@ -29,14 +29,30 @@ struct ProxyIdentity {
   // "<outbound_bind>" (port 0: the OS picks); empty: TranslateOptions::outbound_address.
   std::string outbound_bind;
   std::string admin_address;  // the proxy's admin API, as it reported it
+  // Istio's INTERCEPTION_MODE: "REDIRECT" when the workload's traffic is captured.
+  std::string interception_mode;
+  // Workload certificates (cert-chain.pem, key.pem, root-cert.pem); empty: no mTLS.
+  std::string cert_dir;
 
   // A gateway (Istio's "router" node type, id "router~..."), not a sidecar.
   bool isRouter() const { return id.rfind("router~", 0) == 0; }
+  // Istio's capture layout (virtualOutbound, virtualInbound): a captured sidecar that does not
+  // ask for its outbound listeners somewhere else.
+  bool captured() const {
+    return interception_mode == "REDIRECT" && outbound_bind.empty() && !isRouter();
+  }
 };
+
+// A workload's inbound mTLS per PeerAuthentication.
+enum class MtlsMode { kDisable, kPermissive, kStrict };
 
 struct PushOptions {
   std::string root_namespace = "istio-system";
   std::string domain_suffix = "cluster.local";
+  // MeshConfig.outboundTrafficPolicy.mode for captured sidecars without a Sidecar saying
+  // otherwise: false is ALLOW_ANY (unknown destinations pass through), true REGISTRY_ONLY.
+  bool registry_only = false;
+  std::string trust_domain = "cluster.local";
 };
 
 // Immutable once built; safe to share between translations on one thread. Keeps pointers into
@@ -82,6 +98,11 @@ class PushContext {
   // "<name>" from the Gateway's own namespace. In resource order.
   std::vector<const config::Resource*> virtualServicesFor(const config::Resource& gateway) const;
 
+  // The inbound mTLS mode of the proxy's workload on `port` (its app's port) per
+  // PeerAuthentication: the workload's own (port-level first), its namespace's, the root
+  // namespace's; PERMISSIVE when none decides.
+  MtlsMode mtlsModeFor(const ProxyIdentity& proxy, uint32_t port) const;
+
   // True if some VirtualService uses sourceLabels or some DestinationRule a workloadSelector,
   // i.e. the outbound view depends on the proxy's labels, not just its namespace and Sidecar.
   bool dependsOnProxyLabels() const { return depends_on_labels_; }
@@ -100,6 +121,7 @@ class PushContext {
   std::vector<const config::Resource*> destination_rules_;
   std::vector<const config::Resource*> sidecars_;
   std::vector<const config::Resource*> gateways_;
+  std::vector<const config::Resource*> peer_authentications_;
   std::vector<const config::Resource*> gateway_virtual_services_;  // naming any gateway
   bool depends_on_labels_ = false;
 };

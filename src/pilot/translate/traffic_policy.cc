@@ -109,7 +109,7 @@ void applyPolicy(const EffectivePolicy& policy, v1::Cluster* cluster, const std:
   }
   if (policy.tls != nullptr && (policy.tls->mode() == networking::ClientTLSSettings::SIMPLE ||
                                 policy.tls->mode() == networking::ClientTLSSettings::MUTUAL)) {
-    // ISTIO_MUTUAL is left silent: mesh mTLS arrives with the proxy's TLS support as a whole.
+    // ISTIO_MUTUAL is the translator's (applyMtls: the proxy's workload certificates).
     warnings->push_back(where + ": tls " +
                         networking::ClientTLSSettings::TLSmode_Name(policy.tls->mode()) +
                         " (TLS origination) is not supported by the proxy yet; plaintext is used");

@@ -85,6 +85,105 @@ std::string entryOf(const v1::ClusterLoadAssignment& a) {
   return out;
 }
 
+// Istio's label on workloads that have a sidecar (and so take mTLS): auto mTLS uses it.
+constexpr const char* kTlsModeLabel = "security.istio.io/tlsMode";
+
+// Istio's workload certificate files in a proxy's cert dir (as /etc/certs).
+std::string certFile(const ProxyIdentity& proxy, const char* name) {
+  return proxy.cert_dir + "/" + name;
+}
+
+// What mTLS to a cluster learns from its endpoints (those matching its subset's selector, healthy
+// or not): whether every one is a mesh workload (label security.istio.io/tlsMode: istio, as
+// Istio's sidecar injector sets) and their SPIFFE ids.
+struct EndpointIdentity {
+  bool any = false;
+  bool all_in_mesh = true;
+  std::set<std::string> sans;
+  // Equal keys: the same TLS settings for the cluster.
+  std::string key() const {
+    std::string k = any && all_in_mesh ? "mesh" : "plain";
+    for (const auto& san : sans) k += "|" + san;
+    return k;
+  }
+};
+
+EndpointIdentity endpointIdentity(const model::Service& s,
+                                  const std::map<std::string, std::string>& selector,
+                                  const std::vector<model::Endpoint>& endpoints,
+                                  const std::string& trust_domain) {
+  EndpointIdentity out;
+  for (const model::Endpoint& e : endpoints) {
+    if (!model::labelsMatch(selector, e.labels)) continue;
+    out.any = true;
+    auto mode = e.labels.find(kTlsModeLabel);
+    out.all_in_mesh = out.all_in_mesh && mode != e.labels.end() && mode->second == "istio";
+    out.sans.insert("spiffe://" + trust_domain + "/ns/" +
+                    (e.namespace_name.empty() ? s.namespace_name : e.namespace_name) + "/sa/" +
+                    (e.service_account.empty() ? "default" : e.service_account));
+  }
+  return out;
+}
+
+// mTLS to the cluster `c` of service `s`: with DestinationRule tls ISTIO_MUTUAL, or, without a
+// tls setting, automatically when every endpoint is a mesh workload, as Istio's auto mTLS. The
+// client certificate is the proxy's own (cert_dir); the expected SANs are the endpoints' SPIFFE
+// ids, or the rule's subjectAltNames. Returns the endpoints' identity key when the TLS settings
+// depend on the endpoints (an endpoint-only change must then rebuild them), else "".
+std::string applyMtls(const EffectivePolicy& policy, const model::Service& s,
+                      const EndpointIdentity& identity, const ProxyIdentity& proxy,
+                      const std::string& where, v1::Cluster* c,
+                      std::vector<std::string>* warnings) {
+  using Tls = networking::ClientTLSSettings;
+  const bool istio_mutual = policy.tls != nullptr && policy.tls->mode() == Tls::ISTIO_MUTUAL;
+  if (policy.tls != nullptr && !istio_mutual) return "";  // DISABLE, or SIMPLE/MUTUAL (warned)
+  const bool rule_sans = istio_mutual && !policy.tls->subject_alt_names().empty();
+  const std::string key = rule_sans || proxy.cert_dir.empty() ? "" : identity.key();
+  if (!istio_mutual && (!identity.any || !identity.all_in_mesh || s.mesh_external)) return key;
+  if (proxy.cert_dir.empty()) {
+    if (istio_mutual) {
+      warnings->push_back(where +
+                          ": tls ISTIO_MUTUAL needs the proxy's workload certificates "
+                          "(istio-proxy --cert-dir); plaintext is used");
+    }
+    return "";
+  }
+  v1::UpstreamTls* tls = c->mutable_tls();
+  tls->set_certificate_chain(certFile(proxy, "cert-chain.pem"));
+  tls->set_private_key(certFile(proxy, "key.pem"));
+  tls->set_trusted_ca(certFile(proxy, "root-cert.pem"));
+  if (rule_sans) {
+    for (const std::string& san : policy.tls->subject_alt_names()) tls->add_subject_alt_names(san);
+  } else {
+    for (const std::string& san : identity.sans) tls->add_subject_alt_names(san);
+  }
+  // Istio's SNI for mesh mTLS names the cluster: "outbound_.9080_.v1_.reviews.default.svc...".
+  std::string sni = c->name();
+  for (size_t pos = 0; (pos = sni.find('|', pos)) != std::string::npos; pos += 2) {
+    sni.replace(pos, 1, "_.");
+  }
+  tls->set_sni(istio_mutual && !policy.tls->sni().empty() ? policy.tls->sni() : sni);
+  return key;
+}
+
+// The wildcard address of the proxy's family: a captured IPv6 pod's traffic arrives on "::".
+// (Dual-stack pods would need both; the node reports one IP.)
+std::string wildcardFor(const ProxyIdentity& proxy) {
+  return proxy.ip.find(':') != std::string::npos ? "::" : "0.0.0.0";
+}
+
+// Istio's MeshConfig.outboundTrafficPolicy, overridden by the proxy's Sidecar.
+bool registryOnly(const config::Resource* sidecar, const PushOptions& options) {
+  if (sidecar != nullptr) {
+    const auto& sc = *sidecar->as<networking::Sidecar>();
+    if (sc.has_outbound_traffic_policy()) {
+      return sc.outbound_traffic_policy().mode() ==
+             networking::OutboundTrafficPolicy::REGISTRY_ONLY;
+    }
+  }
+  return options.registry_only;
+}
+
 }  // namespace
 
 void appendVarint(std::string* out, uint64_t v) {
@@ -247,6 +346,9 @@ std::shared_ptr<const Translator::OutboundView> Translator::outboundView(
   std::string key = proxy.namespace_name + "|";
   if (sidecar != nullptr) key += sidecar->namespace_name + "/" + sidecar->name;
   if (proxy.isRouter()) key = "router|" + key;
+  // Captured proxies get catch-all routes and per-VIP listeners; certificates are per proxy.
+  if (proxy.captured()) key += "|captured";
+  if (!proxy.cert_dir.empty()) key += "|certs=" + proxy.cert_dir;
   if (push_.dependsOnProxyLabels() || proxy.isRouter()) {
     for (const auto& [k, v] : proxy.labels) key += "|" + k + "=" + v;
   }
@@ -256,6 +358,10 @@ std::shared_ptr<const Translator::OutboundView> Translator::outboundView(
     return it->second;
   }
   auto inherited = inherited_.find(key);
+  if (inherited != inherited_.end() && identitiesChanged(*inherited->second)) {
+    inherited_.erase(inherited);  // mTLS settings follow the endpoints: built anew below
+    inherited = inherited_.end();
+  }
   if (inherited != inherited_.end()) {
     // Only endpoints changed since the config that built it: its clusters and routes stand, and
     // only the assignments of the changed services' clusters are computed again.
@@ -278,24 +384,45 @@ void Translator::inherit(const Translator& previous, std::set<std::string> chang
   changed_services_ = std::move(changed_services);
 }
 
-std::shared_ptr<const AssignmentSet> Translator::refreshedAssignments(const OutboundView& view) {
+const model::Service* Translator::findIndexed(const std::string& namespace_name,
+                                              const std::string& host) {
   if (service_index_.empty()) {
     for (const model::Service* s : push_.registry().services()) {
       service_index_.emplace(s->namespace_name + "/" + s->hostname, s);
     }
   }
+  auto it = service_index_.find(namespace_name + "/" + host);
+  return it == service_index_.end() ? nullptr : it->second;
+}
+
+bool Translator::identitiesChanged(const OutboundView& view) {
+  for (const ClusterSource& src : *view.sources) {
+    if (src.identity_key.empty() ||
+        !changed_services_.contains(src.service_namespace + "/" + src.service_name)) {
+      continue;
+    }
+    const model::Service* s = findIndexed(src.service_namespace, src.host);
+    if (s == nullptr) return true;
+    EndpointIdentity now = endpointIdentity(*s, src.selector, push_.registry().endpoints(*s),
+                                            push_.options().trust_domain);
+    if (now.key() != src.identity_key) return true;
+  }
+  return false;
+}
+
+std::shared_ptr<const AssignmentSet> Translator::refreshedAssignments(const OutboundView& view) {
   std::vector<v1::ClusterLoadAssignment> replacements;
   std::vector<std::string> ignored;  // the view's warnings are those of the config that built it
   for (const ClusterSource& src : *view.sources) {
     if (!changed_services_.contains(src.service_namespace + "/" + src.service_name)) continue;
     v1::ClusterLoadAssignment& a = replacements.emplace_back();
     a.set_cluster_name(src.cluster);
-    auto s = service_index_.find(src.service_namespace + "/" + src.host);
-    if (s == service_index_.end()) continue;
-    const model::ServicePort* sp = s->second->port(src.port);
+    const model::Service* s = findIndexed(src.service_namespace, src.host);
+    if (s == nullptr) continue;
+    const model::ServicePort* sp = s->port(src.port);
     if (sp == nullptr) continue;
-    addEndpoints(*s->second, *sp, src.selector, push_.registry().endpoints(*s->second),
-                 a.mutable_endpoints(), &ignored);
+    addEndpoints(*s, *sp, src.selector, push_.registry().endpoints(*s), a.mutable_endpoints(),
+                 &ignored);
   }
   return std::make_shared<const AssignmentSet>(*view.assignments, replacements);
 }
@@ -303,6 +430,8 @@ std::shared_ptr<const AssignmentSet> Translator::refreshedAssignments(const Outb
 std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
     const ProxyIdentity& proxy, const config::Resource* sidecar) {
   auto view = std::make_shared<OutboundView>();
+  view->captured = proxy.captured();
+  view->registry_only = registryOnly(sidecar, push_.options());
   const model::ServiceRegistry& registry = push_.registry();
   std::vector<const model::Service*> services =
       onePerHost(push_.visibleServices(proxy, sidecar), proxy.namespace_name);
@@ -328,10 +457,13 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       std::map<std::string, std::string> selector;
       if (subset != nullptr) selector.insert(subset->labels().begin(), subset->labels().end());
       addEndpoints(*s, sp, selector, endpoints, c.mutable_endpoints(), &view->warnings);
-      view->sources->push_back(
-          {c.name(), s->hostname, s->namespace_name, s->name, sp.number, std::move(selector)});
       EffectivePolicy policy = effectivePolicy(dr, subset, sp.number);
       applyPolicy(policy, &c, where, &view->warnings);
+      std::string identity_key = applyMtls(
+          policy, *s, endpointIdentity(*s, selector, endpoints, push_.options().trust_domain),
+          proxy, where, &c, &view->warnings);
+      view->sources->push_back({c.name(), s->hostname, s->namespace_name, s->name, sp.number,
+                                std::move(selector), std::move(identity_key)});
       auto hash = hashPolicies(policy);
       if (!hash.empty()) hash_by_cluster[c.name()] = std::move(hash);
       view->clusters->push_back(std::move(c));
@@ -412,6 +544,21 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       for (auto& r : routes) *vh.add_routes() = std::move(r);
       *rc.add_virtual_hosts() = std::move(vh);
     }
+    if (view->captured && !used_domains.contains("*")) {
+      // Istio's catch-all for hosts the mesh does not know on this port: "allow_any" to
+      // PassthroughCluster, or "block_all" (502) when the mesh is registry-only.
+      v1::VirtualHost* vh = rc.add_virtual_hosts();
+      vh->set_name(view->registry_only ? "block_all" : "allow_any");
+      vh->add_domains("*");
+      v1::Route* r = vh->add_routes();
+      r->set_name(vh->name());
+      r->mutable_match()->set_prefix("/");
+      if (view->registry_only) {
+        r->mutable_direct_response()->set_status(502);
+      } else {
+        r->mutable_route()->set_cluster(kPassthroughCluster);
+      }
+    }
     view->route_configs->push_back(std::move(rc));
     view->http_ports.push_back(port);
   }
@@ -464,11 +611,32 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
   // VirtualService's first applicable tcp route. Without per-service addresses, a port that
   // several services share cannot be told apart and gets no listener.
   std::map<uint32_t, std::vector<const model::Service*>> tcp_services;
+  auto tcp_proxy_for = [&](const model::Service* s, uint32_t port) {
+    v1::TcpProxy tcp;
+    if (const config::Resource* vs_res = push_.virtualServiceFor(*s, proxy, sidecar)) {
+      tcp = translateTcpRoutes(*vs_res->as<networking::VirtualService>(),
+                               route_context(*vs_res, port));
+    }
+    if (tcp.cluster().empty() && !tcp.has_weighted_clusters()) {
+      tcp.set_cluster(outboundClusterName(port, "", s->hostname));
+    }
+    return tcp;
+  };
+  std::vector<OutboundView::TcpPort> vip_ports;
+  std::set<std::string> vip_used;
   for (const model::Service* s : services) {
     for (const model::ServicePort& sp : s->ports) {
-      if (!model::isHttp(sp.protocol) && !http_ports.count(sp.number)) {
-        tcp_services[sp.number].push_back(s);
+      if (model::isHttp(sp.protocol) || http_ports.count(sp.number)) continue;
+      if (view->captured && !s->addresses.empty()) {
+        // Captured traffic keeps its destination: VIP:port tells the service (as Istio's
+        // "10.0.0.5_3306" listeners).
+        for (const std::string& vip : s->addresses) {
+          if (!vip_used.insert(hostPort(vip, sp.number)).second) continue;
+          vip_ports.push_back({sp.number, vip, tcp_proxy_for(s, sp.number)});
+        }
+        continue;
       }
+      tcp_services[sp.number].push_back(s);
     }
   }
   for (const auto& [port, owners] : tcp_services) {
@@ -479,17 +647,9 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
                                "; no outbound listener (services are not told apart by address)");
       continue;
     }
-    const model::Service* s = owners[0];
-    v1::TcpProxy tcp;
-    if (const config::Resource* vs_res = push_.virtualServiceFor(*s, proxy, sidecar)) {
-      tcp = translateTcpRoutes(*vs_res->as<networking::VirtualService>(),
-                               route_context(*vs_res, port));
-    }
-    if (tcp.cluster().empty() && !tcp.has_weighted_clusters()) {
-      tcp.set_cluster(outboundClusterName(port, "", s->hostname));
-    }
-    view->tcp_ports.emplace_back(port, std::move(tcp));
+    view->tcp_ports.push_back({port, "", tcp_proxy_for(owners[0], port)});
   }
+  for (auto& p : vip_ports) view->tcp_ports.push_back(std::move(p));
 
   // A policy shared by several ports or subsets is reported once.
   std::set<std::string> seen;
@@ -535,7 +695,50 @@ const Translator::InboundIndex& Translator::inboundIndex() {
   return *inbound_index_;
 }
 
-void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
+void Translator::addPeerAuthentication(const ProxyIdentity& proxy, uint32_t port, v1::Listener* l,
+                                       std::vector<std::string>* warnings) {
+  // mTLS with the workload's certificate, required (STRICT) or next to plaintext (PERMISSIVE,
+  // the default); DISABLE or no certificates: plaintext.
+  const MtlsMode mode = push_.mtlsModeFor(proxy, port);
+  if (mode != MtlsMode::kDisable && !proxy.cert_dir.empty()) {
+    v1::DownstreamTls* tls = l->mutable_tls();
+    tls->set_certificate_chain(certFile(proxy, "cert-chain.pem"));
+    tls->set_private_key(certFile(proxy, "key.pem"));
+    tls->set_trusted_ca(certFile(proxy, "root-cert.pem"));
+    tls->set_require_client_certificate(true);
+    tls->set_permissive(mode == MtlsMode::kPermissive);
+  } else if (mode == MtlsMode::kStrict) {
+    warnings->push_back("PeerAuthentication STRICT for " + proxy.id +
+                        (port != 0 ? " port " + std::to_string(port) : std::string()) +
+                        ": the proxy has no workload certificates (istio-proxy --cert-dir); "
+                        "plaintext is accepted");
+  }
+}
+
+void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out,
+                            std::vector<std::string>* warnings) {
+  const bool captured = proxy.captured();
+  if (captured) {
+    // Istio's virtualInbound: captured inbound connections are handed to the listener of their
+    // destination port; other ports pass through to the app from 127.0.0.6, a source the
+    // capture rules leave alone (the app's answer is not captured again).
+    v1::Listener* vi = out->add_listeners();
+    vi->set_name("virtualInbound");
+    vi->set_address(hostPort(wildcardFor(proxy), kVirtualInboundPort));
+    vi->set_direction(v1::INBOUND);
+    vi->set_use_original_dst(true);
+    vi->mutable_tcp_proxy()->set_cluster(kInboundPassthroughCluster);
+    // Ports without a listener of their own: mTLS only when the workload's mode is STRICT. (Mesh
+    // clients reach such ports through PassthroughCluster, in plaintext; under PERMISSIVE a
+    // client's own TLS to such a port passes through untouched.)
+    if (push_.mtlsModeFor(proxy, 0) == MtlsMode::kStrict) {
+      addPeerAuthentication(proxy, 0, vi, warnings);
+    }
+    v1::Cluster* pass = out->add_clusters();
+    pass->set_name(kInboundPassthroughCluster);
+    pass->set_type(v1::Cluster::ORIGINAL_DST);
+    pass->set_upstream_bind_address("127.0.0.6");
+  }
   if (proxy.ip.empty()) return;
   const InboundIndex& index = inboundIndex();
   auto own = index.find(proxy.ip);
@@ -573,6 +776,8 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
       l->set_name("virtualInbound_" + std::to_string(target));
       l->set_address(options_.inbound_address(proxy, target));
       l->set_direction(v1::INBOUND);
+      if (captured) l->mutable_bind_to_port()->set_value(false);
+      addPeerAuthentication(proxy, target, l, warnings);
       if (!model::isHttp(sp.protocol)) {
         l->mutable_tcp_proxy()->set_cluster(name);
         continue;
@@ -616,6 +821,40 @@ void Translator::addOutboundListeners(const ProxyIdentity& proxy, const Outbound
                     (bind.front() == '[' || bind.find(':') == colon);
     return has_port ? bind : hostPort(bind, port);
   };
+  if (view.captured) {
+    // Istio's capture layout: the capture rules send every outbound connection to
+    // virtualOutbound, which hands it to the listener for its original destination (bound to
+    // nothing); what matches none goes to PassthroughCluster (BlackHoleCluster if registry-only).
+    v1::Listener* vo = out->add_listeners();
+    vo->set_name("virtualOutbound");
+    vo->set_address(hostPort(wildcardFor(proxy), kVirtualOutboundPort));
+    vo->set_direction(v1::OUTBOUND);
+    vo->set_use_original_dst(true);
+    vo->mutable_tcp_proxy()->set_cluster(view.registry_only ? kBlackHoleCluster
+                                                            : kPassthroughCluster);
+    v1::Cluster* pass = out->add_clusters();
+    pass->set_name(kPassthroughCluster);
+    pass->set_type(v1::Cluster::ORIGINAL_DST);
+    out->add_clusters()->set_name(kBlackHoleCluster);  // STATIC, no endpoints
+    for (uint32_t port : view.http_ports) {
+      v1::Listener* l = out->add_listeners();
+      l->set_name("0.0.0.0_" + std::to_string(port));
+      l->set_address(hostPort(wildcardFor(proxy), port));
+      l->mutable_bind_to_port()->set_value(false);
+      l->set_direction(v1::OUTBOUND);
+      l->mutable_http()->set_route_config_name(std::to_string(port));
+    }
+    for (const auto& p : view.tcp_ports) {
+      const std::string ip = p.vip.empty() ? wildcardFor(proxy) : p.vip;
+      v1::Listener* l = out->add_listeners();
+      l->set_name((p.vip.empty() ? std::string("0.0.0.0") : p.vip) + "_" + std::to_string(p.port));
+      l->set_address(hostPort(ip, p.port));
+      l->mutable_bind_to_port()->set_value(false);
+      l->set_direction(v1::OUTBOUND);
+      *l->mutable_tcp_proxy() = p.tcp;
+    }
+    return;
+  }
   if (proxy.isRouter()) {
     // A gateway: its servers' listeners only; no sidecar listeners (and no inbound).
     for (uint32_t port : view.gateway_ports) {
@@ -634,12 +873,12 @@ void Translator::addOutboundListeners(const ProxyIdentity& proxy, const Outbound
     l->set_direction(v1::OUTBOUND);
     l->mutable_http()->set_route_config_name(std::to_string(port));
   }
-  for (const auto& [port, tcp] : view.tcp_ports) {
+  for (const auto& p : view.tcp_ports) {
     v1::Listener* l = out->add_listeners();
-    l->set_name("0.0.0.0_" + std::to_string(port));
-    l->set_address(outbound_address(port));
+    l->set_name("0.0.0.0_" + std::to_string(p.port));
+    l->set_address(outbound_address(p.port));
     l->set_direction(v1::OUTBOUND);
-    *l->mutable_tcp_proxy() = tcp;
+    *l->mutable_tcp_proxy() = p.tcp;
   }
 }
 
@@ -661,7 +900,7 @@ Translation Translator::translate(const ProxyIdentity& proxy) {
   }
   addOutboundListeners(proxy, *view, &out.bootstrap);
   out.warnings = view->warnings;
-  if (!proxy.isRouter()) addInbound(proxy, &out.bootstrap);
+  if (!proxy.isRouter()) addInbound(proxy, &out.bootstrap, &out.warnings);
   return out;
 }
 
@@ -673,8 +912,8 @@ SplitTranslation Translator::translateSplit(const ProxyIdentity& proxy) {
   out.assignments = view->assignments;
   addNode(proxy, &out.own);
   addOutboundListeners(proxy, *view, &out.own);
-  if (!proxy.isRouter()) addInbound(proxy, &out.own);
   out.warnings = view->warnings;
+  if (!proxy.isRouter()) addInbound(proxy, &out.own, &out.warnings);
   return out;
 }
 

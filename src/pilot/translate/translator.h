@@ -119,6 +119,9 @@ class Translator {
     std::string service_name;
     uint32_t port = 0;
     std::map<std::string, std::string> selector;  // a subset's labels
+    // Set when the cluster's mTLS settings follow its endpoints (auto mTLS, ISTIO_MUTUAL's
+    // SANs): what they were derived from, to tell whether an endpoint-only change alters them.
+    std::string identity_key;
   };
   // The big parts are shared (not changed after buildOutbound) so that a refreshed copy is cheap.
   struct OutboundView {
@@ -129,8 +132,16 @@ class Translator {
     std::shared_ptr<std::vector<mesh::proxy::v1::RouteConfiguration>> route_configs =
         std::make_shared<std::vector<mesh::proxy::v1::RouteConfiguration>>();
     std::vector<uint32_t> http_ports;  // one outbound listener each, ascending
-    // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending.
-    std::vector<std::pair<uint32_t, mesh::proxy::v1::TcpProxy>> tcp_ports;
+    // Opaque TCP ports (TCP, TLS, HTTPS): one tcpProxy listener each, ascending. For a captured
+    // proxy, a service with addresses gets one per VIP (vip set) instead of the port's.
+    struct TcpPort {
+      uint32_t port = 0;
+      std::string vip;  // "": the port's wildcard listener
+      mesh::proxy::v1::TcpProxy tcp;
+    };
+    std::vector<TcpPort> tcp_ports;
+    bool captured = false;       // Istio's capture layout (ProxyIdentity::captured)
+    bool registry_only = false;  // unknown destinations: BlackHoleCluster, not Passthrough
     // A router's: route configurations "http.<port>", one listener per port, ascending.
     std::shared_ptr<std::vector<mesh::proxy::v1::RouteConfiguration>> gateway_route_configs =
         std::make_shared<std::vector<mesh::proxy::v1::RouteConfiguration>>();
@@ -153,8 +164,16 @@ class Translator {
   std::shared_ptr<const OutboundView> outboundView(const ProxyIdentity& proxy);
   std::shared_ptr<const OutboundView> buildOutbound(const ProxyIdentity& proxy,
                                                     const config::Resource* sidecar);
-  void addInbound(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out);
+  void addInbound(const ProxyIdentity& proxy, mesh::proxy::v1::Bootstrap* out,
+                  std::vector<std::string>* warnings);
+  // Inbound TLS on `l` per the PeerAuthentication for the proxy's workload and `port` (0: the
+  // workload's own mode, for ports without a listener).
+  void addPeerAuthentication(const ProxyIdentity& proxy, uint32_t port,
+                             mesh::proxy::v1::Listener* l, std::vector<std::string>* warnings);
   std::shared_ptr<const AssignmentSet> refreshedAssignments(const OutboundView& view);
+  // True if an endpoint-only change altered what a cluster's mTLS settings came from.
+  bool identitiesChanged(const OutboundView& view);
+  const model::Service* findIndexed(const std::string& namespace_name, const std::string& host);
 
   const PushContext& push_;
   TranslateOptions options_;
@@ -178,6 +197,13 @@ std::string serializeDeterministic(const google::protobuf::MessageLite& m);
 void appendVarint(std::string* out, uint64_t v);
 size_t varintSize(uint64_t v);
 void appendBytesField(std::string* out, int field, std::string_view value);
+
+// Istio's clusters and listeners of a captured sidecar (ProxyIdentity::captured).
+inline constexpr const char* kPassthroughCluster = "PassthroughCluster";
+inline constexpr const char* kBlackHoleCluster = "BlackHoleCluster";
+inline constexpr const char* kInboundPassthroughCluster = "InboundPassthroughCluster";
+inline constexpr uint32_t kVirtualOutboundPort = 15001;
+inline constexpr uint32_t kVirtualInboundPort = 15006;
 
 // Istio's cluster names: "outbound|9080|v1|reviews.default.svc.cluster.local",
 // "inbound|9080||".

@@ -78,6 +78,8 @@ struct ListenerInfo {
   double trace_sampling = 1.0;
   // TLS termination: connections take the provider's current context at accept.
   std::shared_ptr<tls::ContextProvider> tls;
+  // Istio's PERMISSIVE: TLS only when the client's first byte starts a handshake.
+  bool tls_permissive = false;
   // Telemetry: the inbound cluster's service for reporter=destination.
   ListenerStats stats;
 };
@@ -115,13 +117,16 @@ struct Snapshot {
     if (slot >= listener_by_slot.size() || listener_by_slot[slot] == UINT32_MAX) return nullptr;
     return &listeners[listener_by_slot[slot]];
   }
-  // Envoy's use_original_dst lookup: the listener bound to exactly ip:port, else the wildcard
-  // of the family ("0.0.0.0:port" or "::" port); never a useOriginalDst listener. Null if none.
-  const ListenerInfo* findByDestination(std::string_view ip, uint16_t port) const {
+  // Envoy's use_original_dst lookup: among the listeners of `direction` (virtualInbound hands
+  // only to inbound listeners, virtualOutbound only to outbound ones), the one bound to exactly
+  // ip:port, else the wildcard of the family ("0.0.0.0:port" or "::" port); never a
+  // useOriginalDst listener. Null if none.
+  const ListenerInfo* findByDestination(std::string_view ip, uint16_t port,
+                                        Direction direction) const {
     const ListenerInfo* wildcard = nullptr;
     const bool v6 = ip.find(':') != std::string_view::npos;
     for (const ListenerInfo& l : listeners) {
-      if (l.use_original_dst || l.port != port) continue;
+      if (l.use_original_dst || l.port != port || l.direction != direction) continue;
       if (l.host == ip) return &l;
       if (wildcard == nullptr && l.host == (v6 ? "::" : "0.0.0.0")) wildcard = &l;
     }

@@ -336,6 +336,14 @@ void Builder::buildClusters() {
 
     info->dns = c.type() == v1::Cluster::STRICT_DNS;
     info->original_dst = c.type() == v1::Cluster::ORIGINAL_DST;
+    if (!c.upstream_bind_address().empty()) {
+      if (!net::isIpLiteral(c.upstream_bind_address())) {
+        error(path + ".upstreamBindAddress",
+              "must be an IP address, got '" + c.upstream_bind_address() + "'");
+      } else {
+        info->upstream_bind_address = c.upstream_bind_address();
+      }
+    }
     if (info->original_dst) {
       if (c.endpoints_size() > 0) {
         error(path + ".endpoints", "must be empty for an ORIGINAL_DST cluster");
@@ -1051,6 +1059,7 @@ void Builder::buildListeners() {
     }
     if (l.has_tls()) {
       info.tls = downstreamTls(l.tls(), path + ".tls");
+      info.tls_permissive = l.tls().permissive();
       // The HTTP side speaks HTTP/1.x only: a client must not be told h2 was agreed.
       for (int k = 0; l.has_http() && k < l.tls().alpn_size(); ++k) {
         if (l.tls().alpn(k) != "http/1.1" && l.tls().alpn(k) != "http/1.0") {

@@ -59,6 +59,8 @@ dv1::Node toDiscoveryNode(const v1::Node& n, const std::string& admin_address) {
   out.set_ip(n.ip());
   out.mutable_app_ports()->insert(n.app_ports().begin(), n.app_ports().end());
   out.set_outbound_bind(n.outbound_bind());
+  out.set_interception_mode(n.interception_mode());
+  out.set_cert_dir(n.cert_dir());
   out.set_admin_address(admin_address);
   return out;
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <cstring>
 #include <optional>
 
@@ -41,6 +42,79 @@ std::optional<boost::asio::ip::tcp::endpoint> originalDestination(
   return dst;
 }
 
+// Hands an accepted connection to the listener in `slot` (of the current snapshot): TLS first
+// when `tls`, then its TCP proxy or HTTP connection manager.
+void serve(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t slot,
+           std::optional<boost::asio::ip::tcp::endpoint> dst, bool tls) {
+  const ListenerInfo* l = worker.snapshot().listenerBySlot(slot);
+  if (l == nullptr) return;  // the listener went away meanwhile: the socket closes
+  tls::TransportSocket transport(std::move(socket));
+  // TLS: the context current at accept; the connection runs the handshake.
+  if (tls && l->tls && !transport.startTls(l->tls->current())) {
+    worker.stats().inc(l->stats.ssl_connection_error);
+    MESH_LOG("main", warn, "TLS: {}", transport.tlsError());
+  } else if (l->tcp) {
+    (new TcpProxyConnection(worker, std::move(transport), slot, dst))->start();
+  } else {
+    (new HttpConnection(worker, std::move(transport), slot, {}, dst))->start();
+  }
+}
+
+// Istio's PERMISSIVE mTLS: waits (at most kTlsDetectionTimeout) for the client's first byte,
+// peeks at it and serves the connection as TLS if it starts a handshake record (0x16), else as
+// plaintext. Deletes itself once it has handed the socket on.
+class TlsDetector {
+ public:
+  static constexpr std::chrono::milliseconds kTlsDetectionTimeout{100};
+  static void start(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t slot,
+                    std::optional<boost::asio::ip::tcp::endpoint> dst) {
+    auto* d = new TlsDetector(worker, std::move(socket), slot, dst);
+    d->timer_.expires_after(kTlsDetectionTimeout);
+    // Expiry: a client that sends nothing first (a server-first protocol) is plaintext. Either
+    // wait's completion (cancelled ones too) comes back through decide().
+    d->timer_.async_wait([d](const boost::system::error_code&) { d->decide(false); });
+    d->socket_.async_wait(boost::asio::ip::tcp::socket::wait_read,
+                          [d](const boost::system::error_code& ec) { d->decide(!ec); });
+  }
+
+ private:
+  TlsDetector(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t slot,
+              std::optional<boost::asio::ip::tcp::endpoint> dst)
+      : worker_(worker), socket_(std::move(socket)), timer_(worker.io()), slot_(slot), dst_(dst) {}
+  // Called twice (the wait and the timer); the first call decides, the second deletes.
+  void decide(bool readable) {
+    if (!decided_) {
+      decided_ = true;
+      unsigned char first = 0;
+      const bool tls =
+          readable && ::recv(socket_.native_handle(), &first, 1, MSG_PEEK) == 1 && first == 0x16;
+      boost::system::error_code ignored;
+      timer_.cancel();
+      socket_.cancel(ignored);
+      // Handed on only after both waits returned: cancel() completes them with
+      // operation_aborted, which comes back through decide() below.
+      pending_tls_ = tls;
+    }
+    if (++calls_ < 2) return;
+    serve(worker_, std::move(socket_), slot_, dst_, pending_tls_);
+    delete this;
+  }
+
+  Worker& worker_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::asio::steady_timer timer_;
+  uint32_t slot_;
+  std::optional<boost::asio::ip::tcp::endpoint> dst_;
+  bool decided_ = false;
+  bool pending_tls_ = false;
+  int calls_ = 0;
+};
+
+void detectTls(Worker& worker, boost::asio::ip::tcp::socket socket, uint32_t slot,
+               std::optional<boost::asio::ip::tcp::endpoint> dst) {
+  TlsDetector::start(worker, std::move(socket), slot, dst);
+}
+
 }  // namespace
 
 // Accepts on one listening socket. Deletes itself once closed and its accept has returned.
@@ -67,22 +141,18 @@ struct Worker::Acceptor {
               // Envoy's use_original_dst: the listener for the original destination serves it.
               dst = originalDestination(socket);
               const ListenerInfo* found =
-                  dst ? worker.snapshot().findByDestination(dst->address().to_string(), dst->port())
+                  dst ? worker.snapshot().findByDestination(dst->address().to_string(), dst->port(),
+                                                            l->direction)
                       : nullptr;
               if (found != nullptr) {
                 l = found;
                 target = found->slot;
               }
             }
-            tls::TransportSocket transport(std::move(socket));
-            // TLS: the context current at accept; the connection runs the handshake.
-            if (l != nullptr && l->tls && !transport.startTls(l->tls->current())) {
-              worker.stats().inc(l->stats.ssl_connection_error);
-              MESH_LOG("main", warn, "TLS: {}", transport.tlsError());
-            } else if (l != nullptr && l->tcp) {
-              (new TcpProxyConnection(worker, std::move(transport), target, dst))->start();
+            if (l != nullptr && l->tls && l->tls_permissive) {
+              detectTls(worker, std::move(socket), target, dst);
             } else {
-              (new HttpConnection(worker, std::move(transport), target, {}, dst))->start();
+              serve(worker, std::move(socket), target, dst, l != nullptr && l->tls);
             }
           } else if (ec == boost::asio::error::no_descriptors ||
                      ec == boost::asio::error::no_buffer_space) {

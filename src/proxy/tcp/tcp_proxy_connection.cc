@@ -245,12 +245,7 @@ void TcpProxyConnection::connectUpstream() {
       return;
     }
     worker_.stats().inc(info.stats.cx_total);
-    ++pending_;
-    upstream_.socket().async_connect(*original_dst_, [this](const boost::system::error_code& e) {
-      Guard g(this);
-      --pending_;
-      onConnect(e);
-    });
+    connectTo(*original_dst_);
     return;
   }
   LbContext ctx;
@@ -268,6 +263,26 @@ void TcpProxyConnection::connectUpstream() {
   boost::asio::ip::tcp::endpoint ep;
   std::memcpy(ep.data(), &h.sockaddr, h.sockaddr_len);
   ep.resize(h.sockaddr_len);
+  connectTo(ep);
+}
+
+void TcpProxyConnection::connectTo(const boost::asio::ip::tcp::endpoint& ep) {
+  const std::string& source = cluster_->info->upstream_bind_address;
+  if (!source.empty()) {
+    // Istio's upstream_bind_config: connect from this address (any port). A source of the other
+    // family than the destination is not used.
+    boost::system::error_code ec;
+    auto addr = boost::asio::ip::make_address(source, ec);
+    if (!ec && addr.is_v4() == ep.address().is_v4()) {
+      upstream_.socket().open(ep.protocol(), ec);
+      if (!ec) upstream_.socket().bind(boost::asio::ip::tcp::endpoint(addr, 0), ec);
+      if (ec) {
+        MESH_LOG("main", warn, "cannot bind upstream source {}: {}", source, ec.message());
+        boost::system::error_code ignored;
+        upstream_.socket().close(ignored);
+      }
+    }
+  }
   ++pending_;
   upstream_.socket().async_connect(ep, [this](const boost::system::error_code& e) {
     Guard g(this);

@@ -53,6 +53,8 @@ class TcpProxyConnection {
   void countConnection();
   void handOffToHttp();
   void connectUpstream();
+  // Connects upstream_ to `ep`, from the cluster's upstream bind address if it has one.
+  void connectTo(const boost::asio::ip::tcp::endpoint& ep);
   void onConnect(const boost::system::error_code& ec);
   void onUpstreamSecure(const boost::system::error_code& ec);
   void startRelay();

@@ -122,6 +122,9 @@ struct ClusterInfo {
   // destination. The snapshot's cluster has one placeholder host (port 0); HTTP requests use a
   // worker's copy whose one host is the destination (Worker::originalDstRuntime).
   bool original_dst = false;
+  // Local IP upstream TCP proxy connections bind before connecting (Istio's
+  // upstream_bind_config; "127.0.0.6" for InboundPassthroughCluster); empty: the kernel picks.
+  std::string upstream_bind_address;
 
   // STRICT_DNS: the names to resolve, and how often.
   bool dns = false;

@@ -294,7 +294,9 @@ spec:
   EXPECT_THAT(warnings[0], HasSubstr("httpQueryParameterName"));
 }
 
-TEST(TrafficPolicyTest, TlsOriginationIsWarnedAboutAndIstioMutualIsNot) {
+// SIMPLE/MUTUAL origination is not supported; ISTIO_MUTUAL is, with the proxy's workload
+// certificates (capture_test.cc), and warned about for a proxy that has none.
+TEST(TrafficPolicyTest, TlsOriginationIsWarnedAboutAndIstioMutualWithoutCertificates) {
   std::vector<std::string> warnings;
   clusterOf(R"(apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -308,8 +310,9 @@ spec:
       tls: {mode: SIMPLE}
 )",
             "outbound|80||web.a.svc.cluster.local", &warnings);
-  ASSERT_THAT(warnings, SizeIs(1));
-  EXPECT_THAT(warnings[0], HasSubstr("tls SIMPLE"));
+  ASSERT_THAT(warnings, SizeIs(2));
+  EXPECT_THAT(warnings[0], HasSubstr("tls ISTIO_MUTUAL needs the proxy's workload certificates"));
+  EXPECT_THAT(warnings[1], HasSubstr("tls SIMPLE"));
 }
 
 TEST(EffectivePolicyTest, NothingConfiguredIsAllNull) {
