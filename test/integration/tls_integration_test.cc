@@ -289,6 +289,46 @@ TEST_F(TlsIntegrationTest, ChainedProxiesSpeakMutualTlsWithSpiffeIdentities) {
   EXPECT_GE(promSum(ma, "envoy_cluster_ssl_connection_error", {"cluster_name=\"b\""}), 2) << ma;
 }
 
+// Istio's source reporter over mTLS: the client sidecar names the server by the SPIFFE id its
+// certificate proved and itself by its own certificate's; connection_security_policy stays
+// "unknown" on that side, as in Istio. Plaintext upstreams keep both principals unknown.
+TEST_F(TlsIntegrationTest, SourceReporterNamesBothPrincipalsOverMutualTls) {
+  startServerProxy();
+  a_ = startProxy(dir_a_, clientProxyYaml(kServerId), {"outbound", "tcp-out"});
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = httpGet(a_.listeners["outbound"], "/status/200");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  std::vector<std::string> labels = {"reporter=\"source\"",
+                                     "source_principal=\"" + std::string(kClientId) + "\"",
+                                     "destination_principal=\"" + std::string(kServerId) + "\"",
+                                     "connection_security_policy=\"unknown\"",
+                                     "response_code=\"200\""};
+  std::string m = metricsWhen(a_, "istio_requests_total", labels, 3);
+  EXPECT_EQ(promSum(m, "istio_requests_total", labels), 3) << m;
+  EXPECT_EQ(promSum(m, "istio_requests_total", {"reporter=\"source\"",
+                                                "destination_principal=\"unknown\""}),
+            0)
+      << m;
+
+  // Straight to httpbin (plaintext): no principal is claimed on either side.
+  HttpResponse reload;
+  writeFileAtomic(a_.config_path,
+                  proxyPreamble() +
+                      "listeners:\n- name: outbound\n  address: 127.0.0.1:0\n"
+                      "  http: {routeConfigName: r}\n" +
+                      routesTo("plain") + "clusters:\n" + httpbinCluster("plain", httpbin_.port));
+  reload = httpPost(a_.admin, "/reload");
+  ASSERT_EQ(reload.status, 200) << reload.body;
+  HttpResponse r = httpGet(a_.listeners["outbound"], "/status/200");
+  ASSERT_TRUE(r.ok) << r.error;
+  std::vector<std::string> plain = {"reporter=\"source\"", "source_principal=\"unknown\"",
+                                    "destination_principal=\"unknown\""};
+  m = metricsWhen(a_, "istio_requests_total", plain, 1);
+  EXPECT_EQ(promSum(m, "istio_requests_total", plain), 1) << m;
+}
+
 TEST_F(TlsIntegrationTest, CertificateSwapDropsNoRequestAndNewHandshakesSeeIt) {
   startServerProxy();
   uint16_t port = b_.listeners["inbound"];

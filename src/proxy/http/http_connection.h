@@ -113,6 +113,17 @@ class HttpConnection final : public UpstreamCallbacks {
     bool retry_held = false;   // holds one of the cluster's maxRetries until the retry starts
     const char* details = "";
     uint32_t generation = 0;
+    // gRPC (proxy/http/grpc.h): the request's content-type says gRPC; its timeout (route timeout
+    // or grpc-timeout capped by it); the grpc-status seen (response headers, trailers or our
+    // own local reply); a fault's gRPC status to answer with.
+    bool grpc = false;
+    Millis timeout{0};
+    std::optional<uint32_t> grpc_status;
+    std::optional<uint32_t> grpc_reply_status;
+    // Outbound over mTLS: the principals the upstream's and our certificates name, as
+    // telemetry workload ids (0: not mTLS).
+    uint32_t upstream_principal = 0;
+    uint32_t own_principal = 0;
   };
 
   // Downstream I/O.

@@ -84,6 +84,8 @@ class UpstreamConnection {
   bool reused() const { return requests_ > 1; }
   std::chrono::steady_clock::time_point idleSince() const { return idle_since_; }
   HostState& host() { return host_; }
+  // The transport (TLS state, the server's principal) once connected.
+  const tls::TransportSocket& transport() const { return socket_; }
 
  private:
   enum class State : uint8_t { kConnecting, kActive, kIdle, kClosed };

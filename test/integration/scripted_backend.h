@@ -1,0 +1,78 @@
+// A tiny HTTP/1.1 backend inside the test process, for answers httpbin does not give: a test
+// scripts each response (raw bytes, e.g. a trailers-only gRPC reply) from the request it got,
+// and an Upgrade request can be answered with 101 and a WebSocket echo (RFC 6455 frames). One
+// thread per connection; it listens on 127.0.0.1 with an OS-picked port and stops (joining its
+// threads) when destroyed.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace mesh::integration {
+
+struct BackendRequest {
+  std::string method;
+  std::string target;
+  std::map<std::string, std::string> headers;  // names lowercased; last value wins
+  std::string body;
+  std::string header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? std::string() : it->second;
+  }
+};
+
+struct BackendReply {
+  std::string bytes;           // written as is (status line, headers, body)
+  int delay_ms = 0;            // written after this long (bounded by the backend's stop)
+  bool websocket_echo = false;  // after `bytes` (a 101), echo WebSocket frames until close
+  bool close = false;           // close the connection after writing
+};
+
+class ScriptedBackend {
+ public:
+  using Handler = std::function<BackendReply(const BackendRequest&)>;
+  explicit ScriptedBackend(Handler handler);
+  ~ScriptedBackend();
+  ScriptedBackend(const ScriptedBackend&) = delete;
+  ScriptedBackend& operator=(const ScriptedBackend&) = delete;
+
+  uint16_t port() const { return port_; }
+  // Requests served so far (complete heads read).
+  int requests() const { return requests_.load(); }
+
+  // RFC 6455: the Sec-WebSocket-Accept value for a client's Sec-WebSocket-Key.
+  static std::string websocketAccept(const std::string& key);
+  // A 101 answer to a WebSocket handshake request (with its Sec-WebSocket-Accept).
+  static BackendReply websocketUpgrade(const BackendRequest& req);
+
+ private:
+  void acceptLoop();
+  void serve(int fd);
+
+  Handler handler_;
+  int listen_fd_ = -1;
+  int wake_[2] = {-1, -1};  // a pipe; written to stop every thread's poll
+  uint16_t port_ = 0;
+  std::atomic<int> requests_{0};
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<std::thread> workers_;
+  std::vector<int> fds_;
+};
+
+// WebSocket frames as a client sends them (masked, RFC 6455 5.3) and a reader for the server's
+// (unmasked) frames: for tests that speak WebSocket through the proxy.
+std::string websocketClientFrame(uint8_t opcode, const std::string& payload, bool fin = true);
+// Parses one server frame from the front of `buf`; returns false when incomplete. On success
+// `consumed` bytes are the frame.
+bool websocketParseFrame(const std::string& buf, uint8_t* opcode, std::string* payload,
+                         size_t* consumed);
+
+}  // namespace mesh::integration
