@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "proxy/http/grpc.h"
 #include "proxy/http/shadow_request.h"
+#include "proxy/http/upgrade.h"
 #include "proxy/http/tracing.h"
 #include "proxy/server/worker.h"
 #include "proxy/telemetry/peer_metadata.h"
@@ -235,6 +236,10 @@ void HttpConnection::startRead() {
 
 void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
   if (closed_) return;
+  if (ec && rq_.tunnel) {
+    onTunnelDownstreamEof(ec);
+    return;
+  }
   if (ec) {
     peer_eof_ = true;
     if (rq_.active) {
@@ -260,6 +265,10 @@ void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
 
 void HttpConnection::processInput() {
   using Event = http::Http1Parser::Event;
+  if (rq_.tunnel) {
+    tunnelToUpstream();
+    return;
+  }
   if (in_process_) return;
   in_process_ = true;
   while (!closed_ && !stop_parsing_ && !wait_upstream_ && !upstream_write_inflight_ &&
@@ -371,6 +380,13 @@ void HttpConnection::drain() {
 
 void HttpConnection::closeIfIdle(Clock::time_point now) {
   Guard g(this);
+  const ListenerInfo* listener = worker_.snapshot().listenerBySlot(slot_);
+  if (rq_.tunnel && !closed_) {
+    // An upgrade tunnel is idle when no byte moved either way (Envoy's idle timeout).
+    Millis timeout = listener ? listener->idle_timeout : Millis(3600 * 1000);
+    if (timeout.count() > 0 && now - last_activity_ > timeout) endTunnel(kStreamIdleTimeout);
+    return;
+  }
   if (rq_.active || closed_ || writing_) return;
   if (socket_.secure() && !socket_.handshakeDone()) {
     if (now - last_activity_ > kHandshakeTimeout) {
@@ -414,6 +430,7 @@ void HttpConnection::onRequestHead() {
   rq_.body_expected =
       rq_.chunked || (req.framing == http::BodyFraming::kContentLength && req.content_length > 0);
   rq_.grpc = grpc::isGrpcRequest(req.headers);
+  rq_.upgrade = upgrade::forwardable(req, rq_.grpc);
   if (rq_.listener == nullptr) {
     sendLocalReply(503, "listener removed\n", kNoRouteFound, "listener_removed");
     return;
@@ -657,6 +674,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
   }
   appendOps(out, ops);
   appendOps(out, tops);
+  if (rq_.upgrade) upgrade::appendUpgradeFields(out, req.headers);
   out.append(kCrlf);
 }
 
@@ -726,6 +744,7 @@ void HttpConnection::acquireUpstream() {
   bool ready = false;
   upstream_ = worker_.acquireConnection(*rq_.cluster, rq_.host_index, this,
                                         !rq_.force_new_connection, rq_.head_request, &ready);
+  if (upstream_ != nullptr) upstream_->setUpgradeRequested(rq_.upgrade);
   rq_.upstream_reused = ready;
   if (ready) {
     onUpstreamReady();
@@ -907,6 +926,10 @@ void HttpConnection::sendShadows() {
 void HttpConnection::onUpstreamWriteComplete() {
   Guard g(this);
   upstream_write_inflight_ = false;
+  if (rq_.tunnel) {
+    onTunnelUpstreamWritten();
+    return;
+  }
   if (rq_.upstream_done) {
     releaseUpstream();
     if (rq_.finish_pending) finishRequest();
@@ -1180,6 +1203,10 @@ void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
       rq_.own_principal = worker_.istio().peerWorkload(t.localPrincipal());
     }
   }
+  if (resp.status == 101 && rq_.upgrade) {
+    startTunnel(resp);
+    return;
+  }
   rq_.upstream_service_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rq_.upstream_start)
           .count();
@@ -1218,7 +1245,9 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   if (!set_cookie_.empty()) appendHeader(out, "set-cookie", set_cookie_);
   out.append(cors_headers_);
   if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n");
-  if (close_after_) {
+  if (rq_.tunnel) {
+    upgrade::appendUpgradeFields(out, resp.headers);
+  } else if (close_after_) {
     out.append("connection: close\r\n");
   } else if (rq_.version == http::Version::kHttp10) {
     out.append("connection: keep-alive\r\n");
@@ -1248,6 +1277,10 @@ bool HttpConnection::onUpstreamBody(std::string_view data) {
 
 void HttpConnection::onUpstreamComplete(const http::HeaderList& trailers) {
   Guard g(this);
+  if (rq_.tunnel) {
+    onTunnelUpstreamEof();
+    return;
+  }
   if (auto status = grpc::statusOf(trailers)) rq_.grpc_status = status;
   BufferList b;
   if (rq_.response_head_pending) {

@@ -64,7 +64,14 @@ class HttpConnection final : public UpstreamCallbacks {
 
  private:
   struct Guard;
-  enum class WriteKind : uint8_t { kNone, kContinue, kResponseBody, kResponseEnd, kLocalReply };
+  enum class WriteKind : uint8_t {
+    kNone,
+    kContinue,
+    kResponseBody,
+    kResponseEnd,
+    kLocalReply,
+    kTunnelHead,  // the 101 that starts an upgrade tunnel
+  };
 
   // Per-request state; reset between requests (capacity of strings kept).
   struct Request {
@@ -124,6 +131,13 @@ class HttpConnection final : public UpstreamCallbacks {
     // telemetry workload ids (0: not mTLS).
     uint32_t upstream_principal = 0;
     uint32_t own_principal = 0;
+    // Upgrade (proxy/http/upgrade.h, http_upgrade.cc): forwarded with the request; after a 101
+    // the connection is a tunnel until both sides have sent their FIN.
+    bool upgrade = false;
+    bool tunnel = false;
+    bool tunnel_down_eof = false;  // the client's FIN passed on upstream
+    bool tunnel_up_eof = false;    // the server's FIN passed on to the client
+    size_t tunnel_inflight = 0;    // bytes of in_ being written upstream
   };
 
   // Downstream I/O.
@@ -169,6 +183,13 @@ class HttpConnection final : public UpstreamCallbacks {
   void finishRequest();
   void recordRequest();
   void copyForAccessLog(const http::RequestHead& req);
+  // Upgrade tunnel (http_upgrade.cc).
+  void startTunnel(const http::ResponseHead& resp);
+  void tunnelToUpstream();
+  void onTunnelUpstreamWritten();
+  void onTunnelDownstreamEof(const boost::system::error_code& ec);
+  void onTunnelUpstreamEof();
+  void endTunnel(uint32_t flags);
   void resetRequest();
 
   Worker& worker_;
