@@ -3,8 +3,8 @@
 // UNAVAILABLE-per-key counting, and a deadline shorter than Sleep. The ThroughTwoProxies test
 // sends the same calls through two sidecars (outbound A -> inbound B -> server); the proxies
 // need HTTP/2 for that (branch h2), so it is registered DISABLED_ until the merge enables it.
-#include <grpcpp/grpcpp.h>
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -44,8 +44,8 @@ EchoServer startEchoServer(const TempDir& dir, const std::string& name) {
 std::unique_ptr<echo::Echo::Stub> stubFor(uint16_t port, const std::string& authority = "") {
   grpc::ChannelArguments args;
   if (!authority.empty()) args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, authority);
-  return echo::Echo::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials(), args));
+  return echo::Echo::NewStub(grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port),
+                                                       grpc::InsecureChannelCredentials(), args));
 }
 
 void setDeadline(grpc::ClientContext* ctx, milliseconds d) {
@@ -177,8 +177,8 @@ TEST_F(GrpcEchoIntegrationTest, DISABLED_ThroughTwoProxiesRetriesDeadlinesAndMet
           "routeConfigs:\n- name: r\n  virtualHosts:\n  - name: all\n    domains: [\"*\"]\n"
           "    routes:\n    - match: {prefix: /}\n      route: {cluster: app}\n"
           "clusters:\n- name: app\n" +
-          service + "  endpoints: [{address: 127.0.0.1, port: " +
-          std::to_string(server_.port) + "}]\n",
+          service + "  endpoints: [{address: 127.0.0.1, port: " + std::to_string(server_.port) +
+          "}]\n",
       {"inbound"});
   // h2: A's listener accepts HTTP/2; its cluster "b" speaks HTTP/2.
   Proxy a = startProxy(
@@ -210,8 +210,7 @@ TEST_F(GrpcEchoIntegrationTest, DISABLED_ThroughTwoProxiesRetriesDeadlinesAndMet
   st = stub->Sleep(&ctx, sleep, &out);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED) << st.error_message();
 
-  const std::vector<std::string> ok = {"request_protocol=\"grpc\"",
-                                       "grpc_response_status=\"0\""};
+  const std::vector<std::string> ok = {"request_protocol=\"grpc\"", "grpc_response_status=\"0\""};
   std::string mb = waitForPage(b.prometheus, "/stats/prometheus", [&](const std::string& m) {
     return promSum(m, "istio_requests_total", ok) >= 4;
   });

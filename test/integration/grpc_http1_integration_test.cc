@@ -31,7 +31,10 @@ BackendReply grpcReply(int status, const std::string& message = "") {
 
 // A unary gRPC request over HTTP/1.1: one length-prefixed message (uncompressed, 3 bytes).
 std::string grpcRequest(const std::string& path, const std::vector<std::string>& extra = {}) {
-  const std::string message("\x00\x00\x00\x00\x03" "abc", 8);
+  const std::string message(
+      "\x00\x00\x00\x00\x03"
+      "abc",
+      8);
   std::string r = "POST " + path +
                   " HTTP/1.1\r\nhost: grpc.test\r\ncontent-type: application/grpc\r\n"
                   "te: trailers\r\ncontent-length: " +
@@ -211,14 +214,14 @@ TEST_F(GrpcHttp1IntegrationTest, FaultAbortsAndLocalRepliesAreGrpcReplies) {
                                  "response_flags=\"FI\""};
   std::string m = metricsWhen(fi, 2);
   EXPECT_EQ(promSum(m, "istio_requests_total", fi), 2) << m;
-  EXPECT_EQ(promSum(m, "istio_requests_total",
-                    {"grpc_response_status=\"12\"", "response_flags=\"NR\""}),
-            1)
+  EXPECT_EQ(
+      promSum(m, "istio_requests_total", {"grpc_response_status=\"12\"", "response_flags=\"NR\""}),
+      1)
       << m;
-  EXPECT_EQ(promSum(m, "istio_requests_total",
-                    {"request_protocol=\"http\"", "grpc_response_status=\"-\"",
-                     "response_code=\"503\""}),
-            1)
+  EXPECT_EQ(
+      promSum(m, "istio_requests_total",
+              {"request_protocol=\"http\"", "grpc_response_status=\"-\"", "response_code=\"503\""}),
+      1)
       << m;
 }
 

@@ -28,8 +28,8 @@ struct BackendRequest {
 };
 
 struct BackendReply {
-  std::string bytes;           // written as is (status line, headers, body)
-  int delay_ms = 0;            // written after this long (bounded by the backend's stop)
+  std::string bytes;            // written as is (status line, headers, body)
+  int delay_ms = 0;             // written after this long (bounded by the backend's stop)
   bool websocket_echo = false;  // after `bytes` (a 101), echo WebSocket frames until close
   bool close = false;           // close the connection after writing
 };

@@ -300,25 +300,24 @@ TEST_F(TlsIntegrationTest, SourceReporterNamesBothPrincipalsOverMutualTls) {
     ASSERT_TRUE(r.ok) << r.error;
     EXPECT_EQ(r.status, 200) << r.body;
   }
-  std::vector<std::string> labels = {"reporter=\"source\"",
-                                     "source_principal=\"" + std::string(kClientId) + "\"",
-                                     "destination_principal=\"" + std::string(kServerId) + "\"",
-                                     "connection_security_policy=\"unknown\"",
-                                     "response_code=\"200\""};
+  std::vector<std::string> labels = {
+      "reporter=\"source\"", "source_principal=\"" + std::string(kClientId) + "\"",
+      "destination_principal=\"" + std::string(kServerId) + "\"",
+      "connection_security_policy=\"unknown\"", "response_code=\"200\""};
   std::string m = metricsWhen(a_, "istio_requests_total", labels, 3);
   EXPECT_EQ(promSum(m, "istio_requests_total", labels), 3) << m;
-  EXPECT_EQ(promSum(m, "istio_requests_total", {"reporter=\"source\"",
-                                                "destination_principal=\"unknown\""}),
+  EXPECT_EQ(promSum(m, "istio_requests_total",
+                    {"reporter=\"source\"", "destination_principal=\"unknown\""}),
             0)
       << m;
 
   // Straight to httpbin (plaintext): no principal is claimed on either side.
   HttpResponse reload;
-  writeFileAtomic(a_.config_path,
-                  proxyPreamble() +
-                      "listeners:\n- name: outbound\n  address: 127.0.0.1:0\n"
-                      "  http: {routeConfigName: r}\n" +
-                      routesTo("plain") + "clusters:\n" + httpbinCluster("plain", httpbin_.port));
+  writeFileAtomic(a_.config_path, proxyPreamble() +
+                                      "listeners:\n- name: outbound\n  address: 127.0.0.1:0\n"
+                                      "  http: {routeConfigName: r}\n" +
+                                      routesTo("plain") + "clusters:\n" +
+                                      httpbinCluster("plain", httpbin_.port));
   reload = httpPost(a_.admin, "/reload");
   ASSERT_EQ(reload.status, 200) << reload.body;
   HttpResponse r = httpGet(a_.listeners["outbound"], "/status/200");

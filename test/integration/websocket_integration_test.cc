@@ -122,10 +122,10 @@ class WebSocketIntegrationTest : public ::testing::Test {
         return r;
       }
       BackendReply r;
-      std::string body = "upgrade=[" + req.header("upgrade") + "] connection=[" +
-                         req.header("connection") + "]\n";
-      r.bytes = "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) +
-                "\r\n\r\n" + body;
+      std::string body =
+          "upgrade=[" + req.header("upgrade") + "] connection=[" + req.header("connection") + "]\n";
+      r.bytes =
+          "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
       return r;
     });
   }
@@ -236,8 +236,9 @@ TEST_F(WebSocketIntegrationTest, NonSwitchingAnswerIsAnOrdinaryResponse) {
   EXPECT_EQ(c.buffered(), "upgrade=[] connection=[]\n");
   // An h2c upgrade is not forwarded (Envoy drops it too): the backend sees a plain request.
   c.buffered().clear();
-  ASSERT_TRUE(c.send("GET /plain HTTP/1.1\r\nHost: ws.test\r\nUpgrade: h2c\r\n"
-                     "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAA\r\n\r\n"));
+  ASSERT_TRUE(
+      c.send("GET /plain HTTP/1.1\r\nHost: ws.test\r\nUpgrade: h2c\r\n"
+             "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAARAAAAA\r\n\r\n"));
   head = c.readHead();
   ASSERT_THAT(head, HasSubstr("HTTP/1.1 200 ")) << head;
   while (c.buffered().find('\n') == std::string::npos && c.readSome(milliseconds(5000))) {

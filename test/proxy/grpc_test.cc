@@ -25,9 +25,8 @@ TEST(GrpcContentTypeTest, RecognisesGrpcAndItsSubtypes) {
 }
 
 TEST(GrpcContentTypeTest, RequestIsGrpcByItsContentType) {
-  testing::ParsedRequest grpc(
-      testing::get("h", "/pkg.Svc/Method", "content-type: application/grpc\r\nte: trailers\r\n",
-                   "POST"));
+  testing::ParsedRequest grpc(testing::get(
+      "h", "/pkg.Svc/Method", "content-type: application/grpc\r\nte: trailers\r\n", "POST"));
   ASSERT_TRUE(grpc.ok());
   EXPECT_TRUE(isGrpcRequest(grpc.head().headers));
   testing::ParsedRequest plain(testing::get("h", "/", "content-type: text/plain\r\n", "POST"));
@@ -57,8 +56,9 @@ TEST(GrpcTimeoutTest, SubMillisecondAndZeroRoundUpToOneMillisecond) {
 }
 
 TEST(GrpcTimeoutTest, MalformedValuesAreIgnored) {
-  for (std::string_view bad : std::initializer_list<std::string_view>{"", "S", "5", "123456789S", "5s", "5h", "5 S", " 5S", "5S ", "-5S", "+5S", "5.0S", "0x5S",
-        "5SS", "5Sm", "\xff\x53", std::string_view("5\0S", 3)}) {
+  for (std::string_view bad : std::initializer_list<std::string_view>{
+           "", "S", "5", "123456789S", "5s", "5h", "5 S", " 5S", "5S ", "-5S", "+5S", "5.0S",
+           "0x5S", "5SS", "5Sm", "\xff\x53", std::string_view("5\0S", 3)}) {
     EXPECT_EQ(parseTimeout(bad), std::nullopt) << "'" << bad << "'";
   }
 }

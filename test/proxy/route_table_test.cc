@@ -182,8 +182,7 @@ TEST(RetryPolicyTest, ParsesEnvoyAndIstioConditions) {
 TEST(RetryPolicyTest, GrpcConditionsRetryTheirStatusesOnly) {
   RetryPolicy p;
   std::vector<std::string> unknown;
-  parseRetryOn("cancelled,deadline-exceeded,internal,resource-exhausted,unavailable", &p,
-               &unknown);
+  parseRetryOn("cancelled,deadline-exceeded,internal,resource-exhausted,unavailable", &p, &unknown);
   EXPECT_TRUE(unknown.empty());
   for (uint32_t code : {1u, 4u, 8u, 13u, 14u}) EXPECT_TRUE(p.retriableGrpcStatus(code)) << code;
   for (uint32_t code : {0u, 2u, 3u, 5u, 7u, 12u, 15u, 16u, 99u}) {

@@ -20,19 +20,20 @@ TEST(UpgradeTest, WebSocketAndOtherTokensAreForwarded) {
 }
 
 TEST(UpgradeTest, IncompleteH2cGrpcAndBodiesAreNot) {
-  EXPECT_FALSE(forwards("Upgrade: websocket\r\n"));               // no Connection: upgrade
-  EXPECT_FALSE(forwards("Connection: upgrade\r\n"));              // no Upgrade
+  EXPECT_FALSE(forwards("Upgrade: websocket\r\n"));   // no Connection: upgrade
+  EXPECT_FALSE(forwards("Connection: upgrade\r\n"));  // no Upgrade
   EXPECT_FALSE(forwards("Upgrade: h2c\r\nConnection: Upgrade\r\n"));
   EXPECT_FALSE(forwards("Upgrade: websocket, H2C\r\nConnection: Upgrade\r\n"));
   EXPECT_FALSE(forwards("Upgrade: websocket\r\nConnection: Upgrade\r\n", true));
-  EXPECT_FALSE(forwards("Upgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 3\r\n",
-                        false, "POST"));
-  EXPECT_TRUE(forwards("Upgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n",
-                       false, "POST"));
+  EXPECT_FALSE(forwards("Upgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 3\r\n", false,
+                        "POST"));
+  EXPECT_TRUE(forwards("Upgrade: websocket\r\nConnection: Upgrade\r\nContent-Length: 0\r\n", false,
+                       "POST"));
 }
 
 TEST(UpgradeTest, FieldsCarryTheRequestedProtocol) {
-  testing::ParsedRequest req(testing::get("h", "/", "Upgrade: websocket\r\nConnection: Upgrade\r\n"));
+  testing::ParsedRequest req(
+      testing::get("h", "/", "Upgrade: websocket\r\nConnection: Upgrade\r\n"));
   ASSERT_TRUE(req.ok());
   std::string out;
   appendUpgradeFields(out, req.head().headers);

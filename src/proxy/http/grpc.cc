@@ -8,7 +8,6 @@ namespace {
 
 constexpr std::string_view kGrpcType = "application/grpc";
 
-
 std::string_view trimOws(std::string_view v) {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);

@@ -55,7 +55,9 @@ std::optional<uint32_t> statusOf(const http::HeaderList& headers);
 uint32_t statusFromHttp(uint16_t http_status);
 
 // "UNAVAILABLE" <-> 14, as Istio's HTTPFaultInjection.Abort.grpcStatus spells them.
-inline std::optional<uint32_t> statusFromName(std::string_view n) { return grpc_status::fromName(n); }
+inline std::optional<uint32_t> statusFromName(std::string_view n) {
+  return grpc_status::fromName(n);
+}
 inline std::string_view statusName(uint32_t code) { return grpc_status::name(code); }
 
 // The gRPC status of a gRPC local reply: DEADLINE_EXCEEDED for a timeout (the call's deadline,

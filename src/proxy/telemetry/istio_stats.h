@@ -47,8 +47,8 @@ struct RequestKey {
   uint32_t flags = 0;
   uint16_t response_code = 0;
   Reporter reporter = Reporter::kSource;
-  uint8_t protocol = 0;  // 0 http, 1 grpc, 2 tcp
-  uint8_t security = 0;  // 0 unknown, 1 none, 2 mutual_tls
+  uint8_t protocol = 0;      // 0 http, 1 grpc, 2 tcp
+  uint8_t security = 0;      // 0 unknown, 1 none, 2 mutual_tls
   int32_t grpc_status = -1;  // grpc_response_status; -1: not a gRPC request ("-")
   // Source reporter over mTLS: the principals the two certificates proved (interned like
   // workloads, by workloadFromPrincipal; 0: take the workloads' own principals).

@@ -125,7 +125,7 @@ class UpstreamConnection {
   bool connect_timed_out_ = false;
   bool response_bytes_ = false;
   bool upgrade_requested_ = false;
-  bool tunnel_ = false;  // after a 101: raw bytes both ways
+  bool tunnel_ = false;   // after a 101: raw bytes both ways
   uint32_t pending_ = 0;  // outstanding async operations
   uint32_t depth_ = 0;    // nested calls in progress
   uint32_t requests_ = 0;

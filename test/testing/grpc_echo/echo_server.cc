@@ -70,7 +70,8 @@ grpc::Status EchoServiceImpl::Sleep(grpc::ServerContext* ctx, const SleepRequest
   if (req->milliseconds() > 60000) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "at most 60000 ms");
   }
-  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(req->milliseconds());
+  const auto end =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(req->milliseconds());
   // Wakes every 5 ms to notice a cancelled call (its deadline passed, or the client left).
   while (std::chrono::steady_clock::now() < end) {
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");

@@ -20,8 +20,7 @@ class EchoServiceImpl final : public Echo::Service {
                             grpc::ServerWriter<EchoReply>* writer) override;
   grpc::Status Bidi(grpc::ServerContext* ctx,
                     grpc::ServerReaderWriter<EchoReply, EchoRequest>* stream) override;
-  grpc::Status FailFirst(grpc::ServerContext* ctx, const FailRequest* req,
-                         EchoReply* out) override;
+  grpc::Status FailFirst(grpc::ServerContext* ctx, const FailRequest* req, EchoReply* out) override;
   grpc::Status Sleep(grpc::ServerContext* ctx, const SleepRequest* req, EchoReply* out) override;
 
  private:
