@@ -269,4 +269,74 @@ bool websocketParseFrame(const std::string& buf, uint8_t* opcode, std::string* p
   return parseFrame(buf, opcode, payload, consumed);
 }
 
+std::string websocketHandshake(const std::string& key, const std::string& host,
+                               const std::string& path) {
+  return "GET " + path + " HTTP/1.1\r\nHost: " + host +
+         "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+         "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+}
+
+RawClient::RawClient(uint16_t port) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  connected_ = fd_ >= 0 && ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+}
+
+RawClient::~RawClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+bool RawClient::send(const std::string& data) { return writeAll(fd_, data); }
+
+void RawClient::shutdownWrite() { ::shutdown(fd_, SHUT_WR); }
+
+bool RawClient::readSome(Millis timeout) {
+  pollfd p{fd_, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+  char buf[64 * 1024];
+  ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
+  if (n <= 0) {
+    eof_ = n == 0;
+    return false;
+  }
+  in_.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
+std::string RawClient::readHead(Millis timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t end;
+  while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
+    auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !readSome(left)) return "";
+  }
+  std::string head = in_.substr(0, end + 4);
+  in_.erase(0, end + 4);
+  return head;
+}
+
+bool RawClient::readFrame(uint8_t* opcode, std::string* payload, Millis timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  size_t used;
+  while (!parseFrame(in_, opcode, payload, &used)) {
+    auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0 || !readSome(left)) return false;
+  }
+  in_.erase(0, used);
+  return true;
+}
+
+bool RawClient::waitEof(Millis timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!eof_) {
+    auto left = std::chrono::duration_cast<Millis>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    if (!readSome(left) && !eof_) return false;
+  }
+  return in_.empty();
+}
+
 }  // namespace mesh::integration

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -74,5 +75,40 @@ std::string websocketClientFrame(uint8_t opcode, const std::string& payload, boo
 // `consumed` bytes are the frame.
 bool websocketParseFrame(const std::string& buf, uint8_t* opcode, std::string* payload,
                          size_t* consumed);
+
+// A WebSocket handshake request for `path` (RFC 6455 4.1).
+std::string websocketHandshake(const std::string& key, const std::string& host = "ws.test",
+                               const std::string& path = "/chat");
+
+// A blocking client connection to 127.0.0.1:port with bounded reads, for tests that speak
+// something other than request/response (WebSocket, half-close) through the proxy.
+class RawClient {
+ public:
+  using Millis = std::chrono::milliseconds;
+  explicit RawClient(uint16_t port);
+  ~RawClient();
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+  bool connected() const { return connected_; }
+
+  bool send(const std::string& data);
+  void shutdownWrite();
+  // Reads once (bounded); false on EOF, error or timeout (eof() says which).
+  bool readSome(Millis timeout);
+  // The response head (through the blank line), or "" on timeout or EOF.
+  std::string readHead(Millis timeout = Millis(5000));
+  // One server WebSocket frame.
+  bool readFrame(uint8_t* opcode, std::string* payload, Millis timeout = Millis(5000));
+  // Waits for the peer's FIN (bounded); true when it came with nothing unread before it.
+  bool waitEof(Millis timeout);
+  bool eof() const { return eof_; }
+  std::string& buffered() { return in_; }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+  bool eof_ = false;
+  std::string in_;
+};
 
 }  // namespace mesh::integration

@@ -3,13 +3,8 @@
 // both ways (a frame larger than the proxy's buffers, half-close each way); a non-101 answer
 // is an ordinary response and the connection stays HTTP; an idle tunnel is closed after the
 // listener's idleTimeout; the tunnel is one request in Istio's metrics, recorded when it ends.
-#include <arpa/inet.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -21,92 +16,6 @@ namespace mesh::integration {
 namespace {
 
 using ::testing::HasSubstr;
-
-// A blocking client socket with bounded reads.
-class RawClient {
- public:
-  explicit RawClient(uint16_t port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  }
-  ~RawClient() { ::close(fd_); }
-  bool connected() const { return connected_; }
-
-  bool send(const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-      ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  void shutdownWrite() { ::shutdown(fd_, SHUT_WR); }
-
-  // Reads once (bounded); false on EOF, error or timeout (eof_ says which).
-  bool readSome(milliseconds timeout) {
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
-    char buf[64 * 1024];
-    ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-    if (n <= 0) {
-      eof_ = n == 0;
-      return false;
-    }
-    in_.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-  // The response head (through the blank line), or "" on timeout/EOF.
-  std::string readHead(milliseconds timeout = milliseconds(5000)) {
-    auto deadline = Clock::now() + timeout;
-    size_t end;
-    while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
-      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0 || !readSome(left)) return "";
-    }
-    std::string head = in_.substr(0, end + 4);
-    in_.erase(0, end + 4);
-    return head;
-  }
-  // One server WebSocket frame.
-  bool readFrame(uint8_t* opcode, std::string* payload, milliseconds timeout = milliseconds(5000)) {
-    auto deadline = Clock::now() + timeout;
-    size_t used;
-    while (!websocketParseFrame(in_, opcode, payload, &used)) {
-      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0 || !readSome(left)) return false;
-    }
-    in_.erase(0, used);
-    return true;
-  }
-  // Waits for the peer's FIN (bounded); true when it came with nothing else before it.
-  bool waitEof(milliseconds timeout) {
-    auto deadline = Clock::now() + timeout;
-    while (!eof_) {
-      auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return false;
-      if (!readSome(left) && !eof_) return false;
-    }
-    return in_.empty();
-  }
-  std::string& buffered() { return in_; }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-  bool eof_ = false;
-  std::string in_;
-};
-
-std::string handshake(const std::string& key, const std::string& host = "ws.test") {
-  return "GET /chat HTTP/1.1\r\nHost: " + host +
-         "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
-         "\r\nSec-WebSocket-Version: 13\r\n\r\n";
-}
 
 class WebSocketIntegrationTest : public ::testing::Test {
  protected:
@@ -165,7 +74,7 @@ TEST_F(WebSocketIntegrationTest, HandshakeFramesAndCloseThroughTheProxy) {
   RawClient c(port_);
   ASSERT_TRUE(c.connected());
   const std::string key = "dGhlIHNhbXBsZSBub25jZQ==";  // RFC 6455's example
-  ASSERT_TRUE(c.send(handshake(key)));
+  ASSERT_TRUE(c.send(websocketHandshake(key)));
   std::string head = c.readHead();
   ASSERT_THAT(head, HasSubstr("HTTP/1.1 101 ")) << head;
   EXPECT_THAT(head, HasSubstr("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")) << head;
@@ -216,7 +125,7 @@ TEST_F(WebSocketIntegrationTest, NonSwitchingAnswerIsAnOrdinaryResponse) {
   startProxy();
   RawClient c(port_);
   ASSERT_TRUE(c.connected());
-  std::string req = handshake("x3JJHMbDL1EzLkh9GBhXDw==");
+  std::string req = websocketHandshake("x3JJHMbDL1EzLkh9GBhXDw==");
   req.replace(req.find("/chat"), 5, "/forbidden");
   ASSERT_TRUE(c.send(req));
   std::string head = c.readHead();
@@ -250,7 +159,7 @@ TEST_F(WebSocketIntegrationTest, IdleTunnelIsClosedAfterTheIdleTimeout) {
   startProxy("1s");
   RawClient c(port_);
   ASSERT_TRUE(c.connected());
-  ASSERT_TRUE(c.send(handshake("AQIDBAUGBwgJCgsMDQ4PEA==")));
+  ASSERT_TRUE(c.send(websocketHandshake("AQIDBAUGBwgJCgsMDQ4PEA==")));
   ASSERT_THAT(c.readHead(), HasSubstr("HTTP/1.1 101 "));
   // Traffic keeps it open past the timeout...
   for (int i = 0; i < 3; ++i) {
