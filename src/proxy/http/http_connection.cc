@@ -565,6 +565,7 @@ void HttpConnection::startRoute(const http::RequestHead& req) {
   if (rq_.body_expected && !rq_.chunked && req.content_length > kMaxShadowBody) {
     shadow_clusters_.clear();  // too big to keep: not mirrored
   }
+  if (rq_.upgrade) shadow_clusters_.clear();  // a tunnel cannot be mirrored
   rq_.retry = route.retry ? &*route.retry : nullptr;
   rq_.timeout = grpc::effectiveTimeout(
       route.timeout, rq_.grpc,
