@@ -13,7 +13,7 @@
 #include <tuple>
 
 #include "config/host_name.h"
-#include "core/grpc_status.h"
+#include "core/status.h"
 
 namespace mesh::config {
 namespace {
@@ -498,7 +498,7 @@ class Checker {
           }
           break;
         case nw::HTTPFaultInjection::Abort::kGrpcStatus: {
-          if (!grpc_status::fromName(a.grpc_status())) {
+          if (!statusCodeFromName(a.grpc_status())) {
             error(p + ".grpcStatus", "unknown gRPC status " + quoted(a.grpc_status()));
           }
           break;

@@ -4,7 +4,7 @@
 #include <cctype>
 
 #include "config/host_name.h"
-#include "core/grpc_status.h"
+#include "core/status.h"
 
 namespace mesh::pilot::translate {
 namespace {
@@ -196,10 +196,10 @@ bool translateFault(const networking::HTTPFaultInjection& in, const RouteContext
       out->mutable_abort()->mutable_percentage()->set_value(
           percentOf(&a.percentage(), a.has_percentage(), 0));
     } else if (a.error_type_case() == networking::HTTPFaultInjection::Abort::kGrpcStatus &&
-               grpc_status::fromName(a.grpc_status())) {
+               statusCodeFromName(a.grpc_status())) {
       // A gRPC-form reply (HTTP 200, grpc-status) from the proxy, as Envoy's fault filter.
       out->mutable_abort()->mutable_grpc_status()->set_value(
-          *grpc_status::fromName(a.grpc_status()));
+          static_cast<uint32_t>(*statusCodeFromName(a.grpc_status())));
       out->mutable_abort()->mutable_percentage()->set_value(
           percentOf(&a.percentage(), a.has_percentage(), 0));
     } else if (a.error_type_case() == networking::HTTPFaultInjection::Abort::kGrpcStatus) {

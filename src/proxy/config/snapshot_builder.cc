@@ -11,7 +11,6 @@
 #include <set>
 
 #include "core/config/yaml_proto.h"
-#include "core/grpc_status.h"
 #include "core/hash.h"
 #include "core/net/address.h"
 #include "core/proxy_id.h"
@@ -545,7 +544,7 @@ FaultPolicy Builder::faultPolicy(const v1::FaultInjection& f, const std::string&
     if (a.has_grpc_status()) {
       if (a.http_status() != 0) {
         error(ap + ".grpcStatus", "only one of httpStatus and grpcStatus may be set");
-      } else if (a.grpc_status().value() > grpc_status::kMaxCode) {
+      } else if (a.grpc_status().value() > kMaxStatusCode) {
         error(ap + ".grpcStatus", "must be between 0 and 16");
       } else {
         out.abort_status = 200;

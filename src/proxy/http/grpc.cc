@@ -111,6 +111,16 @@ uint32_t statusFromHttp(uint16_t http_status) {
   }
 }
 
+std::optional<uint32_t> statusFromName(std::string_view name) {
+  std::optional<StatusCode> c = statusCodeFromName(name);
+  if (!c) return std::nullopt;
+  return codeOf(*c);
+}
+
+std::string_view statusName(uint32_t code) {
+  return statusCodeName(code <= kMaxCode ? static_cast<StatusCode>(code) : StatusCode::kUnknown);
+}
+
 uint32_t localReplyStatus(uint16_t http_status, bool timed_out) {
   return timed_out ? kDeadlineExceeded : statusFromHttp(http_status);
 }

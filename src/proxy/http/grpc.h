@@ -13,15 +13,24 @@
 #include <string>
 #include <string_view>
 
-#include "core/grpc_status.h"
 #include "core/http/headers.h"
+#include "core/status.h"
 
 namespace mesh::proxy::grpc {
 
 using Millis = std::chrono::milliseconds;
 
-// The canonical codes, here as grpc::kUnavailable etc.
-using namespace grpc_status;  // NOLINT: the codes are this namespace's vocabulary
+// grpc-status values are numbers on the wire (any number; 0..16 are mesh::StatusCode's). The
+// ones the router itself produces or tests:
+constexpr uint32_t codeOf(StatusCode c) { return static_cast<uint32_t>(c); }
+constexpr uint32_t kUnknown = codeOf(StatusCode::kUnknown);
+constexpr uint32_t kDeadlineExceeded = codeOf(StatusCode::kDeadlineExceeded);
+constexpr uint32_t kPermissionDenied = codeOf(StatusCode::kPermissionDenied);
+constexpr uint32_t kUnimplemented = codeOf(StatusCode::kUnimplemented);
+constexpr uint32_t kInternal = codeOf(StatusCode::kInternal);
+constexpr uint32_t kUnavailable = codeOf(StatusCode::kUnavailable);
+constexpr uint32_t kUnauthenticated = codeOf(StatusCode::kUnauthenticated);
+constexpr uint32_t kMaxCode = kMaxStatusCode;
 
 // "application/grpc", "application/grpc+proto", "application/grpc;charset=..." (any case), but
 // not "application/grpc-web..." (a different protocol that Envoy translates, not proxied here).
@@ -55,10 +64,8 @@ std::optional<uint32_t> statusOf(const http::HeaderList& headers);
 uint32_t statusFromHttp(uint16_t http_status);
 
 // "UNAVAILABLE" <-> 14, as Istio's HTTPFaultInjection.Abort.grpcStatus spells them.
-inline std::optional<uint32_t> statusFromName(std::string_view n) {
-  return grpc_status::fromName(n);
-}
-inline std::string_view statusName(uint32_t code) { return grpc_status::name(code); }
+std::optional<uint32_t> statusFromName(std::string_view name);
+std::string_view statusName(uint32_t code);  // "UNKNOWN" above kMaxCode
 
 // The gRPC status of a gRPC local reply: DEADLINE_EXCEEDED for a timeout (the call's deadline,
 // or the route's, ran out: what a gRPC client would report itself), else statusFromHttp.
