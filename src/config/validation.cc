@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "config/host_name.h"
+#include "core/status.h"
 
 namespace mesh::config {
 namespace {
@@ -497,24 +498,7 @@ class Checker {
           }
           break;
         case nw::HTTPFaultInjection::Abort::kGrpcStatus: {
-          static const std::set<std::string, std::less<>> kCodes = {"OK",
-                                                                    "CANCELLED",
-                                                                    "UNKNOWN",
-                                                                    "INVALID_ARGUMENT",
-                                                                    "DEADLINE_EXCEEDED",
-                                                                    "NOT_FOUND",
-                                                                    "ALREADY_EXISTS",
-                                                                    "PERMISSION_DENIED",
-                                                                    "RESOURCE_EXHAUSTED",
-                                                                    "FAILED_PRECONDITION",
-                                                                    "ABORTED",
-                                                                    "OUT_OF_RANGE",
-                                                                    "UNIMPLEMENTED",
-                                                                    "INTERNAL",
-                                                                    "UNAVAILABLE",
-                                                                    "DATA_LOSS",
-                                                                    "UNAUTHENTICATED"};
-          if (kCodes.count(a.grpc_status()) == 0) {
+          if (!statusCodeFromName(a.grpc_status())) {
             error(p + ".grpcStatus", "unknown gRPC status " + quoted(a.grpc_status()));
           }
           break;

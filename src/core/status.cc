@@ -5,6 +5,13 @@
 
 namespace mesh {
 
+std::optional<StatusCode> statusCodeFromName(std::string_view name) {
+  for (uint32_t i = 0; i <= kMaxStatusCode; ++i) {
+    if (statusCodeName(static_cast<StatusCode>(i)) == name) return static_cast<StatusCode>(i);
+  }
+  return std::nullopt;
+}
+
 std::string_view statusCodeName(StatusCode code) {
   switch (code) {
     case StatusCode::kOk: return "OK";

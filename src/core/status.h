@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -31,6 +32,9 @@ enum class StatusCode : uint8_t {
 };
 
 std::string_view statusCodeName(StatusCode code);
+// The code a name ("UNAVAILABLE", exactly as statusCodeName spells it) stands for.
+std::optional<StatusCode> statusCodeFromName(std::string_view name);
+constexpr uint32_t kMaxStatusCode = 16;  // kUnauthenticated
 
 class [[nodiscard]] Status {
  public:
@@ -49,7 +53,9 @@ class [[nodiscard]] Status {
 };
 
 inline Status okStatus() { return Status(); }
-inline Status invalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status invalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status notFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status internalError(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
@@ -83,16 +89,16 @@ class [[nodiscard]] StatusOr {
 
 }  // namespace mesh
 
-#define MESH_RETURN_IF_ERROR(expr)   \
-  do {                               \
-    ::mesh::Status _st = (expr);     \
-    if (!_st.ok()) return _st;       \
+#define MESH_RETURN_IF_ERROR(expr) \
+  do {                             \
+    ::mesh::Status _st = (expr);   \
+    if (!_st.ok()) return _st;     \
   } while (0)
 
 // Impossible states: crash loudly with a message (kept in release builds).
-#define MESH_RELEASE_ASSERT(cond, msg)                                                        \
-  do {                                                                                        \
-    if (!(cond)) ::mesh::releaseAssertFailed(#cond, msg, __FILE__, __LINE__);                 \
+#define MESH_RELEASE_ASSERT(cond, msg)                                        \
+  do {                                                                        \
+    if (!(cond)) ::mesh::releaseAssertFailed(#cond, msg, __FILE__, __LINE__); \
   } while (0)
 
 namespace mesh {

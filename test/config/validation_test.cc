@@ -179,6 +179,25 @@ TEST(ValidationTest, RetriesAndDurations) {
                           "'99'"));
 }
 
+TEST(ValidationTest, GrpcRetryConditionsAreAcceptedAndTyposRefused) {
+  const Result ok = check(kVs + R"(  - route: [{destination: {host: reviews}}]
+    retries:
+      attempts: 2
+      retryOn: cancelled,deadline-exceeded,internal,resource-exhausted,unavailable
+)");
+  EXPECT_THAT(ok.errors, ::testing::IsEmpty());
+  const Result bad = check(kVs + R"(  - route: [{destination: {host: reviews}}]
+    retries:
+      attempts: 2
+      retryOn: unavailble,deadline_exceeded
+)");
+  EXPECT_THAT(bad.errors,
+              ElementsAre("x.yaml:11: spec.http[0].retries.retryOn: unknown retry condition "
+                          "'unavailble'",
+                          "x.yaml:11: spec.http[0].retries.retryOn: unknown retry condition "
+                          "'deadline_exceeded'"));
+}
+
 TEST(ValidationTest, RedirectRouteAndDirectResponseAreExclusive) {
   const Result r = check(kVs + R"(  - route: [{destination: {host: reviews}}]
     redirect: {uri: /v2}

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "test/integration/harness.h"
+#include "test/integration/scripted_backend.h"
 #include "test/integration/tls_support.h"
 
 namespace mesh::integration {
@@ -105,13 +106,13 @@ class TlsIntegrationTest : public ::testing::Test {
     return m;
   }
 
-  // Proxy B: the server side, mTLS only, in front of httpbin.
-  void startServerProxy() {
+  // Proxy B: the server side, mTLS only, in front of httpbin (or the app on `app_port`).
+  void startServerProxy(uint16_t app_port = 0) {
     std::string yaml = serverPreamble() +
                        "listeners:\n- name: inbound\n  address: 127.0.0.1:0\n"
                        "  direction: INBOUND\n  http: {routeConfigName: r}\n  tls: " +
                        listenerTls(true) + "\n" + routesTo("app") + "clusters:\n" +
-                       httpbinCluster("app", httpbin_.port);
+                       httpbinCluster("app", app_port != 0 ? app_port : httpbin_.port);
     b_ = startProxy(dir_b_, yaml, {"inbound"});
   }
 
@@ -328,6 +329,90 @@ TEST_F(TlsIntegrationTest, ChainedProxiesSpeakMutualTlsWithSpiffeIdentities) {
   ma = metricsWhen(a_, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}, 1);
   EXPECT_EQ(promSum(ma, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}), 1) << ma;
   EXPECT_GE(promSum(ma, "envoy_cluster_ssl_connection_error", {"cluster_name=\"b\""}), 2) << ma;
+}
+
+// Istio's source reporter over mTLS: the client sidecar names the server by the SPIFFE id its
+// certificate proved and itself by its own certificate's; connection_security_policy stays
+// "unknown" on that side, as in Istio. Plaintext upstreams keep both principals unknown.
+TEST_F(TlsIntegrationTest, SourceReporterNamesBothPrincipalsOverMutualTls) {
+  startServerProxy();
+  a_ = startProxy(dir_a_, clientProxyYaml(kServerId), {"outbound", "tcp-out"});
+  for (int i = 0; i < 3; ++i) {
+    HttpResponse r = httpGet(a_.listeners["outbound"], "/status/200");
+    ASSERT_TRUE(r.ok) << r.error;
+    EXPECT_EQ(r.status, 200) << r.body;
+  }
+  std::vector<std::string> labels = {
+      "reporter=\"source\"", "source_principal=\"" + std::string(kClientId) + "\"",
+      "destination_principal=\"" + std::string(kServerId) + "\"",
+      "connection_security_policy=\"unknown\"", "response_code=\"200\""};
+  std::string m = metricsWhen(a_, "istio_requests_total", labels, 3);
+  EXPECT_EQ(promSum(m, "istio_requests_total", labels), 3) << m;
+  EXPECT_EQ(promSum(m, "istio_requests_total",
+                    {"reporter=\"source\"", "destination_principal=\"unknown\""}),
+            0)
+      << m;
+
+  // Straight to httpbin (plaintext): no principal is claimed on either side.
+  HttpResponse reload;
+  writeFileAtomic(a_.config_path, proxyPreamble() +
+                                      "listeners:\n- name: outbound\n  address: 127.0.0.1:0\n"
+                                      "  http: {routeConfigName: r}\n" +
+                                      routesTo("plain") + "clusters:\n" +
+                                      httpbinCluster("plain", httpbin_.port));
+  reload = httpPost(a_.admin, "/reload");
+  ASSERT_EQ(reload.status, 200) << reload.body;
+  HttpResponse r = httpGet(a_.listeners["outbound"], "/status/200");
+  ASSERT_TRUE(r.ok) << r.error;
+  std::vector<std::string> plain = {"reporter=\"source\"", "source_principal=\"unknown\"",
+                                    "destination_principal=\"unknown\""};
+  m = metricsWhen(a_, "istio_requests_total", plain, 1);
+  EXPECT_EQ(promSum(m, "istio_requests_total", plain), 1) << m;
+}
+
+// A WebSocket tunnel across the mTLS hop: client -> A (plaintext) -> mTLS -> B -> echo backend.
+// Frames echo both ways, and both half-closes cross the TLS hop (close_notify and FIN).
+TEST_F(TlsIntegrationTest, WebSocketTunnelCrossesTheMutualTlsHop) {
+  ScriptedBackend echo([](const BackendRequest& req) {
+    if (req.header("upgrade") == "websocket") return ScriptedBackend::websocketUpgrade(req);
+    BackendReply r;
+    r.bytes = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+    return r;
+  });
+  startServerProxy(echo.port());
+  a_ = startProxy(dir_a_, clientProxyYaml(kServerId), {"outbound", "tcp-out"});
+  RawClient c(a_.listeners["outbound"]);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.send(websocketHandshake("dGhlIHNhbXBsZSBub25jZQ==")));
+  std::string head = c.readHead();
+  ASSERT_THAT(head, HasSubstr("HTTP/1.1 101 ")) << head;
+  EXPECT_THAT(head, HasSubstr("sec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")) << head;
+  std::string big(100 * 1024, 'm');
+  for (const std::string& payload : {std::string("over mtls"), big}) {
+    ASSERT_TRUE(c.send(websocketClientFrame(0x1, payload)));
+    uint8_t op = 0;
+    std::string got;
+    ASSERT_TRUE(c.readFrame(&op, &got));
+    EXPECT_EQ(got, payload);
+  }
+  ASSERT_TRUE(c.send(websocketClientFrame(0x8, "")));
+  c.shutdownWrite();
+  uint8_t op = 0;
+  std::string got;
+  ASSERT_TRUE(c.readFrame(&op, &got));
+  EXPECT_EQ(op, 0x8);
+  EXPECT_TRUE(c.waitEof(milliseconds(5000)));
+  // Each sidecar records the tunnel once, when it ended cleanly; B's side is mTLS.
+  std::vector<std::string> b_labels = {"reporter=\"destination\"", "response_code=\"101\"",
+                                       "response_flags=\"-\"",
+                                       "connection_security_policy=\"mutual_tls\""};
+  std::string mb = metricsWhen(b_, "istio_requests_total", b_labels, 1);
+  EXPECT_EQ(promSum(mb, "istio_requests_total", b_labels), 1) << mb;
+  std::vector<std::string> a_labels = {"reporter=\"source\"", "response_code=\"101\"",
+                                       "response_flags=\"-\"",
+                                       "destination_principal=\"" + std::string(kServerId) + "\""};
+  std::string ma = metricsWhen(a_, "istio_requests_total", a_labels, 1);
+  EXPECT_EQ(promSum(ma, "istio_requests_total", a_labels), 1) << ma;
 }
 
 TEST_F(TlsIntegrationTest, CertificateSwapDropsNoRequestAndNewHandshakesSeeIt) {

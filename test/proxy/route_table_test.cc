@@ -173,9 +173,31 @@ TEST(RetryPolicyTest, ParsesEnvoyAndIstioConditions) {
   parseRetryOn("5xx, gateway-error,connect-failure,reset,retriable-4xx,503,unavailable,bogus", &p,
                &unknown);
   EXPECT_EQ(p.retry_on, kRetry5xx | kRetryGatewayError | kRetryConnectFailure | kRetryReset |
-                            kRetryRetriable4xx | kRetryRetriableStatusCodes);
+                            kRetryRetriable4xx | kRetryRetriableStatusCodes |
+                            kRetryGrpcUnavailable);
   EXPECT_EQ(p.status_codes, std::vector<uint16_t>{503});
   EXPECT_EQ(unknown, std::vector<std::string>{"bogus"});
+}
+
+TEST(RetryPolicyTest, GrpcConditionsRetryTheirStatusesOnly) {
+  RetryPolicy p;
+  std::vector<std::string> unknown;
+  parseRetryOn("cancelled,deadline-exceeded,internal,resource-exhausted,unavailable", &p, &unknown);
+  EXPECT_TRUE(unknown.empty());
+  for (uint32_t code : {1u, 4u, 8u, 13u, 14u}) EXPECT_TRUE(p.retriableGrpcStatus(code)) << code;
+  for (uint32_t code : {0u, 2u, 3u, 5u, 7u, 12u, 15u, 16u, 99u}) {
+    EXPECT_FALSE(p.retriableGrpcStatus(code)) << code;
+  }
+  // gRPC conditions never retry on an HTTP status, and HTTP ones never on a gRPC status.
+  EXPECT_FALSE(p.retriableStatus(503));
+  RetryPolicy only_unavailable;
+  parseRetryOn("unavailable", &only_unavailable, &unknown);
+  EXPECT_TRUE(only_unavailable.retriableGrpcStatus(14));
+  EXPECT_FALSE(only_unavailable.retriableGrpcStatus(1));
+  EXPECT_FALSE(only_unavailable.retriableGrpcStatus(4));
+  RetryPolicy http_only;
+  parseRetryOn("5xx,gateway-error", &http_only, &unknown);
+  EXPECT_FALSE(http_only.retriableGrpcStatus(14));
 }
 
 TEST(RetryPolicyTest, RetriableStatusFollowsConditions) {

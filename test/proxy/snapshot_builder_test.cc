@@ -217,6 +217,48 @@ clusters:
   EXPECT_EQ(r.fault->abort_per_million, 1000000u);  // no percentage: every request
 }
 
+TEST(SnapshotBuilderTest, FaultAbortWithGrpcStatus) {
+  SnapshotFixture f;
+  auto bad = f.build(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - domains: ["*"]
+    routes:
+    - match: {prefix: /a}
+      route: {cluster: c}
+      fault: {abort: {grpcStatus: 17}}
+    - match: {prefix: /b}
+      route: {cluster: c}
+      fault: {abort: {httpStatus: 503, grpcStatus: 14}}
+clusters:
+- {name: c, endpoints: [{address: 10.0.0.1, port: 80}]}
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("proxy.yaml:8: routeConfigs[0].virtualHosts[0].routes[0].fault.abort."
+                        "grpcStatus: must be between 0 and 16"));
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("proxy.yaml:11: routeConfigs[0].virtualHosts[0].routes[1].fault.abort."
+                        "grpcStatus: only one of httpStatus and grpcStatus may be set"));
+  auto ok = f.build(R"(routeConfigs:
+- name: r
+  virtualHosts:
+  - domains: ["*"]
+    routes:
+    - match: {prefix: /}
+      route: {cluster: c}
+      fault: {abort: {grpcStatus: 14, percentage: 50}}
+clusters:
+- {name: c, endpoints: [{address: 10.0.0.1, port: 80}]}
+)");
+  ASSERT_TRUE(ok.ok()) << ok.status().toString();
+  const Route& r = (*ok)->route_tables[0]->virtualHosts()[0]->routes[0];
+  ASSERT_TRUE(r.fault.has_value());
+  EXPECT_EQ(r.fault->abort_grpc_status, 14u);
+  EXPECT_EQ(r.fault->abort_status, 200);
+  EXPECT_EQ(r.fault->abort_per_million, 500000u);
+}
+
 TEST(SnapshotBuilderTest, CircuitBreakersAreValidatedAndShareStateAcrossBuilds) {
   SnapshotFixture f;
   auto bad = f.build(R"(clusters:

@@ -95,6 +95,11 @@ TEST(AccessLogTest, FormatsOneJsonLineWithEscapes) {
   EXPECT_NE(line.find("\"response_flags\":\"UF\""), std::string::npos);
   EXPECT_NE(line.find("\"user_agent\":\"ua\\n\""), std::string::npos);
   EXPECT_NE(line.find("\"upstream_host\":null"), std::string::npos);
+  EXPECT_NE(line.find("\"grpc_status\":null"), std::string::npos) << line;  // not gRPC
+  e.grpc_status = 14;
+  line.clear();
+  formatAccessLog(e, &line);
+  EXPECT_NE(line.find("\"grpc_status\":14"), std::string::npos) << line;
 }
 
 }  // namespace

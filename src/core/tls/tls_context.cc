@@ -256,13 +256,18 @@ bool matchSubjectAltNames(const SubjectAltNames& sans, const std::vector<std::st
   return false;
 }
 
-std::string peerPrincipal(SSL* ssl) {
-  X509* peer = SSL_get0_peer_certificate(ssl);
-  if (peer == nullptr) return {};
-  for (auto& u : subjectAltNames(peer).uris) {
+namespace {
+std::string spiffeId(X509* cert) {
+  if (cert == nullptr) return {};
+  for (auto& u : subjectAltNames(cert).uris) {
     if (u.starts_with("spiffe://")) return std::move(u);
   }
   return {};
 }
+}  // namespace
+
+std::string peerPrincipal(SSL* ssl) { return spiffeId(SSL_get0_peer_certificate(ssl)); }
+
+std::string localPrincipal(SSL* ssl) { return spiffeId(SSL_get_certificate(ssl)); }
 
 }  // namespace mesh::tls

@@ -81,6 +81,8 @@ bool matchSubjectAltNames(const SubjectAltNames& sans, const std::vector<std::st
 // The peer's SPIFFE id (first URI SAN starting with "spiffe://"), or "" when the peer sent no
 // certificate or its certificate has none.
 std::string peerPrincipal(SSL* ssl);
+// The same for the certificate this side presented ("" when it presented none).
+std::string localPrincipal(SSL* ssl);
 
 // The newest OpenSSL error as text, and the queue cleared.
 std::string lastError();

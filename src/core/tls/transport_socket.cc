@@ -110,6 +110,7 @@ TransportSocket::TransportSocket(TransportSocket&& o) noexcept
       in_(o.in_),
       error_(std::move(o.error_)),
       peer_principal_(std::move(o.peer_principal_)),
+      local_principal_(std::move(o.local_principal_)),
       handshake_done_(o.handshake_done_),
       peer_certified_(o.peer_certified_),
       closed_(o.closed_) {
@@ -166,6 +167,7 @@ void TransportSocket::doHandshake(bool initiating) {
                       SSL_get_verify_result(ssl_) == X509_V_OK &&
                       SSL_get_verify_mode(ssl_) != SSL_VERIFY_NONE;
     peer_principal_ = tls::peerPrincipal(ssl_);
+    local_principal_ = tls::localPrincipal(ssl_);
     return finishHandshake({}, initiating);
   }
   int e = SSL_get_error(ssl_, r);

@@ -54,6 +54,8 @@ class TransportSocket {
   // refuses one that does not), its SPIFFE id ("" if none), and the protocol version.
   bool peerCertified() const { return peer_certified_; }
   const std::string& peerPrincipal() const { return peer_principal_; }
+  // The SPIFFE id of the certificate this side presented ("" if none); set by the handshake.
+  const std::string& localPrincipal() const { return local_principal_; }
   std::string_view version() const;
 
   template <typename Handler>
@@ -115,6 +117,7 @@ class TransportSocket {
   HandshakeHandler handshake_handler_;
   std::string error_;
   std::string peer_principal_;
+  std::string local_principal_;
   bool handshake_done_ = false;
   bool peer_certified_ = false;
   bool cancel_read_ = false;

@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "config/host_name.h"
+#include "core/status.h"
 
 namespace mesh::pilot::translate {
 namespace {
@@ -194,9 +195,19 @@ bool translateFault(const networking::HTTPFaultInjection& in, const RouteContext
       out->mutable_abort()->set_http_status(static_cast<uint32_t>(a.http_status()));
       out->mutable_abort()->mutable_percentage()->set_value(
           percentOf(&a.percentage(), a.has_percentage(), 0));
+    } else if (a.error_type_case() == networking::HTTPFaultInjection::Abort::kGrpcStatus &&
+               statusCodeFromName(a.grpc_status())) {
+      // A gRPC-form reply (HTTP 200, grpc-status) from the proxy, as Envoy's fault filter.
+      out->mutable_abort()->mutable_grpc_status()->set_value(
+          static_cast<uint32_t>(*statusCodeFromName(a.grpc_status())));
+      out->mutable_abort()->mutable_percentage()->set_value(
+          percentOf(&a.percentage(), a.has_percentage(), 0));
+    } else if (a.error_type_case() == networking::HTTPFaultInjection::Abort::kGrpcStatus) {
+      // validation.cc refuses unknown names first; this only guards the translator's contract.
+      ctx.warnings->push_back(ctx.where + ": fault.abort.grpcStatus '" + a.grpc_status() +
+                              "' is not a gRPC status name; abort ignored");
     } else {
-      ctx.warnings->push_back(ctx.where +
-                              ": fault.abort grpcStatus/http2Error is not supported (HTTP/1.1)");
+      ctx.warnings->push_back(ctx.where + ": fault.abort http2Error is not supported");
     }
   }
   return out->has_delay() || out->has_abort();

@@ -549,7 +549,16 @@ FaultPolicy Builder::faultPolicy(const v1::FaultInjection& f, const std::string&
   if (f.has_abort()) {
     const auto& a = f.abort();
     std::string ap = path + ".abort";
-    if (a.http_status() < 200 || a.http_status() > 599) {
+    if (a.has_grpc_status()) {
+      if (a.http_status() != 0) {
+        error(ap + ".grpcStatus", "only one of httpStatus and grpcStatus may be set");
+      } else if (a.grpc_status().value() > kMaxStatusCode) {
+        error(ap + ".grpcStatus", "must be between 0 and 16");
+      } else {
+        out.abort_status = 200;
+        out.abort_grpc_status = a.grpc_status().value();
+      }
+    } else if (a.http_status() < 200 || a.http_status() > 599) {
       error(ap + ".httpStatus", "must be between 200 and 599");
     } else {
       out.abort_status = static_cast<uint16_t>(a.http_status());

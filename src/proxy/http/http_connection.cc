@@ -7,8 +7,10 @@
 #include "core/hash.h"
 #include "core/http/status_codes.h"
 #include "core/log.h"
+#include "proxy/http/grpc.h"
 #include "proxy/http/shadow_request.h"
 #include "proxy/http/tracing.h"
+#include "proxy/http/upgrade.h"
 #include "proxy/server/worker.h"
 #include "proxy/telemetry/peer_metadata.h"
 #include "proxy/telemetry/response_flags.h"
@@ -234,6 +236,10 @@ void HttpConnection::startRead() {
 
 void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
   if (closed_) return;
+  if (ec && rq_.tunnel) {
+    onTunnelDownstreamEof(ec);
+    return;
+  }
   if (ec) {
     peer_eof_ = true;
     if (rq_.active) {
@@ -259,6 +265,10 @@ void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
 
 void HttpConnection::processInput() {
   using Event = http::Http1Parser::Event;
+  if (rq_.tunnel) {
+    tunnelToUpstream();
+    return;
+  }
   if (in_process_) return;
   in_process_ = true;
   while (!closed_ && !stop_parsing_ && !wait_upstream_ && !upstream_write_inflight_ &&
@@ -370,6 +380,13 @@ void HttpConnection::drain() {
 
 void HttpConnection::closeIfIdle(Clock::time_point now) {
   Guard g(this);
+  const ListenerInfo* listener = worker_.snapshot().listenerBySlot(slot_);
+  if (rq_.tunnel && !closed_) {
+    // An upgrade tunnel is idle when no byte moved either way (Envoy's idle timeout).
+    Millis timeout = listener ? listener->idle_timeout : Millis(3600 * 1000);
+    if (timeout.count() > 0 && now - last_activity_ > timeout) endTunnel(kStreamIdleTimeout);
+    return;
+  }
   if (rq_.active || closed_ || writing_) return;
   if (socket_.secure() && !socket_.handshakeDone()) {
     if (now - last_activity_ > kHandshakeTimeout) {
@@ -412,6 +429,8 @@ void HttpConnection::onRequestHead() {
   rq_.chunked = req.framing == http::BodyFraming::kChunked;
   rq_.body_expected =
       rq_.chunked || (req.framing == http::BodyFraming::kContentLength && req.content_length > 0);
+  rq_.grpc = grpc::isGrpcRequest(req.headers);
+  rq_.upgrade = upgrade::forwardable(req, rq_.grpc);
   if (rq_.listener == nullptr) {
     sendLocalReply(503, "listener removed\n", kNoRouteFound, "listener_removed");
     return;
@@ -472,6 +491,7 @@ void HttpConnection::onRequestHead() {
 
 void HttpConnection::abortByFault() {
   rq_.forwarding = false;
+  rq_.grpc_reply_status = rq_.route->fault->abort_grpc_status;
   sendLocalReply(rq_.route->fault->abort_status, "fault filter abort", kFaultInjected,
                  "fault_filter_abort");
 }
@@ -545,7 +565,11 @@ void HttpConnection::startRoute(const http::RequestHead& req) {
   if (rq_.body_expected && !rq_.chunked && req.content_length > kMaxShadowBody) {
     shadow_clusters_.clear();  // too big to keep: not mirrored
   }
+  if (rq_.upgrade) shadow_clusters_.clear();  // a tunnel cannot be mirrored
   rq_.retry = route.retry ? &*route.retry : nullptr;
+  rq_.timeout = grpc::effectiveTimeout(
+      route.timeout, rq_.grpc,
+      rq_.grpc ? grpc::parseTimeout(req.headers.get("grpc-timeout")) : std::nullopt);
   // A body is kept for replay when a retry policy might need it and it fits.
   rq_.replayable = rq_.retry != nullptr && (!rq_.body_expected || rq_.chunked ||
                                             req.content_length <= rq_.retry->max_replay_body_bytes);
@@ -651,6 +675,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
   }
   appendOps(out, ops);
   appendOps(out, tops);
+  if (rq_.upgrade) upgrade::appendUpgradeFields(out, req.headers);
   out.append(kCrlf);
 }
 
@@ -720,6 +745,7 @@ void HttpConnection::acquireUpstream() {
   bool ready = false;
   upstream_ = worker_.acquireConnection(*rq_.cluster, rq_.host_index, this,
                                         !rq_.force_new_connection, rq_.head_request, &ready);
+  if (upstream_ != nullptr) upstream_->setUpgradeRequested(rq_.upgrade);
   rq_.upstream_reused = ready;
   if (ready) {
     onUpstreamReady();
@@ -836,10 +862,10 @@ void HttpConnection::onRequestComplete() {
     for (const auto& t : parser_.trailers()) appendHeader(replay_, t.name, t.value);
     replay_.append(kCrlf);
   }
-  if (rq_.forwarding && rq_.route->timeout.count() > 0 && !rq_.response_started) {
+  if (rq_.forwarding && rq_.timeout.count() > 0 && !rq_.response_started) {
     uint32_t gen = rq_.generation;
     ++pending_;
-    route_timer_.expires_after(rq_.route->timeout);
+    route_timer_.expires_after(rq_.timeout);
     route_timer_.async_wait([this, gen](const boost::system::error_code& ec) {
       Guard g(this);
       --pending_;
@@ -901,6 +927,10 @@ void HttpConnection::sendShadows() {
 void HttpConnection::onUpstreamWriteComplete() {
   Guard g(this);
   upstream_write_inflight_ = false;
+  if (rq_.tunnel) {
+    onTunnelUpstreamWritten();
+    return;
+  }
   if (rq_.upstream_done) {
     releaseUpstream();
     if (rq_.finish_pending) finishRequest();
@@ -1150,7 +1180,11 @@ void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
   Guard g(this);
   attempt_timer_.cancel();
   noteOutcome(outcomeOfStatus(resp.status));
-  if (rq_.retry != nullptr && rq_.retry->retriableStatus(resp.status)) {
+  // A trailers-only gRPC response carries its grpc-status in the headers (retriable, as Envoy).
+  rq_.grpc_status = grpc::statusOf(resp.headers);
+  if (rq_.retry != nullptr &&
+      (rq_.retry->retriableStatus(resp.status) ||
+       (rq_.grpc_status && rq_.retry->retriableGrpcStatus(*rq_.grpc_status)))) {
     if (canRetry()) {
       abortUpstream(true);
       scheduleRetry();
@@ -1161,6 +1195,19 @@ void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
   rq_.response_started = true;
   rq_.response_code = resp.status;
   rq_.upstream_keep_alive = resp.keep_alive;
+  if (upstream_ != nullptr && rq_.listener->direction == Direction::kOutbound) {
+    // Istio's source reporter over mTLS names both sides by the certificates' SPIFFE ids.
+    const tls::TransportSocket& t = upstream_->transport();
+    if (t.secure() && t.peerCertified() && !t.peerPrincipal().empty() &&
+        !t.localPrincipal().empty()) {
+      rq_.upstream_principal = worker_.istio().peerWorkload(t.peerPrincipal());
+      rq_.own_principal = worker_.istio().peerWorkload(t.localPrincipal());
+    }
+  }
+  if (resp.status == 101 && rq_.upgrade) {
+    startTunnel(resp);
+    return;
+  }
   rq_.upstream_service_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rq_.upstream_start)
           .count();
@@ -1199,7 +1246,9 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   if (!set_cookie_.empty()) appendHeader(out, "set-cookie", set_cookie_);
   out.append(cors_headers_);
   if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n");
-  if (close_after_) {
+  if (rq_.tunnel) {
+    upgrade::appendUpgradeFields(out, resp.headers);
+  } else if (close_after_) {
     out.append("connection: close\r\n");
   } else if (rq_.version == http::Version::kHttp10) {
     out.append("connection: keep-alive\r\n");
@@ -1229,6 +1278,11 @@ bool HttpConnection::onUpstreamBody(std::string_view data) {
 
 void HttpConnection::onUpstreamComplete(const http::HeaderList& trailers) {
   Guard g(this);
+  if (rq_.tunnel) {
+    onTunnelUpstreamEof();
+    return;
+  }
+  if (auto status = grpc::statusOf(trailers)) rq_.grpc_status = status;
   BufferList b;
   if (rq_.response_head_pending) {
     b.add(response_head_);
@@ -1278,6 +1332,20 @@ void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint
     stop_parsing_ = true;
   }
   if (!rq_.keep_alive || worker_.draining()) close_after_ = true;
+  // A gRPC client gets the proxy's own failures (flags set) as a gRPC status: HTTP 200,
+  // trailers-only; so does any client of a fault that aborts with a gRPC status.
+  const bool grpc_form = (rq_.grpc && flags != 0 && location.empty()) || rq_.grpc_reply_status;
+  if (grpc_form) {
+    rq_.grpc_status = rq_.grpc_reply_status
+                          ? *rq_.grpc_reply_status
+                          : grpc::localReplyStatus(status, (flags & kUpstreamRequestTimeout) != 0);
+    std::string_view message = body.empty() ? std::string_view(details) : body;
+    while (!message.empty() && message.back() == '\n') message.remove_suffix(1);
+    scratch_.assign(message);  // body may point into scratch_ (onParseError)
+    body = {};
+    status = 200;
+    rq_.response_code = 200;
+  }
   std::string& out = response_head_;
   out.clear();
   out.append("HTTP/1.1 ");
@@ -1285,7 +1353,11 @@ void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint
   out.push_back(' ');
   out.append(http::reasonPhrase(status));
   out.append(kCrlf);
-  appendHeader(out, "content-length", std::to_string(body.size()));
+  if (grpc_form) {
+    grpc::appendLocalReplyHeaders(out, *rq_.grpc_status, scratch_);
+  } else {
+    appendHeader(out, "content-length", std::to_string(body.size()));
+  }
   if (!body.empty()) out.append("content-type: text/plain\r\n");
   if (!location.empty()) appendHeader(out, "location", location);
   out.append(cors_headers_);  // a CORS-allowed origin sees local replies too
@@ -1374,6 +1446,10 @@ void HttpConnection::recordRequest() {
     }
     key.response_code = code;
     key.flags = rq_.flags;
+    key.protocol = rq_.grpc ? 1 : 0;
+    key.grpc_status = grpc::telemetryStatus(rq_.grpc, rq_.grpc_status, code);
+    key.source_principal = rq_.own_principal;
+    key.destination_principal = rq_.upstream_principal;
     worker_.istio().record(ts, key, ms, rq_.request_body_bytes, rq_.response_body_bytes);
   }
   if (l.access_log) {
@@ -1406,6 +1482,7 @@ void HttpConnection::recordRequest() {
     e.downstream_remote_address = remote_address_;
     if (rq_.route != nullptr) e.route_name = rq_.route->name;
     e.traceparent = log_traceparent_;
+    e.grpc_status = grpc::telemetryStatus(rq_.grpc, rq_.grpc_status, code);
     w.write(e);
   }
 }

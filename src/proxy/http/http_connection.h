@@ -64,7 +64,14 @@ class HttpConnection final : public UpstreamCallbacks {
 
  private:
   struct Guard;
-  enum class WriteKind : uint8_t { kNone, kContinue, kResponseBody, kResponseEnd, kLocalReply };
+  enum class WriteKind : uint8_t {
+    kNone,
+    kContinue,
+    kResponseBody,
+    kResponseEnd,
+    kLocalReply,
+    kTunnelHead,  // the 101 that starts an upgrade tunnel
+  };
 
   // Per-request state; reset between requests (capacity of strings kept).
   struct Request {
@@ -113,6 +120,24 @@ class HttpConnection final : public UpstreamCallbacks {
     bool retry_held = false;   // holds one of the cluster's maxRetries until the retry starts
     const char* details = "";
     uint32_t generation = 0;
+    // gRPC (proxy/http/grpc.h): the request's content-type says gRPC; its timeout (route timeout
+    // or grpc-timeout capped by it); the grpc-status seen (response headers, trailers or our
+    // own local reply); a fault's gRPC status to answer with.
+    bool grpc = false;
+    Millis timeout{0};
+    std::optional<uint32_t> grpc_status;
+    std::optional<uint32_t> grpc_reply_status;
+    // Outbound over mTLS: the principals the upstream's and our certificates name, as
+    // telemetry workload ids (0: not mTLS).
+    uint32_t upstream_principal = 0;
+    uint32_t own_principal = 0;
+    // Upgrade (proxy/http/upgrade.h, http_upgrade.cc): forwarded with the request; after a 101
+    // the connection is a tunnel until both sides have sent their FIN.
+    bool upgrade = false;
+    bool tunnel = false;
+    bool tunnel_down_eof = false;  // the client's FIN passed on upstream
+    bool tunnel_up_eof = false;    // the server's FIN passed on to the client
+    size_t tunnel_inflight = 0;    // bytes of in_ being written upstream
   };
 
   // Downstream I/O.
@@ -158,6 +183,13 @@ class HttpConnection final : public UpstreamCallbacks {
   void finishRequest();
   void recordRequest();
   void copyForAccessLog(const http::RequestHead& req);
+  // Upgrade tunnel (http_upgrade.cc).
+  void startTunnel(const http::ResponseHead& resp);
+  void tunnelToUpstream();
+  void onTunnelUpstreamWritten();
+  void onTunnelDownstreamEof(const boost::system::error_code& ec);
+  void onTunnelUpstreamEof();
+  void endTunnel(uint32_t flags);
   void resetRequest();
 
   Worker& worker_;

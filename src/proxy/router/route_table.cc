@@ -105,6 +105,23 @@ bool RetryPolicy::retriableStatus(uint16_t status) const {
   return false;
 }
 
+bool RetryPolicy::retriableGrpcStatus(uint32_t grpc_status) const {
+  switch (grpc_status) {
+    case 1:
+      return (retry_on & kRetryGrpcCancelled) != 0;
+    case 4:
+      return (retry_on & kRetryGrpcDeadlineExceeded) != 0;
+    case 8:
+      return (retry_on & kRetryGrpcResourceExhausted) != 0;
+    case 13:
+      return (retry_on & kRetryGrpcInternal) != 0;
+    case 14:
+      return (retry_on & kRetryGrpcUnavailable) != 0;
+    default:
+      return false;
+  }
+}
+
 Millis RetryPolicy::backoff(uint32_t retry, uint64_t random) const {
   // Envoy: uniformly random in [0, (2^(n) - 1) * base], capped at max.
   uint64_t base = static_cast<uint64_t>(base_interval.count());
@@ -137,10 +154,18 @@ void parseRetryOn(std::string_view text, RetryPolicy* policy, std::vector<std::s
         policy->retry_on |= kRetryRetriable4xx;
       } else if (tok == "refused-stream") {
         policy->retry_on |= kRetryRefusedStream;
-      } else if (tok == "cancelled" || tok == "deadline-exceeded" || tok == "internal" ||
-                 tok == "resource-exhausted" || tok == "unavailable" ||
-                 tok == "envoy-ratelimited" || tok == "retriable-headers") {
-        // gRPC and other conditions: accepted; they apply once those protocols are proxied.
+      } else if (tok == "cancelled") {
+        policy->retry_on |= kRetryGrpcCancelled;
+      } else if (tok == "deadline-exceeded") {
+        policy->retry_on |= kRetryGrpcDeadlineExceeded;
+      } else if (tok == "resource-exhausted") {
+        policy->retry_on |= kRetryGrpcResourceExhausted;
+      } else if (tok == "internal") {
+        policy->retry_on |= kRetryGrpcInternal;
+      } else if (tok == "unavailable") {
+        policy->retry_on |= kRetryGrpcUnavailable;
+      } else if (tok == "envoy-ratelimited" || tok == "retriable-headers") {
+        // Accepted (valid in Istio); no rate-limit service or retriable headers here.
       } else if (tok.size() == 3 && tok[0] >= '1' && tok[0] <= '5' && tok[1] >= '0' &&
                  tok[1] <= '9' && tok[2] >= '0' && tok[2] <= '9') {
         // Istio accepts bare status codes in retryOn.

@@ -84,6 +84,12 @@ enum RetryOn : uint32_t {
   kRetryRetriableStatusCodes = 1 << 4,
   kRetryRetriable4xx = 1 << 5,
   kRetryRefusedStream = 1 << 6,
+  // gRPC: the response's grpc-status (in the headers of a trailers-only response, as Envoy).
+  kRetryGrpcCancelled = 1 << 7,          // 1
+  kRetryGrpcDeadlineExceeded = 1 << 8,   // 4
+  kRetryGrpcResourceExhausted = 1 << 9,  // 8
+  kRetryGrpcInternal = 1 << 10,          // 13
+  kRetryGrpcUnavailable = 1 << 11,       // 14
 };
 
 struct RetryPolicy {
@@ -96,6 +102,8 @@ struct RetryPolicy {
   uint32_t max_replay_body_bytes = 64 * 1024;
 
   bool retriableStatus(uint16_t status) const;
+  // Whether a gRPC status (from a response's headers) is one the policy retries.
+  bool retriableGrpcStatus(uint32_t grpc_status) const;
   // Fully jittered exponential backoff before retry number `retry` (1-based).
   Millis backoff(uint32_t retry, uint64_t random) const;
 };
@@ -116,7 +124,9 @@ struct HashPolicy {
 struct FaultPolicy {
   Millis delay{0};
   uint32_t delay_per_million = 0;
-  uint16_t abort_status = 0;  // 0: no abort
+  uint16_t abort_status = 0;  // 0: no abort; with abort_grpc_status, 200
+  // Istio's abort.grpcStatus: the reply is a gRPC one (HTTP 200, grpc-status) with this code.
+  std::optional<uint32_t> abort_grpc_status;
   uint32_t abort_per_million = 0;
 };
 

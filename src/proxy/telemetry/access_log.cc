@@ -94,6 +94,11 @@ void formatAccessLog(const AccessLogEntry& e, std::string* out) {
   field(out, "downstream_remote_address", e.downstream_remote_address);
   field(out, "route_name", e.route_name);
   field(out, "traceparent", e.traceparent);
+  if (e.grpc_status >= 0) {
+    field(out, "grpc_status", e.grpc_status);
+  } else {
+    out->append(",\"grpc_status\":null");
+  }
   out->append("}\n");
 }
 

@@ -34,6 +34,8 @@ struct AccessLogEntry {
   std::string_view downstream_remote_address;
   std::string_view route_name;
   std::string_view traceparent;
+  // The gRPC status of a gRPC request (Envoy's %GRPC_STATUS_NUMBER%); -1: not gRPC (null).
+  int64_t grpc_status = -1;
 };
 
 // Appends the JSON line (with '\n') for an entry.

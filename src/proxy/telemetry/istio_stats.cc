@@ -117,11 +117,18 @@ std::array<std::string, 25> IstioTelemetry::labelValues(const RequestKey& key) {
     const WorkloadLabels& dst =
         key.destination_workload ? workloads_[key.destination_workload - 1] : kUnknownWorkload;
     const ServiceLabels& svc = key.service ? services_[key.service - 1] : kUnknownService;
-    const bool mtls = key.security == 2;
+    // Principals: a destination reporter's mTLS connection, or a source reporter's mTLS
+    // upstream (connection_security_policy stays "unknown" there, as in Istio).
+    const bool mtls = key.security == 2 || key.destination_principal != 0;
     v[0] = key.reporter == Reporter::kSource ? "source" : "destination";
     v[1] = orUnknown(src.name);
     v[2] = orUnknown(src.namespace_);
-    v[3] = mtls ? orUnknown(src.principal) : "unknown";
+    const std::string& src_principal =
+        key.source_principal ? workloads_[key.source_principal - 1].principal : src.principal;
+    const std::string& dst_principal = key.destination_principal
+                                           ? workloads_[key.destination_principal - 1].principal
+                                           : dst.principal;
+    v[3] = mtls ? orUnknown(src_principal) : "unknown";
     v[4] = orUnknown(src.app);
     v[5] = orUnknown(src.version);
     v[6] = orUnknown(src.canonical_service);
@@ -129,7 +136,7 @@ std::array<std::string, 25> IstioTelemetry::labelValues(const RequestKey& key) {
     v[8] = orUnknown(src.cluster);
     v[9] = orUnknown(dst.name);
     v[10] = orUnknown(dst.namespace_);
-    v[11] = mtls ? orUnknown(dst.principal) : "unknown";
+    v[11] = mtls ? orUnknown(dst_principal) : "unknown";
     v[12] = orUnknown(dst.app);
     v[13] = orUnknown(dst.version);
     v[14] = orUnknown(svc.host);
@@ -141,7 +148,7 @@ std::array<std::string, 25> IstioTelemetry::labelValues(const RequestKey& key) {
   }
   v[20] = key.protocol == 2 ? "tcp" : key.protocol == 1 ? "grpc" : "http";
   v[21] = std::to_string(key.response_code);
-  v[22] = "-";
+  v[22] = key.grpc_status >= 0 ? std::to_string(key.grpc_status) : "-";
   v[23] = formatResponseFlags(key.flags);
   v[24] = key.security == 2 ? "mutual_tls" : key.security == 1 ? "none" : "unknown";
   return v;

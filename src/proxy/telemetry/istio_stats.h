@@ -47,8 +47,13 @@ struct RequestKey {
   uint32_t flags = 0;
   uint16_t response_code = 0;
   Reporter reporter = Reporter::kSource;
-  uint8_t protocol = 0;  // 0 http, 1 grpc, 2 tcp
-  uint8_t security = 0;  // 0 unknown, 1 none, 2 mutual_tls
+  uint8_t protocol = 0;      // 0 http, 1 grpc, 2 tcp
+  uint8_t security = 0;      // 0 unknown, 1 none, 2 mutual_tls
+  int32_t grpc_status = -1;  // grpc_response_status; -1: not a gRPC request ("-")
+  // Source reporter over mTLS: the principals the two certificates proved (interned like
+  // workloads, by workloadFromPrincipal; 0: take the workloads' own principals).
+  uint32_t source_principal = 0;
+  uint32_t destination_principal = 0;
   bool operator==(const RequestKey&) const = default;
 };
 
@@ -59,6 +64,9 @@ struct RequestKeyHash {
     h = h * 0x9e3779b97f4a7c15ULL ^
         ((uint64_t{k.response_code} << 24) | (uint64_t(k.reporter) << 16) |
          (uint64_t{k.protocol} << 8) | k.security);
+    h = h * 0x9e3779b97f4a7c15ULL ^
+        ((uint64_t(static_cast<uint32_t>(k.grpc_status)) << 32) | k.destination_principal);
+    h = h * 0x9e3779b97f4a7c15ULL ^ k.source_principal;
     return static_cast<size_t>(h ^ (h >> 29));
   }
 };

@@ -54,6 +54,7 @@ void UpstreamConnection::connect(UpstreamCallbacks* cb, bool head_request) {
   Guard g(this);
   cb_ = cb;
   parser_.setRequestWasHead(head_request);
+  upgrade_requested_ = false;
   ++requests_;
   state_ = State::kConnecting;
   ++pending_;
@@ -129,6 +130,7 @@ void UpstreamConnection::assign(UpstreamCallbacks* cb, bool head_request) {
   Guard g(this);
   cb_ = cb;
   parser_.setRequestWasHead(head_request);
+  upgrade_requested_ = false;
   state_ = State::kActive;
   response_bytes_ = false;
   paused_ = false;
@@ -179,6 +181,10 @@ void UpstreamConnection::onRead(const boost::system::error_code& ec, size_t n) {
       close();
       return;
     }
+    if (tunnel_ && ec == boost::asio::error::eof && cb_ != nullptr) {
+      cb_->onUpstreamComplete(http::HeaderList());  // the server's half-close; no more reads
+      return;
+    }
     if (ec == boost::asio::error::eof && cb_ != nullptr) {
       auto r = parser_.finish(in_.size());
       if (r.event == http::Http1Parser::Event::kMessageComplete) {
@@ -204,8 +210,21 @@ void UpstreamConnection::onRead(const boost::system::error_code& ec, size_t n) {
   processInput();
 }
 
+void UpstreamConnection::relayTunnel() {
+  while (state_ == State::kActive && cb_ != nullptr && !paused_ && !in_.empty()) {
+    std::string_view data = in_.view();
+    in_.consume(data.size());
+    if (cb_->onUpstreamBody(data)) paused_ = true;
+  }
+  startRead();
+}
+
 void UpstreamConnection::processInput() {
   using Event = http::Http1Parser::Event;
+  if (tunnel_) {
+    relayTunnel();
+    return;
+  }
   while (state_ == State::kActive && cb_ != nullptr && !paused_) {
     auto r = parser_.parse(in_.view());
     switch (r.event) {
@@ -216,8 +235,15 @@ void UpstreamConnection::processInput() {
       case Event::kHead: {
         in_.consume(r.consumed);
         const http::ResponseHead& h = parser_.response();
+        if (h.status == 101 && upgrade_requested_) {
+          // The bytes after the head belong to the upgraded protocol.
+          tunnel_ = true;
+          cb_->onUpstreamHead(h);
+          relayTunnel();
+          return;
+        }
         if (h.status == 101) {
-          // We never ask for an upgrade on this path, so a 101 is a protocol violation.
+          // We never asked for an upgrade on this request, so a 101 is a protocol violation.
           UpstreamCallbacks* cb = cb_;
           cb_ = nullptr;
           close();

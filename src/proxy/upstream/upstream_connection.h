@@ -84,6 +84,16 @@ class UpstreamConnection {
   bool reused() const { return requests_ > 1; }
   std::chrono::steady_clock::time_point idleSince() const { return idle_since_; }
   HostState& host() { return host_; }
+  // The request asks for an Upgrade (HTTP/1.1 Connection: upgrade): a 101 answer is accepted,
+  // after which the connection is a byte tunnel. Each later read is one onUpstreamBody (same
+  // pause contract), the server's FIN is onUpstreamComplete with no trailers, and the
+  // connection is never pooled again (the attached party abort()s it when the tunnel ends).
+  void setUpgradeRequested(bool upgrade) { upgrade_requested_ = upgrade; }
+  // Tunnel: passes the client's half-close on (FIN after what was written).
+  void shutdownSend() { socket_.shutdownSend(); }
+
+  // The transport (TLS state, the server's principal) once connected.
+  const tls::TransportSocket& transport() const { return socket_; }
 
  private:
   enum class State : uint8_t { kConnecting, kActive, kIdle, kClosed };
@@ -95,6 +105,7 @@ class UpstreamConnection {
   void startRead();
   void onRead(const boost::system::error_code& ec, size_t n);
   void processInput();
+  void relayTunnel();
   void close();
   void detachFromPool();
 
@@ -113,6 +124,8 @@ class UpstreamConnection {
   bool paused_ = false;
   bool connect_timed_out_ = false;
   bool response_bytes_ = false;
+  bool upgrade_requested_ = false;
+  bool tunnel_ = false;   // after a 101: raw bytes both ways
   uint32_t pending_ = 0;  // outstanding async operations
   uint32_t depth_ = 0;    // nested calls in progress
   uint32_t requests_ = 0;
