@@ -138,8 +138,8 @@ void Worker::tick() {
     if (ec) return;
     auto now = std::chrono::steady_clock::now();
     // Idle downstream connections.
-    std::vector<HttpConnection*> conns = connections_;
-    for (HttpConnection* c : conns) c->closeIfIdle(now);
+    std::vector<DownstreamConnection*> conns = connections_;
+    for (DownstreamConnection* c : conns) c->closeIfIdle(now);
     // Idle upstream connections past their cluster's idle timeout.
     if (current_ != nullptr) {
       for (auto& [info, rt] : runtimes_) {
@@ -365,9 +365,9 @@ void Worker::onUpstreamClosed(UpstreamConnection* c) {
   if (!hs.waiters.empty()) post([this, key = hs.key] { serveWaiters(key); });
 }
 
-void Worker::addConnection(HttpConnection* c) { connections_.push_back(c); }
+void Worker::addConnection(DownstreamConnection* c) { connections_.push_back(c); }
 
-void Worker::removeConnection(HttpConnection* c) {
+void Worker::removeConnection(DownstreamConnection* c) {
   auto it = std::find(connections_.begin(), connections_.end(), c);
   if (it != connections_.end()) {
     *it = connections_.back();
@@ -383,8 +383,8 @@ void Worker::drain(std::function<void()> done) {
     if (a != nullptr) a->close();
     a = nullptr;
   }
-  std::vector<HttpConnection*> conns = connections_;
-  for (HttpConnection* c : conns) c->drain();
+  std::vector<DownstreamConnection*> conns = connections_;
+  for (DownstreamConnection* c : conns) c->drain();
   for (auto& [key, hs] : hosts_) {
     std::vector<UpstreamConnection*> idle = hs->idle;
     for (UpstreamConnection* u : idle) u->closeIdle();

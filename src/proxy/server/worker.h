@@ -25,7 +25,7 @@
 
 namespace mesh::proxy {
 
-class HttpConnection;
+class DownstreamConnection;
 class UpstreamConnection;
 class UpstreamCallbacks;
 
@@ -109,8 +109,9 @@ class Worker {
     --tcp_connections_;
     maybeFinishDrain();
   }
-  void addConnection(HttpConnection* c);
-  void removeConnection(HttpConnection* c);
+  // Downstream HTTP connections (HTTP/1.x, HTTP/2, and the routers of HTTP/2 streams).
+  void addConnection(DownstreamConnection* c);
+  void removeConnection(DownstreamConnection* c);
 
   // ORIGINAL_DST for HTTP: a runtime like `base` (an ORIGINAL_DST cluster of the current or an
   // older snapshot) whose one host is `destination`, with its own connection pool. Kept while
@@ -153,7 +154,7 @@ class Worker {
   std::unordered_map<std::string, OriginalDstEntry> original_dst_;     // "<base>|ip:port"
 
   std::vector<Acceptor*> acceptors_;  // by slot; each deletes itself when closed
-  std::vector<HttpConnection*> connections_;
+  std::vector<DownstreamConnection*> connections_;
   size_t tcp_connections_ = 0;
   bool draining_ = false;
   std::function<void()> drain_done_;
