@@ -90,8 +90,9 @@ class Http2ServerConnection::Stream final : public DownstreamStream {
     if (!p.empty()) {
       size_t n = std::min(p.size(), read_buf_.size());
       std::memcpy(read_buf_.data(), p.data(), n);
-      s.consumeRequest(id_, n);
+      s.consumeRequest(id_, n);  // may open the windows (WINDOW_UPDATE)
       complete(std::move(read_), {}, n);
+      conn_->flush();  // last: it may close the connection
       return;
     }
     // A half-closed request is not the end: only a complete exchange is.
@@ -192,7 +193,7 @@ void Http2ServerConnection::start() {
 }
 
 void Http2ServerConnection::startRead() {
-  if (reading_ || closed_ || read_done_) return;
+  if (reading_ || closed_ || (read_done_ && !lingering_)) return;
   if (!read_buf_) read_buf_ = std::make_unique<char[]>(kReadChunk);
   reading_ = true;
   ++pending_;
@@ -208,10 +209,14 @@ void Http2ServerConnection::startRead() {
 void Http2ServerConnection::onRead(const boost::system::error_code& ec, size_t n) {
   if (closed_) return;
   if (ec) {
-    close();  // the client is gone: every stream with it
+    close();  // the client is gone (or done after our GOAWAY): every stream with it
     return;
   }
   last_activity_ = Clock::now();
+  if (lingering_) {
+    startRead();  // after our GOAWAY: what the client still sends is dropped
+    return;
+  }
   receive(std::string_view(read_buf_.get(), n));
   if (closed_) return;
   flush();
@@ -269,7 +274,20 @@ void Http2ServerConnection::flush() {
     });
     return;
   }
-  if (!writing_ && next_.empty() && session_->finished()) close();
+  if (!writing_ && next_.empty() && session_->finished()) {
+    if (!read_done_) {
+      close();  // a graceful end: the client has nothing more in flight
+      return;
+    }
+    // After a GOAWAY for an error: closing with the client's bytes unread would reset the
+    // connection and could destroy the GOAWAY before the client reads it. Half-close, drop
+    // what still arrives, and close at the client's EOF (or after kGoawayLinger).
+    if (!lingering_) {
+      lingering_ = true;
+      socket_.shutdownSend();
+      startRead();
+    }
+  }
 }
 
 void Http2ServerConnection::onWrite(const boost::system::error_code& ec) {

@@ -80,7 +80,8 @@ class Http2ServerConnection final : public DownstreamConnection,
   bool reading_ = false;
   bool writing_ = false;
   bool receiving_ = false;
-  bool read_done_ = false;  // the session wants no more input (GOAWAY) or the peer closed
+  bool read_done_ = false;  // the session wants no more input (GOAWAY)
+  bool lingering_ = false;  // our GOAWAY is out: input is read and dropped until EOF
   uint32_t pending_ = 0;
   uint32_t depth_ = 0;
   std::chrono::steady_clock::time_point last_activity_;
