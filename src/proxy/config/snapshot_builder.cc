@@ -307,6 +307,7 @@ void Builder::buildClusters() {
       if (cb.has_max_retries()) info->limits.max_retries = cb.max_retries().value();
     }
     info->max_requests_per_connection = c.max_requests_per_connection();
+    info->http2 = c.http2();
     info->stats.outlier_ejections = series(ctx_.upstream_outlier_ejections);
     info->stats.rq_retry_overflow = series(ctx_.upstream_rq_retry_overflow);
     if (c.has_outlier_detection()) {

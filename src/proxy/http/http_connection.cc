@@ -1061,7 +1061,7 @@ void HttpConnection::endAttempt(bool failed) {
 void HttpConnection::abortUpstream(bool failed) {
   leaveQueue();
   if (upstream_ != nullptr) {
-    UpstreamConnection* u = upstream_;
+    UpstreamRequest* u = upstream_;
     upstream_ = nullptr;
     u->abort();
   }
@@ -1361,7 +1361,7 @@ void HttpConnection::onUpstreamComplete(const http::HeaderList& trailers) {
 void HttpConnection::releaseUpstream() {
   // Back to the pool only if both messages ended cleanly.
   bool reusable = rq_.upstream_keep_alive && rq_.request_complete;
-  UpstreamConnection* u = upstream_;
+  UpstreamRequest* u = upstream_;
   upstream_ = nullptr;
   endAttempt(rq_.response_code >= 500);
   if (u != nullptr) u->release(reusable);

@@ -176,7 +176,7 @@ class HttpConnection final : public UpstreamCallbacks, public DownstreamConnecti
   http::Http1Parser parser_;
   boost::asio::steady_timer route_timer_;
   boost::asio::steady_timer attempt_timer_;
-  UpstreamConnection* upstream_ = nullptr;
+  UpstreamRequest* upstream_ = nullptr;
   DownstreamStream* stream_ = nullptr;  // HTTP/2: the stream this router serves
   std::string stream_principal_;
 
