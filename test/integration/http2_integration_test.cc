@@ -325,6 +325,77 @@ TEST_F(Http2IntegrationTest, SlowReaderBackPressuresTheUpstream) {
   EXPECT_LT(peak - before, kMaxRssGrowthKb);
 }
 
+// Upstream HTTP/2: a front proxy whose cluster is `http2: true` in front of the fixture's proxy
+// (which takes h2c) in front of httpbin. HTTP/1.1 and HTTP/2 clients both go through; streams
+// share one upstream connection; maxRequestsPerConnection rolls connections over.
+TEST_F(Http2IntegrationTest, UpstreamHttp2MultiplexesStreamsOnPooledConnections) {
+  std::string yaml = proxyPreamble() +
+                     "listeners:\n- name: front\n  address: 127.0.0.1:0\n"
+                     "  http: {routeConfigName: r}\n"
+                     "routeConfigs:\n- name: r\n  virtualHosts:\n  - name: default\n"
+                     "    domains: [\"*\"]\n    routes:\n"
+                     "    - match: {prefix: /rolled/}\n"
+                     "      route: {cluster: rolled, prefixRewrite: /}\n"
+                     "    - match: {prefix: /slow/}\n"
+                     "      route: {cluster: h2, prefixRewrite: /, timeout: 300ms}\n"
+                     "    - match: {prefix: /}\n      route: {cluster: h2}\n"
+                     "clusters:\n"
+                     "- name: h2\n  http2: true\n"
+                     "  endpoints:\n  - {address: 127.0.0.1, port: " +
+                     std::to_string(port_) +
+                     "}\n"
+                     "- name: rolled\n  http2: true\n  maxRequestsPerConnection: 10\n"
+                     "  endpoints:\n  - {address: 127.0.0.1, port: " +
+                     std::to_string(port_) + "}\n";
+  TempDir front_dir;
+  Proxy front = startProxy(front_dir, yaml, {"front"}, 1);
+  const std::string base = "http://127.0.0.1:" + std::to_string(front.listeners["front"]);
+
+  // HTTP/1.1 in, HTTP/2 between the proxies: a body both ways, byte for byte.
+  std::string body;
+  for (int i = 0; i < 300000; ++i) body.push_back(static_cast<char>('A' + i % 23));
+  writeFileAtomic(dir_.file("up.bin"), body);
+  auto [rc, out] = curl({"--data-binary", "@" + dir_.file("up.bin"), "-o", dir_.file("down.bin"),
+                         "-w", "%{http_version} %{http_code}", base + "/echo"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "1.1 200");
+  EXPECT_EQ(readFile(dir_.file("down.bin")), body);
+  // The hop between the proxies was HTTP/2 (the inner proxy's access log says so).
+  std::string log = readFile(log_path_);
+  EXPECT_THAT(log, HasSubstr("\"method\":\"POST\",\"path\":\"/echo\",\"protocol\":\"HTTP/2\""));
+
+  // Many concurrent requests from both protocols; with one worker, one upstream connection.
+  for (const std::vector<std::string>& extra :
+       {std::vector<std::string>{"--h1", "-c", "8"}, std::vector<std::string>{"-c", "4", "-m", "10"}}) {
+    std::vector<std::string> argv = {"/usr/bin/h2load", "-n", "2000"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    argv.push_back(base + "/headers");
+    auto [rc2, out2] = runTool(dir_, argv);
+    ASSERT_EQ(rc2, 0) << out2;
+    EXPECT_THAT(out2, HasSubstr("status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx")) << out2;
+  }
+  std::string m = httpGet(front.prometheus, "/stats/prometheus").body;
+  EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_total", {"cluster_name=\"h2\""}), 1) << m;
+
+  // A route timeout resets the stream, not the connection.
+  auto [rc3, out3] = curl({"-o", "/dev/null", "-w", "%{http_code}", base + "/slow/delay/5000"});
+  EXPECT_EQ(out3, "504");
+  auto [rc4, out4] = curl({"-o", "/dev/null", "-w", "%{http_code}", base + "/headers"});
+  EXPECT_EQ(out4, "200");
+  m = httpGet(front.prometheus, "/stats/prometheus").body;
+  EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_total", {"cluster_name=\"h2\""}), 1) << m;
+
+  // maxRequestsPerConnection 10: 50 sequential requests need 5 connections.
+  HttpClient c(front.listeners["front"]);
+  for (int i = 0; i < 50; ++i) {
+    HttpResponse r = c.get("/rolled/headers");
+    ASSERT_TRUE(r.ok) << r.error;
+    ASSERT_EQ(r.status, 200);
+  }
+  m = httpGet(front.prometheus, "/stats/prometheus").body;
+  EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_total", {"cluster_name=\"rolled\""}), 5) << m;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Abuse: each pattern ends in GOAWAY (code checked), then EOF; memory stays bounded.
 

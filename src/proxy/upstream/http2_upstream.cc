@@ -105,7 +105,8 @@ class Http2Upstream::Stream final : public UpstreamRequest {
       if (code != NGHTTP2_NO_ERROR || !req_eof_ || !ended_) {
         nghttp2_submit_rst_stream(conn_->session_, NGHTTP2_FLAG_NONE, id_, code);
       }
-      conn_->kick();
+      conn_->kick();  // the stream goes when nghttp2 closes it, maybe in here: `this` is gone
+      return;
     }
     maybeDelete();
   }
