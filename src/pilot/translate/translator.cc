@@ -332,6 +332,14 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
           {c.name(), s->hostname, s->namespace_name, s->name, sp.number, std::move(selector)});
       EffectivePolicy policy = effectivePolicy(dr, subset, sp.number);
       applyPolicy(policy, &c, where, &view->warnings);
+      // As Istio: HTTP/2 to ports declared http2, grpc or grpc-web, and to HTTP ports whose
+      // DestinationRule asks for h2UpgradePolicy UPGRADE.
+      if (sp.protocol == model::Protocol::kHttp2 || sp.protocol == model::Protocol::kGrpc ||
+          (sp.protocol == model::Protocol::kHttp && policy.connection_pool != nullptr &&
+           policy.connection_pool->http().h2_upgrade_policy() ==
+               networking::ConnectionPoolSettings::HTTPSettings::UPGRADE)) {
+        c.set_http2(true);
+      }
       auto hash = hashPolicies(policy);
       if (!hash.empty()) hash_by_cluster[c.name()] = std::move(hash);
       view->clusters->push_back(std::move(c));
@@ -564,6 +572,10 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out) {
       c->mutable_service()->set_host(s->hostname);
       c->mutable_service()->set_name(s->name);
       c->mutable_service()->set_namespace_(s->namespace_name);
+      // The app speaks HTTP/2 on ports declared http2, grpc or grpc-web (as Istio's inbound).
+      if (sp.protocol == model::Protocol::kHttp2 || sp.protocol == model::Protocol::kGrpc) {
+        c->set_http2(true);
+      }
       v1::Endpoint* ep = c->add_endpoints();
       ep->set_address(options_.app_address);
       auto app = proxy.app_ports.find(target);
