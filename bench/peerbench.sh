@@ -10,4 +10,6 @@ PEERBENCH=${PEERBENCH:-$ROOT/../shared/peerbench}
 export PROXY_NAME=${PROXY_NAME:-istio-proxy}
 export PROXY_CMD="$ROOT/bench/run-proxy.sh $BUILD/bin/istio-proxy {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR}"
 export TESTS=${TESTS:-"h1 fixed"}
+# Every HTTP listener also takes h2c with prior knowledge (the connection preface).
+export PROXY_H2C=1
 exec "$PEERBENCH" "$@"

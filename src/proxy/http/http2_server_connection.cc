@@ -54,7 +54,7 @@ class Http2ServerConnection::Stream final : public DownstreamStream {
       write_ = std::move(h);
     }
     serveRead();  // the response may be complete now: a waiting read ends
-    conn_->flush();
+    if (conn_ != nullptr) conn_->flush();  // serveRead's flush may have closed the connection
   }
 
   void detach() override {

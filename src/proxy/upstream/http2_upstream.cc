@@ -105,7 +105,7 @@ class Http2Upstream::Stream final : public UpstreamRequest {
       if (code != NGHTTP2_NO_ERROR || !req_eof_ || !ended_) {
         nghttp2_submit_rst_stream(conn_->session_, NGHTTP2_FLAG_NONE, id_, code);
       }
-      conn_->kick();  // the stream goes when nghttp2 closes it, maybe in here: `this` is gone
+      conn_->kick();  // the stream goes when nghttp2 closes it
       return;
     }
     maybeDelete();
@@ -120,12 +120,18 @@ class Http2Upstream::Stream final : public UpstreamRequest {
     std::string path(req.absolute_form ? req.path : req.target);
     if (req.absolute_form && !req.query.empty()) path.append("?").append(req.query);
     f.emplace_back(":path", std::move(path));
+    bool te_trailers = false;
     for (const auto& h : req.headers) {
       if (hopByHop(h.name)) continue;
-      if (http::equalsIgnoreCase(h.name, "te") && !http::equalsIgnoreCase(h.value, "trailers")) {
-        continue;
+      if (http::equalsIgnoreCase(h.name, "te")) {
+        if (!http::equalsIgnoreCase(h.value, "trailers")) continue;
+        te_trailers = true;
       }
       f.emplace_back(lower(h.name), std::string(h.value));
+    }
+    // gRPC servers expect "te: trailers", which the HTTP/1.1 hop (hop-by-hop) dropped.
+    if (!te_trailers && req.headers.get("content-type").starts_with("application/grpc")) {
+      f.emplace_back("te", "trailers");
     }
     std::vector<nghttp2_nv> v;
     for (const auto& [n, val] : f) v.push_back(nv(n, val));
@@ -489,12 +495,20 @@ void Http2Upstream::deliver() {
   in_deliver_ = false;
 }
 
-// The router called in (write, continueReading, release): run what is due and send.
+// The router called in (write, continueReading, release): what is due runs from the loop, so
+// no callback reaches a router inside its own call.
 void Http2Upstream::kick() {
-  if (in_deliver_ || receiving_) return;  // the outer loop does it
-  Guard g(this);
-  deliver();
-  flush();
+  if (kick_posted_ || state_ == State::kClosed) return;
+  kick_posted_ = true;
+  ++pending_;
+  boost::asio::post(worker_.io(), [this] {
+    Guard g(this);
+    --pending_;
+    kick_posted_ = false;
+    if (state_ == State::kClosed) return;
+    deliver();
+    flush();
+  });
 }
 
 void Http2Upstream::startRead() {
@@ -517,9 +531,7 @@ void Http2Upstream::onRead(const boost::system::error_code& ec, size_t n) {
     close();
     return;
   }
-  receiving_ = true;
   ssize_t rv = nghttp2_session_mem_recv(session_, reinterpret_cast<uint8_t*>(read_buf_.get()), n);
-  receiving_ = false;
   if (rv < 0) {
     MESH_LOG("upstream", debug, "HTTP/2 from {}: {}", host_.key,
              nghttp2_strerror(static_cast<int>(rv)));

@@ -72,7 +72,7 @@ class Http2Upstream {
   void onRead(const boost::system::error_code& ec, size_t n);
   void flush();
   void deliver();  // runs the streams' pending callbacks, outside nghttp2
-  void kick();     // after a router's call: deliver and send, unless a loop above does
+  void kick();     // after a router's call: deliver and send, from the loop
   void touch(Stream* s);
   void close();
   void forget(Stream* s);
@@ -95,7 +95,7 @@ class Http2Upstream {
   bool writing_ = false;
   bool connect_timed_out_ = false;
   bool in_deliver_ = false;
-  bool receiving_ = false;
+  bool kick_posted_ = false;
   std::vector<Stream*>* batch_ = nullptr;  // the streams deliver() is going through
   uint32_t pending_ = 0;
   uint32_t depth_ = 0;
