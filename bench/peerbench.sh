@@ -13,5 +13,7 @@ RUN="$ROOT/bench/run-proxy.sh $BUILD/bin/istio-proxy"
 export PROXY_TLS_CMD="$RUN {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR} tls {CERT} {KEY}"
 export PROXY_MTLS_IN_CMD="$RUN {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR} mtls-in {CERT} {KEY} {CA}"
 export PROXY_MTLS_OUT_CMD="$RUN {LISTEN_PORT} {UPSTREAM_PORT} {TMPDIR} mtls-out {CLIENT_CERT} {CLIENT_KEY} {CA} {SNI}"
-export TESTS=${TESTS:-"h1 tls tlsnew mesh fixed"}
+export TESTS=${TESTS:-"h1 h2c tls tlsnew mesh fixed"}
+# Every HTTP listener also takes h2c with prior knowledge (the connection preface).
+export PROXY_H2C=1
 exec "$PEERBENCH" "$@"

@@ -10,6 +10,7 @@ base=(g++ cmake ninja-build pkgconf ccache mold make
       libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libre2-dev
       libgtest-dev libgmock-dev liburing-dev
       libgrpc++-dev protobuf-compiler-grpc libc-ares-dev libssl-dev
+      libnghttp2-dev  # HTTP/2 in istio-proxy (downstream codec)
       prometheus  # the e2e tests start their own Prometheus server to scrape the mesh
       iptables iproute2 util-linux)  # the capture test: nat rules, network namespaces, setpriv
 bench=(nginx haproxy wrk nghttp2-client curl openssl iproute2 util-linux procps)

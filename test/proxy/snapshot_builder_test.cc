@@ -438,7 +438,7 @@ TEST(SnapshotBuilderTest, TlsFilesAndFieldsAreCheckedWithTheirLines) {
 - name: b
   address: 127.0.0.1:0
   http: {routeConfigName: r}
-  tls: {certificateChain: /x.crt, privateKey: /x.key, requireClientCertificate: true, alpn: [h2]}
+  tls: {certificateChain: /x.crt, privateKey: /x.key, requireClientCertificate: true, alpn: [h3]}
 routeConfigs:
 - name: r
   virtualHosts: [{name: v, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: c}}]}]
@@ -456,7 +456,7 @@ clusters:
   EXPECT_THAT(m, HasSubstr("proxy.yaml:7: listeners[0].tls.privateKey: cannot read "
                            "'/nonexistent/a.key'"));
   EXPECT_THAT(m, HasSubstr("listeners[1].tls.trustedCa: required with requireClientCertificate"));
-  EXPECT_THAT(m, HasSubstr("listeners[1].tls.alpn[0]: 'h2' is not served by an http listener"));
+  EXPECT_THAT(m, HasSubstr("listeners[1].tls.alpn[0]: 'h3' is not served by an http listener"));
   EXPECT_THAT(m, HasSubstr("clusters[0].tls.privateKey: certificateChain and privateKey go "
                            "together"));
   EXPECT_THAT(m, HasSubstr("clusters[0].tls.trustedCa: required with subjectAltNames"));

@@ -17,7 +17,7 @@ std::string lower(std::string_view s) {
 Protocol parseProtocol(std::string_view name) {
   const std::string p = lower(name);
   if (p == "http") return Protocol::kHttp;
-  if (p == "http2") return Protocol::kHttp2;
+  if (p == "http2" || p == "kubernetes.io/h2c") return Protocol::kHttp2;
   if (p == "grpc" || p == "grpc-web") return Protocol::kGrpc;
   if (p == "tcp") return Protocol::kTcp;
   if (p == "tls") return Protocol::kTls;

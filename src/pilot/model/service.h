@@ -14,7 +14,8 @@ namespace mesh::pilot::model {
 
 enum class Protocol { kUnknown, kHttp, kHttp2, kGrpc, kTcp, kTls, kHttps };
 
-// "HTTP", "http2", "GRPC", "TCP", "TLS", "HTTPS" (case-insensitive); "GRPC-WEB" is kGrpc.
+// "HTTP", "http2", "GRPC", "TCP", "TLS", "HTTPS" (case-insensitive); "GRPC-WEB" is kGrpc and
+// the appProtocol "kubernetes.io/h2c" is kHttp2.
 // Anything else (MONGO, REDIS, "") is kUnknown.
 Protocol parseProtocol(std::string_view name);
 // Istio's port-name convention: "<protocol>[-<suffix>]" ("http-web", "grpc"); kUnknown otherwise.
@@ -23,7 +24,7 @@ Protocol protocolFromPortName(std::string_view port_name);
 Protocol resolveProtocol(std::string_view protocol, std::string_view port_name);
 std::string_view protocolName(Protocol p);
 // Ports the proxy serves with its HTTP connection manager. Unknown counts as HTTP: Istio sniffs
-// such ports, and this proxy speaks only HTTP/1.1 so far.
+// such ports (HTTP/1.1, or HTTP/2 by its connection preface).
 bool isHttp(Protocol p);
 
 struct ServicePort {

@@ -459,6 +459,14 @@ std::shared_ptr<const Translator::OutboundView> Translator::buildOutbound(
       addEndpoints(*s, sp, selector, endpoints, c.mutable_endpoints(), &view->warnings);
       EffectivePolicy policy = effectivePolicy(dr, subset, sp.number);
       applyPolicy(policy, &c, where, &view->warnings);
+      // As Istio: HTTP/2 to ports declared http2, grpc or grpc-web, and to HTTP ports whose
+      // DestinationRule asks for h2UpgradePolicy UPGRADE.
+      if (sp.protocol == model::Protocol::kHttp2 || sp.protocol == model::Protocol::kGrpc ||
+          (sp.protocol == model::Protocol::kHttp && policy.connection_pool != nullptr &&
+           policy.connection_pool->http().h2_upgrade_policy() ==
+               networking::ConnectionPoolSettings::HTTPSettings::UPGRADE)) {
+        c.set_http2(true);
+      }
       std::string identity_key = applyMtls(
           policy, *s, endpointIdentity(*s, selector, endpoints, push_.options().trust_domain),
           proxy, where, &c, &view->warnings);
@@ -767,6 +775,10 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out,
       c->mutable_service()->set_host(s->hostname);
       c->mutable_service()->set_name(s->name);
       c->mutable_service()->set_namespace_(s->namespace_name);
+      // The app speaks HTTP/2 on ports declared http2, grpc or grpc-web (as Istio's inbound).
+      if (sp.protocol == model::Protocol::kHttp2 || sp.protocol == model::Protocol::kGrpc) {
+        c->set_http2(true);
+      }
       v1::Endpoint* ep = c->add_endpoints();
       ep->set_address(options_.app_address);
       auto app = proxy.app_ports.find(target);

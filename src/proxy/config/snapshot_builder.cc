@@ -307,6 +307,7 @@ void Builder::buildClusters() {
       if (cb.has_max_retries()) info->limits.max_retries = cb.max_retries().value();
     }
     info->max_requests_per_connection = c.max_requests_per_connection();
+    info->http2 = c.http2();
     info->stats.outlier_ejections = series(ctx_.upstream_outlier_ejections);
     info->stats.rq_retry_overflow = series(ctx_.upstream_rq_retry_overflow);
     if (c.has_outlier_detection()) {
@@ -1067,13 +1068,20 @@ void Builder::buildListeners() {
       httpListener(l.http(), path + ".http", info);
     }
     if (l.has_tls()) {
-      info.tls = downstreamTls(l.tls(), path + ".tls");
+      v1::DownstreamTls tls = l.tls();
+      // HTTP listeners speak HTTP/2 and HTTP/1.1: offered by ALPN unless the config says.
+      if (l.has_http() && tls.alpn_size() == 0) {
+        tls.add_alpn("h2");
+        tls.add_alpn("http/1.1");
+      }
+      info.tls = downstreamTls(tls, path + ".tls");
       info.tls_permissive = l.tls().permissive();
-      // The HTTP side speaks HTTP/1.x only: a client must not be told h2 was agreed.
       for (int k = 0; l.has_http() && k < l.tls().alpn_size(); ++k) {
-        if (l.tls().alpn(k) != "http/1.1" && l.tls().alpn(k) != "http/1.0") {
+        if (l.tls().alpn(k) != "h2" && l.tls().alpn(k) != "http/1.1" &&
+            l.tls().alpn(k) != "http/1.0") {
           error(path + ".tls.alpn[" + std::to_string(k) + "]",
-                "'" + l.tls().alpn(k) + "' is not served by an http listener (http/1.1, http/1.0)");
+                "'" + l.tls().alpn(k) +
+                    "' is not served by an http listener (h2, http/1.1, http/1.0)");
         }
       }
     }

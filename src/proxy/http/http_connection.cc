@@ -1,5 +1,8 @@
 #include "proxy/http/http_connection.h"
 
+#include <openssl/ssl.h>
+
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdio>
 #include <cstring>
@@ -8,6 +11,7 @@
 #include "core/http/status_codes.h"
 #include "core/log.h"
 #include "proxy/http/grpc.h"
+#include "proxy/http/http2_server_connection.h"
 #include "proxy/http/shadow_request.h"
 #include "proxy/http/tracing.h"
 #include "proxy/http/upgrade.h"
@@ -22,6 +26,7 @@ constexpr size_t kReadChunk = 16 * 1024;
 constexpr std::string_view kCrlf = "\r\n";
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kHttp2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 constexpr size_t kMaxShadowBody = 64 * 1024;             // a mirrored body is kept up to this size
 constexpr mesh::proxy::Millis kShadowTimeout{15000};     // for mirrors of routes with no timeout
 constexpr mesh::proxy::Millis kHandshakeTimeout{10000};  // a TLS client that never finishes
@@ -152,8 +157,31 @@ HttpConnection::HttpConnection(Worker& worker, tls::TransportSocket socket, uint
 
 HttpConnection::~HttpConnection() = default;
 
+void HttpConnection::attachStream(DownstreamStream* stream, const DownstreamPeer& peer) {
+  stream_ = stream;
+  http2_ = true;
+  maybe_preface_ = false;
+  remote_hash_ = peer.remote_hash;
+  mutual_tls_ = peer.mutual_tls;
+  peer_workload_ = peer.peer_workload;
+  stream_principal_ = peer.principal;
+  remote_address_ = peer.remote_address;
+  local_address_ = peer.local_address;
+}
+
+const std::string& HttpConnection::peerPrincipal() const {
+  return http2_ ? stream_principal_ : socket_.peerPrincipal();
+}
+
 void HttpConnection::start() {
   Guard g(this);
+  if (stream_ != nullptr) {
+    // An HTTP/2 stream: the connection (Http2ServerConnection) counts and idles itself.
+    last_activity_ = Clock::now();
+    worker_.addConnection(this);
+    startRead();
+    return;
+  }
   boost::system::error_code ec;
   socket_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ec);
   auto remote = socket_.socket().remote_endpoint(ec);
@@ -181,6 +209,10 @@ void HttpConnection::start() {
       return;
     }
     onSecure();
+    if (!maybe_preface_) {
+      handOffToHttp2();  // ALPN chose h2
+      return;
+    }
   }
   if (!in_.empty()) {
     processInput();  // bytes read during protocol detection; reads on afterwards
@@ -207,11 +239,21 @@ void HttpConnection::startHandshake() {
     if (ssl_handshake_.valid()) worker_.stats().inc(ssl_handshake_);
     last_activity_ = Clock::now();
     onSecure();
+    if (!maybe_preface_) {
+      handOffToHttp2();  // ALPN chose h2
+      return;
+    }
     startRead();
   });
 }
 
 void HttpConnection::onSecure() {
+  // ALPN: "h2" means the client speaks HTTP/2 from its first byte; anything else (or nothing)
+  // is HTTP/1.x, where a connection preface is not looked for.
+  const unsigned char* alpn = nullptr;
+  unsigned int alpn_len = 0;
+  SSL_get0_alpn_selected(socket_.ssl(), &alpn, &alpn_len);
+  maybe_preface_ = !(alpn_len == 2 && alpn[0] == 'h' && alpn[1] == '2');
   // mTLS: the client proved a certificate; its SPIFFE id, when it has one, is the source.
   mutual_tls_ = socket_.peerCertified();
   const std::string& principal = socket_.peerPrincipal();
@@ -225,13 +267,17 @@ void HttpConnection::startRead() {
   if (n == 0) return;  // full: the parser has (or will have) rejected an oversized head
   reading_ = true;
   ++pending_;
-  socket_.asyncReadSome(boost::asio::buffer(p, n),
-                        [this](const boost::system::error_code& ec, size_t len) {
-                          Guard g(this);
-                          --pending_;
-                          reading_ = false;
-                          onRead(ec, len);
-                        });
+  auto done = [this](const boost::system::error_code& ec, size_t len) {
+    Guard g(this);
+    --pending_;
+    reading_ = false;
+    onRead(ec, len);
+  };
+  if (stream_ != nullptr) {
+    stream_->asyncRead(boost::asio::buffer(p, n), std::move(done));
+  } else {
+    socket_.asyncReadSome(boost::asio::buffer(p, n), std::move(done));
+  }
 }
 
 void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
@@ -270,6 +316,20 @@ void HttpConnection::processInput() {
     return;
   }
   if (in_process_) return;
+  if (maybe_preface_ && !in_.empty()) {
+    // HTTP/2 with prior knowledge starts with the connection preface (RFC 9113 3.4).
+    std::string_view v = in_.view();
+    size_t n = std::min(v.size(), kHttp2Preface.size());
+    if (v.substr(0, n) != kHttp2Preface.substr(0, n)) {
+      maybe_preface_ = false;
+    } else if (n == kHttp2Preface.size()) {
+      handOffToHttp2();
+      return;
+    } else {
+      startRead();  // the rest of the preface
+      return;
+    }
+  }
   in_process_ = true;
   while (!closed_ && !stop_parsing_ && !wait_upstream_ && !upstream_write_inflight_ &&
          !(rq_.active && rq_.request_complete)) {
@@ -312,12 +372,17 @@ void HttpConnection::writeDownstream(const BufferList& b, WriteKind kind) {
   writing_ = true;
   write_kind_ = kind;
   ++pending_;
-  socket_.asyncWrite(b, [this](const boost::system::error_code& ec, size_t) {
+  auto done = [this](const boost::system::error_code& ec, size_t) {
     Guard g(this);
     --pending_;
     writing_ = false;
     onDownstreamWrite(ec);
-  });
+  };
+  if (stream_ != nullptr) {
+    stream_->asyncWrite(b, std::move(done));
+  } else {
+    socket_.asyncWrite(b, std::move(done));
+  }
 }
 
 void HttpConnection::onDownstreamWrite(const boost::system::error_code& ec) {
@@ -357,7 +422,13 @@ void HttpConnection::close() {
   closed_ = true;
   releaseRetryBudget();
   abortUpstream(false);
-  socket_.close();
+  if (stream_ != nullptr) {
+    DownstreamStream* s = stream_;
+    stream_ = nullptr;
+    s->detach();
+  } else {
+    socket_.close();
+  }
   route_timer_.cancel();
   attempt_timer_.cancel();
   if (rq_.holder != nullptr) {
@@ -367,6 +438,36 @@ void HttpConnection::close() {
   rq_.active = false;
   if (cx_active_.valid()) worker_.stats().add(cx_active_, -1);
   worker_.removeConnection(this);
+}
+
+void HttpConnection::handOffToHttp2() {
+  maybe_preface_ = false;
+  stop_parsing_ = true;
+  // From the loop: the socket is not moved inside one of its own completions.
+  ++pending_;
+  boost::asio::post(worker_.io(), [this] {
+    Guard g(this);
+    --pending_;
+    if (closed_) return;
+    DownstreamPeer peer;
+    peer.remote_hash = remote_hash_;
+    peer.mutual_tls = mutual_tls_;
+    peer.peer_workload = peer_workload_;
+    peer.principal = socket_.peerPrincipal();
+    boost::system::error_code ec;
+    auto r = socket_.socket().remote_endpoint(ec);
+    if (!ec) peer.remote_address = r.address().to_string() + ":" + std::to_string(r.port());
+    auto l = socket_.socket().local_endpoint(ec);
+    if (!ec) peer.local_address = l.address().to_string() + ":" + std::to_string(l.port());
+    std::string bytes(in_.view());
+    in_.consume(in_.size());
+    stats::SeriesId cx_active = cx_active_;
+    cx_active_ = stats::SeriesId();  // the HTTP/2 connection counts itself out
+    auto* h2 = new Http2ServerConnection(worker_, std::move(socket_), slot_, bytes, original_dst_,
+                                         std::move(peer), cx_active);
+    close();
+    h2->start();
+  });
 }
 
 void HttpConnection::drain() {
@@ -387,7 +488,7 @@ void HttpConnection::closeIfIdle(Clock::time_point now) {
     if (timeout.count() > 0 && now - last_activity_ > timeout) endTunnel(kStreamIdleTimeout);
     return;
   }
-  if (rq_.active || closed_ || writing_) return;
+  if (rq_.active || closed_ || writing_ || stream_ != nullptr) return;
   if (socket_.secure() && !socket_.handshakeDone()) {
     if (now - last_activity_ > kHandshakeTimeout) {
       if (ssl_error_.valid()) worker_.stats().inc(ssl_error_);
@@ -601,7 +702,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     // The source's identity, from its sidecar's metadata exchange header (if any).
     const http::Header* md = req.headers.find(kPeerMetadataHeader);
     if (md != nullptr) {
-      const std::string& principal = mutual_tls_ ? socket_.peerPrincipal() : std::string();
+      const std::string& principal = mutual_tls_ ? peerPrincipal() : std::string();
       rq_.peer_workload = worker_.istio().peerFromMetadata(md->value, principal);
     }
   }
@@ -990,7 +1091,7 @@ void HttpConnection::endAttempt(bool failed) {
 void HttpConnection::abortUpstream(bool failed) {
   leaveQueue();
   if (upstream_ != nullptr) {
-    UpstreamConnection* u = upstream_;
+    UpstreamRequest* u = upstream_;
     upstream_ = nullptr;
     u->abort();
   }
@@ -1314,7 +1415,7 @@ void HttpConnection::onUpstreamComplete(const http::HeaderList& trailers) {
 void HttpConnection::releaseUpstream() {
   // Back to the pool only if both messages ended cleanly.
   bool reusable = rq_.upstream_keep_alive && rq_.request_complete;
-  UpstreamConnection* u = upstream_;
+  UpstreamRequest* u = upstream_;
   upstream_ = nullptr;
   endAttempt(rq_.response_code >= 500);
   if (u != nullptr) u->release(reusable);
@@ -1462,7 +1563,9 @@ void HttpConnection::recordRequest() {
     e.start_time = rq_.start_wall;
     e.method = log_method_;
     e.path = log_path_;
-    e.protocol = rq_.version == http::Version::kHttp10 ? "HTTP/1.0" : "HTTP/1.1";
+    e.protocol = http2_                                    ? "HTTP/2"
+                 : rq_.version == http::Version::kHttp10 ? "HTTP/1.0"
+                                                         : "HTTP/1.1";
     e.response_code = code;
     e.response_flags = rq_.flags;
     e.response_code_details = rq_.details;

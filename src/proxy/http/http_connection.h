@@ -19,6 +19,7 @@
 #include "core/buffer.h"
 #include "core/http/http1_parser.h"
 #include "core/tls/transport_socket.h"
+#include "proxy/http/downstream_stream.h"
 #include "proxy/upstream/outlier_detection.h"
 #include "proxy/upstream/upstream_connection.h"
 
@@ -33,7 +34,7 @@ struct ClusterRuntime;
 struct HostState;
 struct RetryPolicy;
 
-class HttpConnection final : public UpstreamCallbacks {
+class HttpConnection final : public UpstreamCallbacks, public DownstreamConnection {
  public:
   // `initial_bytes`: what was already read from the client (protocol detection).
   // A TLS socket may arrive before or after its handshake (after: from protocol detection).
@@ -44,11 +45,14 @@ class HttpConnection final : public UpstreamCallbacks {
                  std::optional<boost::asio::ip::tcp::endpoint> original_dst = std::nullopt);
   ~HttpConnection() override;
 
+  // The router of one HTTP/2 stream: requests are read from, and responses written to,
+  // `stream` instead of the socket; `peer` describes the client's connection. Before start().
+  void attachStream(DownstreamStream* stream, const DownstreamPeer& peer);
   void start();
   // The worker is draining: close when idle, else after the current response.
-  void drain();
+  void drain() override;
   // Closes the connection if it has been idle (no request) longer than the listener allows.
-  void closeIfIdle(std::chrono::steady_clock::time_point now);
+  void closeIfIdle(std::chrono::steady_clock::time_point now) override;
   bool active() const { return rq_.active; }
 
   // UpstreamCallbacks.
@@ -149,6 +153,10 @@ class HttpConnection final : public UpstreamCallbacks {
   void writeDownstream(const BufferList& b, WriteKind kind);
   void onDownstreamWrite(const boost::system::error_code& ec);
   void close();
+  // The client speaks HTTP/2 (connection preface, or ALPN "h2"): an Http2ServerConnection
+  // takes over the socket and what was read.
+  void handOffToHttp2();
+  const std::string& peerPrincipal() const;
 
   // Request flow.
   void onRequestHead();
@@ -200,7 +208,9 @@ class HttpConnection final : public UpstreamCallbacks {
   http::Http1Parser parser_;
   boost::asio::steady_timer route_timer_;
   boost::asio::steady_timer attempt_timer_;
-  UpstreamConnection* upstream_ = nullptr;
+  UpstreamRequest* upstream_ = nullptr;
+  DownstreamStream* stream_ = nullptr;  // HTTP/2: the stream this router serves
+  std::string stream_principal_;
 
   bool closed_ = false;
   bool reading_ = false;
@@ -211,6 +221,8 @@ class HttpConnection final : public UpstreamCallbacks {
   bool stop_parsing_ = false;
   bool peer_eof_ = false;
   bool close_after_ = false;
+  bool http2_ = false;           // serves an HTTP/2 stream (access log protocol)
+  bool maybe_preface_ = true;    // the first bytes may still turn out to be HTTP/2's preface
   WriteKind write_kind_ = WriteKind::kNone;
   std::optional<std::pair<BufferList, WriteKind>> queued_write_;
   uint32_t pending_ = 0;

@@ -62,7 +62,7 @@ void ShadowRequest::finish(bool reuse) {
     --cluster_.active[host_];
   }
   if (upstream_ != nullptr) {
-    UpstreamConnection* u = upstream_;
+    UpstreamRequest* u = upstream_;
     upstream_ = nullptr;
     if (reuse) {
       u->release(true);

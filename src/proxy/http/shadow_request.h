@@ -46,7 +46,7 @@ class ShadowRequest final : public UpstreamCallbacks {
   ClusterRuntime& cluster_;
   std::string request_;
   boost::asio::steady_timer timer_;
-  UpstreamConnection* upstream_ = nullptr;
+  UpstreamRequest* upstream_ = nullptr;
   int host_ = -1;
   bool done_ = false;
   bool timer_pending_ = false;

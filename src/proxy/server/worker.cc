@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "proxy/http/http_connection.h"
 #include "proxy/tcp/tcp_proxy_connection.h"
+#include "proxy/upstream/http2_upstream.h"
 #include "proxy/upstream/upstream_connection.h"
 
 namespace mesh::proxy {
@@ -208,8 +209,8 @@ void Worker::tick() {
     if (ec) return;
     auto now = std::chrono::steady_clock::now();
     // Idle downstream connections.
-    std::vector<HttpConnection*> conns = connections_;
-    for (HttpConnection* c : conns) c->closeIfIdle(now);
+    std::vector<DownstreamConnection*> conns = connections_;
+    for (DownstreamConnection* c : conns) c->closeIfIdle(now);
     // Idle upstream connections past their cluster's idle timeout.
     if (current_ != nullptr) {
       for (auto& [info, rt] : runtimes_) {
@@ -219,6 +220,10 @@ void Worker::tick() {
           std::vector<UpstreamConnection*> idle = h->idle;
           for (UpstreamConnection* u : idle) {
             if (now - u->idleSince() > timeout) u->closeIdle();
+          }
+          std::vector<Http2Upstream*> h2 = h->h2;
+          for (Http2Upstream* u : h2) {
+            if (u->activeStreams() == 0 && now - u->idleSince() > timeout) u->closeIfIdle();
           }
         }
       }
@@ -367,10 +372,30 @@ void Worker::removeListener(uint32_t slot) {
   }
 }
 
-UpstreamConnection* Worker::acquireConnection(ClusterRuntime& cluster, int host_index,
+UpstreamRequest* Worker::acquireConnection(ClusterRuntime& cluster, int host_index,
                                               UpstreamCallbacks* cb, bool allow_reuse, bool head,
                                               bool* ready) {
   HostState& hs = *cluster.hosts[host_index];
+  if (cluster.info->http2) {
+    // Streams share connections: the first with room, else a new one.
+    if (allow_reuse) {
+      for (Http2Upstream* c : hs.h2) {
+        if (!c->hasCapacity()) continue;
+        *ready = c->connected();
+        return c->newStream(cb, head);
+      }
+    }
+    const Host& host = cluster.info->hosts[host_index];
+    auto* c = new Http2Upstream(*this, hs, host, *cluster.info);
+    hs.h2.push_back(c);
+    ++hs.open_connections;
+    stats_.inc(cluster.info->stats.cx_total);
+    stats_.inc(host.stats.cx_total);
+    *ready = false;
+    UpstreamRequest* s = c->newStream(cb, head);
+    c->connect();
+    return s;
+  }
   if (allow_reuse) {
     while (!hs.idle.empty()) {
       UpstreamConnection* c = hs.idle.back();
@@ -395,6 +420,9 @@ UpstreamConnection* Worker::acquireConnection(ClusterRuntime& cluster, int host_
 bool Worker::connectionAvailable(const ClusterRuntime& cluster, int host_index) const {
   const HostState& hs = *cluster.hosts[host_index];
   if (!hs.idle.empty() || hs.open_connections == 0) return true;
+  for (const Http2Upstream* c : hs.h2) {
+    if (c->hasCapacity()) return true;
+  }
   return cluster.info->breaker->connections.load(std::memory_order_relaxed) <
          cluster.info->limits.max_connections;
 }
@@ -435,9 +463,23 @@ void Worker::onUpstreamClosed(UpstreamConnection* c) {
   if (!hs.waiters.empty()) post([this, key = hs.key] { serveWaiters(key); });
 }
 
-void Worker::addConnection(HttpConnection* c) { connections_.push_back(c); }
+void Worker::onHttp2Closed(Http2Upstream* c) {
+  HostState& hs = c->host();
+  auto it = std::find(hs.h2.begin(), hs.h2.end(), c);
+  if (it == hs.h2.end()) return;
+  hs.h2.erase(it);
+  --hs.open_connections;
+  if (!hs.waiters.empty()) post([this, key = hs.key] { serveWaiters(key); });
+}
 
-void Worker::removeConnection(HttpConnection* c) {
+void Worker::onHttp2StreamDone(Http2Upstream* c) {
+  HostState& hs = c->host();
+  if (!hs.waiters.empty()) post([this, key = hs.key] { serveWaiters(key); });
+}
+
+void Worker::addConnection(DownstreamConnection* c) { connections_.push_back(c); }
+
+void Worker::removeConnection(DownstreamConnection* c) {
   auto it = std::find(connections_.begin(), connections_.end(), c);
   if (it != connections_.end()) {
     *it = connections_.back();
@@ -453,11 +495,13 @@ void Worker::drain(std::function<void()> done) {
     if (a != nullptr) a->close();
     a = nullptr;
   }
-  std::vector<HttpConnection*> conns = connections_;
-  for (HttpConnection* c : conns) c->drain();
+  std::vector<DownstreamConnection*> conns = connections_;
+  for (DownstreamConnection* c : conns) c->drain();
   for (auto& [key, hs] : hosts_) {
     std::vector<UpstreamConnection*> idle = hs->idle;
     for (UpstreamConnection* u : idle) u->closeIdle();
+    std::vector<Http2Upstream*> h2 = hs->h2;
+    for (Http2Upstream* u : h2) u->closeIfIdle();
   }
   maybeFinishDrain();
 }

@@ -25,9 +25,11 @@
 
 namespace mesh::proxy {
 
-class HttpConnection;
+class DownstreamConnection;
 class UpstreamConnection;
 class UpstreamCallbacks;
+class UpstreamRequest;
+class Http2Upstream;
 
 // Per worker, per (cluster name, host address): the pool and the active request count. Lives
 // across snapshots so keep-alive connections survive a reload.
@@ -37,6 +39,7 @@ struct HostState {
   uint32_t open_connections = 0;
   uint32_t runtimes = 0;  // cluster runtimes that list this host
   std::vector<UpstreamConnection*> idle;
+  std::vector<Http2Upstream*> h2;  // HTTP/2 clusters: shared connections
   std::deque<UpstreamCallbacks*> waiters;  // requests held back by maxConnections
 };
 
@@ -90,7 +93,7 @@ class Worker {
 
   // An upstream connection for a request: an idle pooled one (ready = true) or a new one that
   // is connecting (ready = false).
-  UpstreamConnection* acquireConnection(ClusterRuntime& cluster, int host_index,
+  UpstreamRequest* acquireConnection(ClusterRuntime& cluster, int host_index,
                                         UpstreamCallbacks* cb, bool allow_reuse, bool head,
                                         bool* ready);
   // Whether a request could get a connection to this host now: an idle one, or a new one within
@@ -100,6 +103,9 @@ class Worker {
   void removeWaiter(HostState& host, UpstreamCallbacks* w);
   void onConnectionIdle(UpstreamConnection* c);
   void onUpstreamClosed(UpstreamConnection* c);
+  // HTTP/2 upstream connections: one closed; one finished a stream (room for a queued request).
+  void onHttp2Closed(Http2Upstream* c);
+  void onHttp2StreamDone(Http2Upstream* c);
 
   void serveWaiters(const std::string& host_key);
   // TCP proxy connections alive on this worker: a drain ends when they and the HTTP connections
@@ -109,8 +115,9 @@ class Worker {
     --tcp_connections_;
     maybeFinishDrain();
   }
-  void addConnection(HttpConnection* c);
-  void removeConnection(HttpConnection* c);
+  // Downstream HTTP connections (HTTP/1.x, HTTP/2, and the routers of HTTP/2 streams).
+  void addConnection(DownstreamConnection* c);
+  void removeConnection(DownstreamConnection* c);
 
   // ORIGINAL_DST for HTTP: a runtime like `base` (an ORIGINAL_DST cluster of the current or an
   // older snapshot) whose one host is `destination`, with its own connection pool. Kept while
@@ -153,7 +160,7 @@ class Worker {
   std::unordered_map<std::string, OriginalDstEntry> original_dst_;     // "<base>|ip:port"
 
   std::vector<Acceptor*> acceptors_;  // by slot; each deletes itself when closed
-  std::vector<HttpConnection*> connections_;
+  std::vector<DownstreamConnection*> connections_;
   size_t tcp_connections_ = 0;
   bool draining_ = false;
   std::function<void()> drain_done_;

@@ -109,6 +109,7 @@ struct ClusterInfo {
   ClusterStats stats;
   CircuitBreakers limits;
   std::shared_ptr<CircuitBreakerState> breaker;  // never null in a built snapshot
+  bool http2 = false;  // requests go upstream as HTTP/2 streams (h2c, or h2 by ALPN with tls)
   uint32_t max_requests_per_connection = 0;      // 0: unlimited
   OutlierDetection outlier;
   // TLS origination: each new connection takes the provider's current context.

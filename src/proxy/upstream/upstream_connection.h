@@ -17,6 +17,7 @@
 #include "core/http/http1_parser.h"
 #include "core/tls/transport_socket.h"
 #include "proxy/upstream/cluster_info.h"
+#include "proxy/upstream/upstream_request.h"
 
 namespace mesh::proxy {
 
@@ -60,22 +61,22 @@ class UpstreamCallbacks {
   virtual bool onConnectionAvailable() { return true; }
 };
 
-class UpstreamConnection {
+class UpstreamConnection final : public UpstreamRequest {
  public:
   // Counts itself in the cluster's open connections until it is deleted.
   UpstreamConnection(Worker& worker, HostState& host, const Host& desc, const ClusterInfo& cluster);
-  ~UpstreamConnection();
+  ~UpstreamConnection() override;
 
   // Starts connecting; onUpstreamReady or onUpstreamConnectFailure follows.
   void connect(UpstreamCallbacks* cb, bool head_request);
   // Takes an idle connection for a request; it is ready at once.
   void assign(UpstreamCallbacks* cb, bool head_request);
-  void write(const BufferList& bufs);
-  void continueReading();
+  void write(const BufferList& bufs) override;
+  void continueReading() override;
   // After onUpstreamComplete: back to the pool when `reusable`, else closed.
-  void release(bool reusable);
+  void release(bool reusable) override;
   // Drops the attached request and closes the connection; no further callbacks.
-  void abort();
+  void abort() override;
   // Closes an idle connection (idle timeout, host removed, drain).
   void closeIdle();
 

@@ -325,3 +325,75 @@ TEST(EffectivePolicyTest, NothingConfiguredIsAllNull) {
 
 }  // namespace
 }  // namespace mesh::pilot::translate
+
+namespace mesh::pilot::translate {
+namespace {
+
+constexpr char kMixedProtocols[] = R"(apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: api, namespace: a}
+spec:
+  hosts: [api.a.svc.cluster.local]
+  location: MESH_INTERNAL
+  resolution: STATIC
+  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 81, name: rpc, protocol: GRPC}
+  - {number: 82, name: h2, protocol: HTTP2}
+  - {number: 83, name: web, protocol: GRPC-WEB}
+  endpoints:
+  - {address: 10.1.0.1}
+---
+)";
+
+bool http2Of(const Translation& t, uint32_t port) {
+  const v1::Cluster* c =
+      testing::findCluster(t.bootstrap, "outbound|" + std::to_string(port) + "||api.a.svc.cluster.local");
+  EXPECT_NE(c, nullptr) << port;
+  return c != nullptr && c->http2();
+}
+
+// Istio's rule for HTTP/2 upstream: the port's protocol (http2, grpc, grpc-web), or an HTTP port
+// whose DestinationRule says h2UpgradePolicy: UPGRADE.
+TEST(TrafficPolicyTest, Http2ForGrpcAndHttp2PortsAndForUpgradedHttp) {
+  {
+    testing::Mesh mesh({kMixedProtocols});
+    Translation t = mesh.translate(testing::proxyIn("a"));
+    EXPECT_FALSE(http2Of(t, 80));
+    EXPECT_TRUE(http2Of(t, 81));
+    EXPECT_TRUE(http2Of(t, 82));
+    EXPECT_TRUE(http2Of(t, 83));
+  }
+  {
+    testing::Mesh mesh({std::string(kMixedProtocols) + R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: a}
+spec:
+  host: api
+  trafficPolicy:
+    connectionPool: {http: {h2UpgradePolicy: UPGRADE}}
+---
+)"});
+    Translation t = mesh.translate(testing::proxyIn("a"));
+    EXPECT_TRUE(http2Of(t, 80));
+    EXPECT_TRUE(http2Of(t, 81));
+  }
+  {
+    // DO_NOT_UPGRADE keeps HTTP/1.1 for HTTP ports; declared HTTP/2 ports stay HTTP/2.
+    testing::Mesh mesh({std::string(kMixedProtocols) + R"(apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: api, namespace: a}
+spec:
+  host: api
+  trafficPolicy:
+    connectionPool: {http: {h2UpgradePolicy: DO_NOT_UPGRADE}}
+---
+)"});
+    Translation t = mesh.translate(testing::proxyIn("a"));
+    EXPECT_FALSE(http2Of(t, 80));
+    EXPECT_TRUE(http2Of(t, 81));
+  }
+}
+
+}  // namespace
+}  // namespace mesh::pilot::translate
