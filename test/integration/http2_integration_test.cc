@@ -396,6 +396,34 @@ TEST_F(Http2IntegrationTest, UpstreamHttp2MultiplexesStreamsOnPooledConnections)
   EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_total", {"cluster_name=\"rolled\""}), 5) << m;
 }
 
+// Upstream h2 over TLS: the cluster offers h2 by ALPN and verifies the server; the fixture's
+// TLS listener agrees to h2.
+TEST_F(Http2IntegrationTest, UpstreamHttp2OverTlsByAlpn) {
+  writeFileAtomic(dir_.file("ca.pem"), ca_.certPem());
+  std::string yaml = proxyPreamble() +
+                     "listeners:\n- name: front\n  address: 127.0.0.1:0\n"
+                     "  http: {routeConfigName: r}\n"
+                     "routeConfigs:\n- name: r\n  virtualHosts:\n  - name: default\n"
+                     "    domains: [\"*\"]\n    routes:\n"
+                     "    - match: {prefix: /}\n      route: {cluster: h2tls}\n"
+                     "clusters:\n- name: h2tls\n  http2: true\n"
+                     "  tls: {sni: localhost, trustedCa: " +
+                     dir_.file("ca.pem") +
+                     ", subjectAltNames: [localhost]}\n"
+                     "  endpoints:\n  - {address: 127.0.0.1, port: " +
+                     std::to_string(tls_port_) + "}\n";
+  TempDir front_dir;
+  Proxy front = startProxy(front_dir, yaml, {"front"}, 1);
+  auto [rc, out] = runTool(dir_, {"/usr/bin/h2load", "--h1", "-n", "300", "-c", "4",
+                                  "http://127.0.0.1:" +
+                                      std::to_string(front.listeners["front"]) + "/headers"});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("status codes: 300 2xx, 0 3xx, 0 4xx, 0 5xx")) << out;
+  std::string m = httpGet(front.prometheus, "/stats/prometheus").body;
+  EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_total", {"cluster_name=\"h2tls\""}), 1) << m;
+  EXPECT_EQ(promSum(m, "envoy_cluster_ssl_handshake", {"cluster_name=\"h2tls\""}), 1) << m;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Abuse: each pattern ends in GOAWAY (code checked), then EOF; memory stays bounded.
 

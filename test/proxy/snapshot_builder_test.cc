@@ -426,6 +426,45 @@ TEST(SnapshotBuilderTest, HttpLimitsComeFromTheListener) {
   EXPECT_EQ(l.max_uri_bytes, 2u * 1024);
 }
 
+TEST(SnapshotBuilderTest, Http2OptionsAndTheirBounds) {
+  SnapshotFixture f;
+  auto snap = f.build(R"(listeners:
+- name: a
+  address: 127.0.0.1:0
+  http:
+    routeConfig: {name: inline, virtualHosts: [{domains: ["*"], routes: [{directResponse: {status: 204}}]}]}
+    limits: {maxRequestHeadersKb: 256}
+    http2: {maxConcurrentStreams: 10, initialStreamWindowSize: 1048576, maxPrematureResets: 20,
+            maxOutboundControlFrames: 50, maxConsecutiveInboundFramesWithEmptyPayload: 1}
+)");
+  ASSERT_TRUE(snap.ok()) << snap.status().toString();
+  const Http2Limits& h = (*snap)->listeners[0].http2;
+  EXPECT_EQ(h.max_concurrent_streams, 10u);
+  EXPECT_EQ(h.initial_stream_window, 1048576u);
+  EXPECT_EQ(h.initial_connection_window, 1024u * 1024);  // default
+  EXPECT_EQ(h.max_premature_resets, 20u);
+  EXPECT_EQ(h.max_refused_streams, 20u);
+  EXPECT_EQ(h.max_outbound_control_frames, 50u);
+  EXPECT_EQ(h.max_consecutive_empty_frames, 1u);
+  // The header list limit is the listener's, with room in CONTINUATION frames for it.
+  EXPECT_EQ(h.max_header_list_bytes, 256u * 1024);
+  EXPECT_EQ(h.max_continuations, 18u);
+
+  auto bad = f.build(R"(listeners:
+- name: a
+  address: 127.0.0.1:0
+  http:
+    routeConfig: {name: inline, virtualHosts: [{domains: ["*"], routes: [{directResponse: {status: 204}}]}]}
+    http2: {maxConcurrentStreams: 0, initialStreamWindowSize: 100}
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("listeners[0].http.http2.maxConcurrentStreams: must be 1..2147483647"));
+  EXPECT_THAT(bad.status().message(),
+              HasSubstr("listeners[0].http.http2.initialStreamWindowSize: must be "
+                        "65535..2147483647"));
+}
+
 TEST(SnapshotBuilderTest, TlsFilesAndFieldsAreCheckedWithTheirLines) {
   SnapshotFixture f;
   auto snap = f.build(R"(listeners:

@@ -13,6 +13,7 @@
 
 #include "core/http/http1_parser.h"
 #include "core/stats/store.h"
+#include "proxy/http/http2_limits.h"
 #include "proxy/router/route_table.h"
 #include "proxy/upstream/cluster_info.h"
 
@@ -71,6 +72,7 @@ struct ListenerInfo {
   Millis detection_timeout{100};
   bool detectsProtocol() const { return routes != nullptr && tcp.has_value(); }
   http::Limits limits;
+  Http2Limits http2;  // HTTP/2 clients (max_header_list_bytes follows `limits`)
   Millis idle_timeout{3600 * 1000};
   bool generate_request_id = true;
   bool access_log = false;

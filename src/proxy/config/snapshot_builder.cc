@@ -956,6 +956,37 @@ void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string
       error(hp_path + ".limits.maxUriKb", "must not exceed maxRequestHeadersKb");
     }
   }
+  // HTTP/2: the header list limit is the listener's header limit.
+  Http2Limits& h2 = info.http2;
+  h2.max_header_list_bytes = static_cast<uint32_t>(info.limits.max_head_bytes);
+  h2.max_continuations = std::max<uint32_t>(h2.max_continuations,
+                                            h2.max_header_list_bytes / 16384 + 2);
+  const v1::Http2Options& o = h.http2();
+  const std::string op = hp_path + ".http2";
+  auto bounded = [&](bool has, uint32_t v, uint32_t lo, uint32_t hi, const char* field,
+                     uint32_t* out) {
+    if (!has) return;
+    if (v < lo || v > hi) {
+      error(op + "." + field, "must be " + std::to_string(lo) + ".." + std::to_string(hi));
+      return;
+    }
+    *out = v;
+  };
+  constexpr uint32_t kMaxWindow = 0x7fffffff;
+  bounded(o.has_max_concurrent_streams(), o.max_concurrent_streams().value(), 1, kMaxWindow,
+          "maxConcurrentStreams", &h2.max_concurrent_streams);
+  bounded(o.has_initial_stream_window_size(), o.initial_stream_window_size().value(), 65535,
+          kMaxWindow, "initialStreamWindowSize", &h2.initial_stream_window);
+  bounded(o.has_initial_connection_window_size(), o.initial_connection_window_size().value(),
+          65535, kMaxWindow, "initialConnectionWindowSize", &h2.initial_connection_window);
+  bounded(o.has_max_outbound_control_frames(), o.max_outbound_control_frames().value(), 1,
+          kMaxWindow, "maxOutboundControlFrames", &h2.max_outbound_control_frames);
+  bounded(o.has_max_consecutive_inbound_frames_with_empty_payload(),
+          o.max_consecutive_inbound_frames_with_empty_payload().value(), 1, kMaxWindow,
+          "maxConsecutiveInboundFramesWithEmptyPayload", &h2.max_consecutive_empty_frames);
+  bounded(o.has_max_premature_resets(), o.max_premature_resets().value(), 1, kMaxWindow,
+          "maxPrematureResets", &h2.max_premature_resets);
+  h2.max_refused_streams = h2.max_premature_resets;
   if (h.has_idle_timeout())
     info.idle_timeout = duration(h.idle_timeout(), hp_path + ".idleTimeout");
   if (h.has_generate_request_id()) info.generate_request_id = h.generate_request_id().value();

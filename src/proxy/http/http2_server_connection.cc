@@ -173,9 +173,7 @@ Http2ServerConnection::Http2ServerConnection(
       cx_active_(cx_active),
       initial_(initial_bytes) {
   Http2Limits limits;
-  if (const ListenerInfo* l = worker.snapshot().listenerBySlot(listener_slot)) {
-    limits.max_header_list_bytes = static_cast<uint32_t>(l->limits.max_head_bytes);
-  }
+  if (const ListenerInfo* l = worker.snapshot().listenerBySlot(listener_slot)) limits = l->http2;
   session_ = std::make_unique<Http2ServerSession>(static_cast<Callbacks&>(*this), limits);
 }
 

@@ -27,21 +27,9 @@
 #include <unordered_map>
 
 #include "core/http/http1_parser.h"
+#include "proxy/http/http2_limits.h"
 
 namespace mesh::proxy {
-
-// Envoy-like defaults (its http2_protocol_options and overload knobs).
-struct Http2Limits {
-  uint32_t max_concurrent_streams = 100;
-  uint32_t initial_stream_window = 64 * 1024;
-  uint32_t initial_connection_window = 1024 * 1024;
-  uint32_t max_header_list_bytes = 60 * 1024;  // decoded (RFC 9113 6.5.2 accounting)
-  uint32_t max_outbound_control_frames = 1000;  // queued SETTINGS/PING acks
-  uint32_t max_continuations = 8;
-  uint32_t max_refused_streams = 100;  // streams refused over the concurrency limit
-  uint32_t max_premature_resets = 100;  // and at least half of all streams
-  uint32_t max_consecutive_empty_frames = 100;
-};
 
 class Http2ServerSession {
  public:
