@@ -1298,11 +1298,11 @@ void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
   rq_.upstream_keep_alive = resp.keep_alive;
   if (upstream_ != nullptr && rq_.listener->direction == Direction::kOutbound) {
     // Istio's source reporter over mTLS names both sides by the certificates' SPIFFE ids.
-    const tls::TransportSocket& t = upstream_->transport();
-    if (t.secure() && t.peerCertified() && !t.peerPrincipal().empty() &&
-        !t.localPrincipal().empty()) {
-      rq_.upstream_principal = worker_.istio().peerWorkload(t.peerPrincipal());
-      rq_.own_principal = worker_.istio().peerWorkload(t.localPrincipal());
+    const tls::TransportSocket* t = upstream_->transport();
+    if (t != nullptr && t->secure() && t->peerCertified() && !t->peerPrincipal().empty() &&
+        !t->localPrincipal().empty()) {
+      rq_.upstream_principal = worker_.istio().peerWorkload(t->peerPrincipal());
+      rq_.own_principal = worker_.istio().peerWorkload(t->localPrincipal());
     }
   }
   if (resp.status == 101 && rq_.upgrade) {
@@ -1563,7 +1563,7 @@ void HttpConnection::recordRequest() {
     e.start_time = rq_.start_wall;
     e.method = log_method_;
     e.path = log_path_;
-    e.protocol = http2_                                    ? "HTTP/2"
+    e.protocol = http2_                                  ? "HTTP/2"
                  : rq_.version == http::Version::kHttp10 ? "HTTP/1.0"
                                                          : "HTTP/1.1";
     e.response_code = code;

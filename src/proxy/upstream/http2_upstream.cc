@@ -97,6 +97,9 @@ class Http2Upstream::Stream final : public UpstreamRequest {
 
   void release(bool) override { done(NGHTTP2_NO_ERROR); }
   void abort() override { done(NGHTTP2_CANCEL); }
+  const tls::TransportSocket* transport() const override {
+    return conn_ != nullptr ? &conn_->socket_ : nullptr;
+  }
 
   // The router is done with the stream.
   void done(uint32_t code) {
@@ -566,27 +569,26 @@ void Http2Upstream::flush() {
   next_.clear();
   writing_ = true;
   ++pending_;
-  socket_.asyncWrite(boost::asio::buffer(out_), [this](const boost::system::error_code& ec,
-                                                       size_t) {
-    Guard g(this);
-    --pending_;
-    writing_ = false;
-    if (state_ == State::kClosed) return;
-    if (ec) {
-      close();
-      return;
-    }
-    out_.clear();
-    flush();
-  });
+  socket_.asyncWrite(boost::asio::buffer(out_),
+                     [this](const boost::system::error_code& ec, size_t) {
+                       Guard g(this);
+                       --pending_;
+                       writing_ = false;
+                       if (state_ == State::kClosed) return;
+                       if (ec) {
+                         close();
+                         return;
+                       }
+                       out_.clear();
+                       flush();
+                     });
 }
 
 // ---------------------------------------------------------------------------------------------
 // nghttp2 callbacks: bookkeeping only; the router hears of it in deliver().
 
-int Http2Upstream::onHeader(nghttp2_session* session, const nghttp2_frame* f,
-                            const uint8_t* name, size_t nlen, const uint8_t* value, size_t vlen,
-                            uint8_t, void*) {
+int Http2Upstream::onHeader(nghttp2_session* session, const nghttp2_frame* f, const uint8_t* name,
+                            size_t nlen, const uint8_t* value, size_t vlen, uint8_t, void*) {
   if (f->hd.type != NGHTTP2_HEADERS) return 0;
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, f->hd.stream_id));
   if (s == nullptr) return 0;

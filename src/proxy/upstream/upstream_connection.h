@@ -89,12 +89,12 @@ class UpstreamConnection final : public UpstreamRequest {
   // after which the connection is a byte tunnel. Each later read is one onUpstreamBody (same
   // pause contract), the server's FIN is onUpstreamComplete with no trailers, and the
   // connection is never pooled again (the attached party abort()s it when the tunnel ends).
-  void setUpgradeRequested(bool upgrade) { upgrade_requested_ = upgrade; }
+  void setUpgradeRequested(bool upgrade) override { upgrade_requested_ = upgrade; }
   // Tunnel: passes the client's half-close on (FIN after what was written).
-  void shutdownSend() { socket_.shutdownSend(); }
+  void shutdownSend() override { socket_.shutdownSend(); }
 
   // The transport (TLS state, the server's principal) once connected.
-  const tls::TransportSocket& transport() const { return socket_; }
+  const tls::TransportSocket* transport() const override { return &socket_; }
 
  private:
   enum class State : uint8_t { kConnecting, kActive, kIdle, kClosed };

@@ -4,6 +4,8 @@
 // response, so retries, timeouts and the relay are the same code for both.
 #pragma once
 
+#include "core/tls/transport_socket.h"
+
 namespace mesh::proxy {
 
 struct BufferList;
@@ -19,6 +21,15 @@ class UpstreamRequest {
   virtual void release(bool reusable) = 0;
   // Drops the request; no further callbacks.
   virtual void abort() = 0;
+  // The request asks for an HTTP/1.1 Upgrade: a 101 answer turns the connection into a byte
+  // tunnel (HTTP/1.1 connections only; an HTTP/2 stream never answers 101, so the request is an
+  // ordinary one there).
+  virtual void setUpgradeRequested(bool) {}
+  // Tunnel: passes the client's half-close on.
+  virtual void shutdownSend() {}
+  // The connection's transport (TLS state, the server's principal) once connected; null if
+  // there is none (yet).
+  virtual const tls::TransportSocket* transport() const = 0;
 };
 
 }  // namespace mesh::proxy
