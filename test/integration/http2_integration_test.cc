@@ -191,7 +191,8 @@ class Http2IntegrationTest : public ::testing::Test {
 
   // A plain HTTP/2 request still works (the proxy serves others after an abuse).
   void expectServing() {
-    auto [rc, out] = curl({"--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", url("/headers")});
+    auto [rc, out] = curl({"--http2-prior-knowledge", "-o", "/dev/null", "-w",
+                           "%{http_version} %{http_code}", url("/headers")});
     EXPECT_EQ(rc, 0) << out;
     EXPECT_EQ(out, "2 200");
   }
@@ -205,8 +206,8 @@ class Http2IntegrationTest : public ::testing::Test {
 };
 
 TEST_F(Http2IntegrationTest, CurlPriorKnowledgeIsRoutedAndForwardedAsHttp11) {
-  auto [rc, out] = curl({"--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}",
-                         "-H", "cookie: a=1", "-H", "cookie: b=2", url("/headers")});
+  auto [rc, out] = curl({"--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}", "-H",
+                         "cookie: a=1", "-H", "cookie: b=2", url("/headers")});
   ASSERT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("\n2 200"));
   // h2 -> h1: :authority became Host, the split cookies one field, the router's headers added.
@@ -219,9 +220,9 @@ TEST_F(Http2IntegrationTest, CurlPriorKnowledgeIsRoutedAndForwardedAsHttp11) {
   std::string body;
   for (int i = 0; i < 100000; ++i) body.push_back(static_cast<char>('a' + i % 26));
   writeFileAtomic(dir_.file("body.bin"), body);
-  auto [rc2, out2] = curl({"--http2-prior-knowledge", "--data-binary", "@" + dir_.file("body.bin"),
-                           "-o", dir_.file("echo.bin"), "-w", "%{http_version} %{http_code}",
-                           url("/echo")});
+  auto [rc2, out2] =
+      curl({"--http2-prior-knowledge", "--data-binary", "@" + dir_.file("body.bin"), "-o",
+            dir_.file("echo.bin"), "-w", "%{http_version} %{http_code}", url("/echo")});
   ASSERT_EQ(rc2, 0) << out2;
   EXPECT_EQ(out2, "2 200");
   EXPECT_EQ(readFile(dir_.file("echo.bin")), body);
@@ -233,6 +234,31 @@ TEST_F(Http2IntegrationTest, CurlPriorKnowledgeIsRoutedAndForwardedAsHttp11) {
     log = readFile(log_path_);
   }
   EXPECT_GE(countOf(log, "\"protocol\":\"HTTP/2\""), 2u) << log;
+}
+
+// A capture port's listener (http and tcpProxy: protocol detection) takes the HTTP/2
+// connection preface for HTTP, so an h2c client gets the router (here its fault abort), not a
+// byte relay to the cluster.
+TEST_F(Http2IntegrationTest, ProtocolDetectionHandsTheH2PrefaceToTheRouter) {
+  TempDir d;
+  std::string yaml = proxyPreamble() +
+                     "listeners:\n- name: detect\n  address: 127.0.0.1:0\n"
+                     "  http: {routeConfigName: r}\n  tcpProxy: {cluster: v1}\n"
+                     "routeConfigs:\n- name: r\n  virtualHosts:\n  - name: default\n"
+                     "    domains: [\"*\"]\n    routes:\n    - match: {prefix: /}\n"
+                     "      route: {cluster: v1}\n      fault: {abort: {httpStatus: 418}}\n"
+                     "clusters:\n- name: v1\n  endpoints:\n  - {address: 127.0.0.1, port: " +
+                     std::to_string(hb_.port) + "}\n";
+  Proxy p = startProxy(d, yaml, {"detect"});
+  const std::string u = "http://127.0.0.1:" + std::to_string(p.listeners["detect"]) + "/headers";
+  auto [rc, out] =
+      curl({"--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", u});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_EQ(out, "2 418");
+  auto [rc2, out2] =
+      curl({"--http1.1", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", u});
+  ASSERT_EQ(rc2, 0) << out2;
+  EXPECT_EQ(out2, "1.1 418");
 }
 
 TEST_F(Http2IntegrationTest, RouterBehaviourPerStream) {
@@ -270,8 +296,8 @@ TEST_F(Http2IntegrationTest, CurlOverTlsNegotiatesH2ByAlpn) {
   ASSERT_EQ(rc, 0) << out;
   EXPECT_EQ(out, "2 200");
   // A client without h2 in its ALPN stays on HTTP/1.1.
-  auto [rc2, out2] = curl({"--http1.1", "--cacert", dir_.file("ca.pem"), "--resolve", resolve,
-                           "-o", "/dev/null", "-w", "%{http_version} %{http_code}", u});
+  auto [rc2, out2] = curl({"--http1.1", "--cacert", dir_.file("ca.pem"), "--resolve", resolve, "-o",
+                           "/dev/null", "-w", "%{http_version} %{http_code}", u});
   ASSERT_EQ(rc2, 0) << out2;
   EXPECT_EQ(out2, "1.1 200");
 }
@@ -279,7 +305,8 @@ TEST_F(Http2IntegrationTest, CurlOverTlsNegotiatesH2ByAlpn) {
 TEST_F(Http2IntegrationTest, H2loadAllSucceed) {
   for (const std::string& target :
        {url("/headers"), "https://127.0.0.1:" + std::to_string(tls_port_) + "/headers"}) {
-    auto [rc, out] = runTool(dir_, {"/usr/bin/h2load", "-n", "2000", "-c", "4", "-m", "10", target});
+    auto [rc, out] =
+        runTool(dir_, {"/usr/bin/h2load", "-n", "2000", "-c", "4", "-m", "10", target});
     ASSERT_EQ(rc, 0) << out;
     EXPECT_THAT(out, HasSubstr("status codes: 2000 2xx, 0 3xx, 0 4xx, 0 5xx")) << out;
     EXPECT_THAT(out, HasSubstr("2000 succeeded")) << out;
@@ -365,8 +392,8 @@ TEST_F(Http2IntegrationTest, UpstreamHttp2MultiplexesStreamsOnPooledConnections)
   EXPECT_THAT(log, HasSubstr("\"method\":\"POST\",\"path\":\"/echo\",\"protocol\":\"HTTP/2\""));
 
   // Many concurrent requests from both protocols; with one worker, one upstream connection.
-  for (const std::vector<std::string>& extra :
-       {std::vector<std::string>{"--h1", "-c", "8"}, std::vector<std::string>{"-c", "4", "-m", "10"}}) {
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{"--h1", "-c", "8"},
+                                                std::vector<std::string>{"-c", "4", "-m", "10"}}) {
     std::vector<std::string> argv = {"/usr/bin/h2load", "-n", "2000"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(base + "/headers");
@@ -414,9 +441,9 @@ TEST_F(Http2IntegrationTest, UpstreamHttp2OverTlsByAlpn) {
                      std::to_string(tls_port_) + "}\n";
   TempDir front_dir;
   Proxy front = startProxy(front_dir, yaml, {"front"}, 1);
-  auto [rc, out] = runTool(dir_, {"/usr/bin/h2load", "--h1", "-n", "300", "-c", "4",
-                                  "http://127.0.0.1:" +
-                                      std::to_string(front.listeners["front"]) + "/headers"});
+  auto [rc, out] =
+      runTool(dir_, {"/usr/bin/h2load", "--h1", "-n", "300", "-c", "4",
+                     "http://127.0.0.1:" + std::to_string(front.listeners["front"]) + "/headers"});
   ASSERT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("status codes: 300 2xx, 0 3xx, 0 4xx, 0 5xx")) << out;
   std::string m = httpGet(front.prometheus, "/stats/prometheus").body;
@@ -494,16 +521,18 @@ TEST_F(Http2AbuseTest, HeaderListOverTheLimit) {
   c.start();
   // 80 KB of fields (the limit is 60 KB) in a HEADERS frame and four CONTINUATIONs.
   std::string block = h2::requestBlock("GET", "/headers");
-  for (int i = 0; i < 20; ++i) h2::hpackLiteral(block, "x-big-" + std::to_string(i), std::string(4000, 'b'));
+  for (int i = 0; i < 20; ++i)
+    h2::hpackLiteral(block, "x-big-" + std::to_string(i), std::string(4000, 'b'));
   std::string frames;
   size_t off = 0;
   bool first = true;
   while (off < block.size()) {
     size_t n = std::min<size_t>(16000, block.size() - off);
     bool last = off + n == block.size();
-    frames += h2::frame(first ? h2::kHeaders : h2::kContinuation,
-                        static_cast<uint8_t>((last ? h2::kEndHeaders : 0) | (first ? h2::kEndStream : 0)),
-                        1, block.substr(off, n));
+    frames +=
+        h2::frame(first ? h2::kHeaders : h2::kContinuation,
+                  static_cast<uint8_t>((last ? h2::kEndHeaders : 0) | (first ? h2::kEndStream : 0)),
+                  1, block.substr(off, n));
     first = false;
     off += n;
   }
