@@ -838,8 +838,40 @@ clusters:
   }
   ::close(client);
   server.join();
+  EXPECT_EQ(got, "HELLO\r\n");
+
+  // A long detection timeout, but the port is listed as server-first: no waiting for the client.
+  std::string listed_yaml = greet_yaml;
+  listed_yaml.replace(
+      listed_yaml.find("protocolDetectionTimeout: 100ms"), 31,
+      "protocolDetectionTimeout: 20s\n  serverFirstPorts: [" + std::to_string(port) + "]");
+  reload = reloadWith(listed_yaml);
+  ASSERT_TRUE(reload.ok && reload.status == 200) << reload.body;
+  std::thread server2([&] {
+    pollfd sp{greeter, POLLIN, 0};
+    if (::poll(&sp, 1, 10000) != 1) return;
+    int s = ::accept(greeter, nullptr, nullptr);
+    if (s < 0) return;
+    ::send(s, "HELLO\r\n", 7, MSG_NOSIGNAL);
+    ::close(s);
+  });
+  const auto start = std::chrono::steady_clock::now();
+  client = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_EQ(::connect(client, reinterpret_cast<sockaddr*>(&to), sizeof(to)), 0);
+  got.clear();
+  p = pollfd{client, POLLIN, 0};
+  while (got.size() < 7 && ::poll(&p, 1, 10000) == 1) {
+    ssize_t n = ::recv(client, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ::close(client);
+  server2.join();
   ::close(greeter);
   EXPECT_EQ(got, "HELLO\r\n");
+  // Detection would have held the connection for 20 s; listed, the greeting comes at once.
+  EXPECT_LT(waited, std::chrono::seconds(10));
 }
 
 // Reload while two clients send requests back to back (one keep-alive, one new connection per

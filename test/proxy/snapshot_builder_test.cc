@@ -560,6 +560,43 @@ TEST(SnapshotBuilderTest, OriginalDstListenersAndClusters) {
   EXPECT_EQ(s.findByDestination("10.250.0.3", 8000, kOut)->name, "0.0.0.0_8000");
 }
 
+TEST(SnapshotBuilderTest, ServerFirstPortsNeedDetectionAndPortNumbers) {
+  testing::SnapshotFixture f;
+  auto ok = f.build(R"(listeners:
+- name: sniffed
+  address: 127.0.0.1:0
+  http: {routeConfig: {virtualHosts: [{name: a, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: c}}]}]}}
+  tcpProxy: {cluster: c}
+  serverFirstPorts: [3306, 27017]
+clusters:
+- name: c
+  endpoints: [{address: 127.0.0.1, port: 1}]
+)");
+  ASSERT_TRUE(ok.ok()) << ok.status().toString();
+  ASSERT_EQ((*ok)->listeners.size(), 1u);
+  EXPECT_THAT((*ok)->listeners[0].server_first_ports, ::testing::ElementsAre(3306, 27017));
+
+  auto bad = f.build(R"(listeners:
+- name: tcp
+  address: 127.0.0.1:0
+  tcpProxy: {cluster: c}
+  serverFirstPorts: [3306]
+- name: sniffed
+  address: 127.0.0.1:0
+  http: {routeConfig: {virtualHosts: [{name: a, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: c}}]}]}}
+  tcpProxy: {cluster: c}
+  serverFirstPorts: [70000]
+clusters:
+- name: c
+  endpoints: [{address: 127.0.0.1, port: 1}]
+)");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(),
+              ::testing::AllOf(HasSubstr("listeners[0].serverFirstPorts: needs protocol detection"),
+                               HasSubstr("listeners[1].serverFirstPorts[0]: must be a port number "
+                                         "(1-65535), got 70000")));
+}
+
 TEST(SnapshotBuilderTest, OriginalDstMisuseIsReported) {
   testing::SnapshotFixture f;
   auto snap = f.build(R"(listeners:

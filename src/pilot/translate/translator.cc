@@ -797,7 +797,12 @@ void Translator::addInbound(const ProxyIdentity& proxy, v1::Bootstrap* out,
       l->mutable_http()->set_route_config_name(name);
       // A port of unknown protocol is sniffed, as Istio's inbound listeners do: HTTP/1.1 to the
       // route below, anything else relayed as TCP to the same inbound cluster.
-      if (sp.protocol == model::Protocol::kUnknown) l->mutable_tcp_proxy()->set_cluster(name);
+      if (sp.protocol == model::Protocol::kUnknown) {
+        l->mutable_tcp_proxy()->set_cluster(name);
+        // Well-known server-first ports (SMTP, MySQL, MongoDB) skip the sniffing: their clients
+        // wait for the server, so detection would only add its timeout.
+        if (target == 25 || target == 3306 || target == 27017) l->add_server_first_ports(target);
+      }
 
       v1::RouteConfiguration* rc = out->add_route_configs();
       rc->set_name(name);

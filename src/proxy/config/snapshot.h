@@ -71,6 +71,7 @@ struct ListenerInfo {
   // Both routes and tcp set: the first bytes choose (protocol detection).
   Millis detection_timeout{100};
   bool detectsProtocol() const { return routes != nullptr && tcp.has_value(); }
+  std::vector<uint16_t> server_first_ports;  // detection skipped: straight to tcp
   http::Limits limits;
   Http2Limits http2;  // HTTP/2 clients (max_header_list_bytes follows `limits`)
   Millis idle_timeout{3600 * 1000};

@@ -959,8 +959,8 @@ void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string
   // HTTP/2: the header list limit is the listener's header limit.
   Http2Limits& h2 = info.http2;
   h2.max_header_list_bytes = static_cast<uint32_t>(info.limits.max_head_bytes);
-  h2.max_continuations = std::max<uint32_t>(h2.max_continuations,
-                                            h2.max_header_list_bytes / 16384 + 2);
+  h2.max_continuations =
+      std::max<uint32_t>(h2.max_continuations, h2.max_header_list_bytes / 16384 + 2);
   const v1::Http2Options& o = h.http2();
   const std::string op = hp_path + ".http2";
   auto bounded = [&](bool has, uint32_t v, uint32_t lo, uint32_t hi, const char* field,
@@ -977,8 +977,8 @@ void Builder::httpListener(const v1::HttpConnectionManager& h, const std::string
           "maxConcurrentStreams", &h2.max_concurrent_streams);
   bounded(o.has_initial_stream_window_size(), o.initial_stream_window_size().value(), 65535,
           kMaxWindow, "initialStreamWindowSize", &h2.initial_stream_window);
-  bounded(o.has_initial_connection_window_size(), o.initial_connection_window_size().value(),
-          65535, kMaxWindow, "initialConnectionWindowSize", &h2.initial_connection_window);
+  bounded(o.has_initial_connection_window_size(), o.initial_connection_window_size().value(), 65535,
+          kMaxWindow, "initialConnectionWindowSize", &h2.initial_connection_window);
   bounded(o.has_max_outbound_control_frames(), o.max_outbound_control_frames().value(), 1,
           kMaxWindow, "maxOutboundControlFrames", &h2.max_outbound_control_frames);
   bounded(o.has_max_consecutive_inbound_frames_with_empty_payload(),
@@ -1085,12 +1085,24 @@ void Builder::buildListeners() {
       error(path + ".bindToPort", "a useOriginalDst listener must bind its port");
     }
     info.direction = l.direction() == v1::INBOUND ? Direction::kInbound : Direction::kOutbound;
+    if (l.server_first_ports_size() > 0 && !(l.has_tcp_proxy() && l.has_http())) {
+      error(path + ".serverFirstPorts", "needs protocol detection (both http and tcpProxy)");
+    }
     if (l.has_tcp_proxy()) {
       info.tcp = tcpProxy(l.tcp_proxy(), path + ".tcpProxy");
       if (l.has_http()) httpListener(l.http(), path + ".http", info);  // protocol detection
       if (l.has_protocol_detection_timeout()) {
         info.detection_timeout =
             duration(l.protocol_detection_timeout(), path + ".protocolDetectionTimeout");
+      }
+      for (int k = 0; k < l.server_first_ports_size(); ++k) {
+        uint32_t port = l.server_first_ports(k);
+        if (port == 0 || port > 65535) {
+          error(path + ".serverFirstPorts[" + std::to_string(k) + "]",
+                "must be a port number (1-65535), got " + std::to_string(port));
+          continue;
+        }
+        info.server_first_ports.push_back(static_cast<uint16_t>(port));
       }
     } else if (!l.has_http()) {
       error(path + ".http", "http or tcpProxy is required");

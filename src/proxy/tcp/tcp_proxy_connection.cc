@@ -1,5 +1,6 @@
 #include "proxy/tcp/tcp_proxy_connection.h"
 
+#include <algorithm>
 #include <boost/asio/write.hpp>
 #include <cstring>
 
@@ -81,8 +82,23 @@ void TcpProxyConnection::start() {
   });
 }
 
+bool TcpProxyConnection::serverFirst() const {
+  const auto& ports = listener_->server_first_ports;
+  if (ports.empty()) return false;
+  uint16_t port = 0;
+  if (original_dst_) {
+    port = original_dst_->port();
+  } else {
+    boost::system::error_code ec;
+    auto local = downstream_.socket().local_endpoint(ec);
+    if (ec) return false;
+    port = local.port();
+  }
+  return std::find(ports.begin(), ports.end(), port) != ports.end();
+}
+
 void TcpProxyConnection::begin() {
-  if (listener_->detectsProtocol()) {
+  if (listener_->detectsProtocol() && !serverFirst()) {
     // The first bytes decide between HTTP and TCP; a silent client is TCP (server-first).
     detecting_ = true;
     sniffing_ = true;

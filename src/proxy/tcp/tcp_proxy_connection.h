@@ -46,6 +46,8 @@ class TcpProxyConnection {
 
   // After the downstream TLS handshake (or at once): detection, SNI, or straight to a cluster.
   void begin();
+  // The connection's destination port is one of the listener's serverFirstPorts.
+  bool serverFirst() const;
   // TLS passthrough: reads the ClientHello's server name, then picks the cluster.
   void sniff();
   void onSniffRead(const boost::system::error_code& ec, size_t n);

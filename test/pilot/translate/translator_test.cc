@@ -115,20 +115,26 @@ TEST(TranslatorTest, InboundPortOfUnknownProtocolDetectsHttpOrTcp) {
 kind: Service
 metadata: {name: svc, namespace: a}
 spec:
-  ports: [{port: 7000, name: custom, targetPort: 7000}]
+  ports: [{port: 7000, name: custom, targetPort: 7000}, {port: 3306, name: db, targetPort: 3306}]
 ---
 apiVersion: v1
 kind: Endpoints
 metadata: {name: svc, namespace: a}
 subsets:
 - addresses: [{ip: 10.1.0.9}]
-  ports: [{port: 7000, name: custom}]
+  ports: [{port: 7000, name: custom}, {port: 3306, name: db}]
 )"});
   Translation t = mesh.translate(proxyIn("a", {{"app", "svc"}}, "10.1.0.9"));
   const v1::Listener* in = findListener(t.bootstrap, "virtualInbound_7000");
   ASSERT_NE(in, nullptr);
   EXPECT_EQ(in->http().route_config_name(), "inbound|7000||");
   EXPECT_EQ(in->tcp_proxy().cluster(), "inbound|7000||");
+  EXPECT_EQ(in->server_first_ports_size(), 0);
+  // MySQL's port, undeclared: still sniffed, but listed as server-first (no detection wait).
+  const v1::Listener* db = findListener(t.bootstrap, "virtualInbound_3306");
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(db->tcp_proxy().cluster(), "inbound|3306||");
+  EXPECT_THAT(db->server_first_ports(), ElementsAre(3306u));
 }
 
 // Workloads sharing one loopback address: each proxy owns only the WorkloadEntry named after
