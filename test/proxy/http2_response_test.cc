@@ -126,6 +126,28 @@ TEST(Http2ResponseTest, DataBeyondContentLengthIsAReset) {
   EXPECT_EQ(s->resets, 1);
 }
 
+TEST(Http2ResponseTest, StatusOutsideTheHttpRangeResetsTheStream) {
+  h2::UpstreamDriver d;
+  auto* s = d.request();
+  auto* other = d.request();
+  ASSERT_TRUE(d.receive(serverPreface()));
+  d.sent().clear();
+  ASSERT_TRUE(d.receive(headers(1, {{":status", "000"}}, true)));
+  EXPECT_FALSE(s->got_head);
+  EXPECT_EQ(s->resets, 1);
+  EXPECT_TRUE(s->reset_bytes_seen);
+  h2::Frame f;
+  bool rst = false;
+  while (h2::nextFrame(d.sent(), f)) {
+    rst = rst || (f.type == h2::kRstStream && f.stream == 1 &&
+                  f.errorCode() == h2::kProtocolError);
+  }
+  EXPECT_TRUE(rst);
+  d.receive(headers(3, {{":status", "599"}}, true));
+  EXPECT_EQ(other->status, 599);
+  EXPECT_EQ(other->completes, 1);
+}
+
 TEST(Http2ResponseTest, HeldBodyIsNotAcknowledgedAndCompletesAfterRelease) {
   h2::UpstreamDriver d;
   auto* s = d.request();

@@ -129,9 +129,12 @@ class UpstreamDriver {
   // The same thin callbacks as Http2Upstream's.
   static int onHeader(nghttp2_session* session, const nghttp2_frame* f, const uint8_t* name,
                       size_t nlen, const uint8_t* value, size_t vlen, uint8_t, void*) {
-    if (Stream* s = find(session, f->hd.stream_id)) {
-      s->onHeader(f, {reinterpret_cast<const char*>(name), nlen},
-                  {reinterpret_cast<const char*>(value), vlen});
+    Stream* s = find(session, f->hd.stream_id);
+    if (s != nullptr && !s->onHeader(f, {reinterpret_cast<const char*>(name), nlen},
+                                     {reinterpret_cast<const char*>(value), vlen})) {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                NGHTTP2_PROTOCOL_ERROR);
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     return 0;
   }

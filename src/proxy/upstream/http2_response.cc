@@ -21,9 +21,9 @@ nghttp2_session* newHttp2ClientSession(const nghttp2_session_callbacks* cbs, voi
   return session;
 }
 
-void Http2Response::onHeader(const nghttp2_frame* f, std::string_view name,
+bool Http2Response::onHeader(const nghttp2_frame* f, std::string_view name,
                              std::string_view value) {
-  if (f->hd.type != NGHTTP2_HEADERS) return;
+  if (f->hd.type != NGHTTP2_HEADERS) return true;
   if (head_ready_) {
     trailers_.emplace_back(name, value);
   } else if (name == ":status") {
@@ -31,9 +31,14 @@ void Http2Response::onHeader(const nghttp2_frame* f, std::string_view name,
     int status = 0;
     auto r = std::from_chars(value.data(), value.data() + value.size(), status);
     status_ = r.ec == std::errc() ? status : 0;
+    if (status_ < 100 || status_ > 599) {
+      response_bytes_ = true;  // the server did answer, with something unusable
+      return false;
+    }
   } else if (!name.starts_with(':')) {
     headers_.emplace_back(name, value);
   }
+  return true;
 }
 
 bool Http2Response::onFrameRecv(const nghttp2_frame* f) {

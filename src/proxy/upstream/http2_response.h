@@ -37,9 +37,11 @@ class Http2Response {
   using Fields = std::vector<std::pair<std::string, std::string>>;
   enum class Due : uint8_t { kNone, kHead, kBody, kComplete, kReset };
 
-  // nghttp2 callbacks, for frames of this stream. onFrameRecv returns whether the frame was a
-  // HEADERS or DATA frame (something may be due).
-  void onHeader(const nghttp2_frame* f, std::string_view name, std::string_view value);
+  // nghttp2 callbacks, for frames of this stream. onHeader returns false for a :status
+  // outside 100..599 (nghttp2 checks only its three digits): the caller resets the stream with
+  // PROTOCOL_ERROR, as an HTTP/1.1 upstream's bad status line is refused. onFrameRecv returns
+  // whether the frame was a HEADERS or DATA frame (something may be due).
+  bool onHeader(const nghttp2_frame* f, std::string_view name, std::string_view value);
   bool onFrameRecv(const nghttp2_frame* f);
   void onDataChunk(std::string_view data);
   void onStreamClose(uint32_t code);

@@ -547,8 +547,11 @@ int Http2Upstream::onHeader(nghttp2_session* session, const nghttp2_frame* f, co
                             size_t nlen, const uint8_t* value, size_t vlen, uint8_t, void*) {
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, f->hd.stream_id));
   if (s == nullptr) return 0;
-  s->onHeader(f, {reinterpret_cast<const char*>(name), nlen},
-              {reinterpret_cast<const char*>(value), vlen});
+  if (!s->onHeader(f, {reinterpret_cast<const char*>(name), nlen},
+                   {reinterpret_cast<const char*>(value), vlen})) {
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // closes it: the router hears of a reset
+  }
   return 0;
 }
 
