@@ -35,9 +35,9 @@ TEST(Http2ResponseTest, ResponseWithTrailers) {
   auto* s = d.request();
   ASSERT_NE(s, nullptr);
   ASSERT_TRUE(d.receive(serverPreface()));
-  ASSERT_TRUE(d.receive(headers(1, {{":status", "200"}, {"content-type", "application/grpc"}},
-                                false) +
-                        data(1, "hello", false)));
+  ASSERT_TRUE(
+      d.receive(headers(1, {{":status", "200"}, {"content-type", "application/grpc"}}, false) +
+                data(1, "hello", false)));
   EXPECT_TRUE(s->got_head);
   EXPECT_EQ(s->status, 200);
   EXPECT_THAT(s->head_fields, ElementsAre(Pair("content-type", "application/grpc")));
@@ -58,8 +58,7 @@ TEST(Http2ResponseTest, InterimHeadsAreDroppedAndTheFinalHeadFollows) {
             headers(1, {{":status", "103"}, {"link", "</style.css>; rel=preload"}}, false));
   EXPECT_FALSE(s->got_head);
   EXPECT_TRUE(s->response_bytes_);
-  d.receive(headers(1, {{":status", "200"}, {"content-length", "2"}}, false) +
-            data(1, "ok", true));
+  d.receive(headers(1, {{":status", "200"}, {"content-length", "2"}}, false) + data(1, "ok", true));
   EXPECT_EQ(s->status, 200);
   EXPECT_THAT(s->head_fields, ElementsAre(Pair("content-length", "2")));  // no "link"
   EXPECT_EQ(s->body, "ok");
@@ -103,8 +102,8 @@ TEST(Http2ResponseTest, GoawayBelowAnActiveStreamResetsItAndLetsTheLowerOneFinis
   std::string goaway;
   h2::put32(goaway, 1);  // last stream id
   h2::put32(goaway, h2::kNoError);
-  ASSERT_TRUE(d.receive(headers(1, {{":status", "200"}}, false) +
-                        h2::frame(h2::kGoaway, 0, 0, goaway)));
+  ASSERT_TRUE(
+      d.receive(headers(1, {{":status", "200"}}, false) + h2::frame(h2::kGoaway, 0, 0, goaway)));
   EXPECT_EQ(high->resets, 1);  // refused: never processed, not seen
   EXPECT_FALSE(high->reset_bytes_seen);
   EXPECT_EQ(low->resets, 0);
@@ -139,8 +138,7 @@ TEST(Http2ResponseTest, StatusOutsideTheHttpRangeResetsTheStream) {
   h2::Frame f;
   bool rst = false;
   while (h2::nextFrame(d.sent(), f)) {
-    rst = rst || (f.type == h2::kRstStream && f.stream == 1 &&
-                  f.errorCode() == h2::kProtocolError);
+    rst = rst || (f.type == h2::kRstStream && f.stream == 1 && f.errorCode() == h2::kProtocolError);
   }
   EXPECT_TRUE(rst);
   d.receive(headers(3, {{":status", "599"}}, true));

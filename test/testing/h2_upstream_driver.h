@@ -9,7 +9,6 @@
 #include <nghttp2/nghttp2.h>
 
 #include <cstdint>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -54,10 +53,9 @@ class UpstreamDriver {
   Stream* request(bool head_request = false, std::string_view path = "/") {
     auto s = std::make_unique<Stream>();
     s->head_request = head_request;
-    const std::string method = head_request ? "HEAD" : "GET";
-    const std::string p(path);
-    nghttp2_nv nva[] = {
-        nv(":method", method), nv(":scheme", "http"), nv(":authority", "up.test"), nv(":path", p)};
+    const std::string_view method = head_request ? "HEAD" : "GET";
+    nghttp2_nv nva[] = {nv(":method", method), nv(":scheme", "http"), nv(":authority", "up.test"),
+                        nv(":path", path)};
     int32_t id = nghttp2_submit_request(session_, nullptr, nva, 4, nullptr, s.get());
     if (id < 0) return nullptr;
     s->id = id;
@@ -118,9 +116,10 @@ class UpstreamDriver {
   int error() const { return error_; }
 
  private:
-  static nghttp2_nv nv(const char* n, const std::string& v) {
-    return {reinterpret_cast<uint8_t*>(const_cast<char*>(n)),
-            reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), std::strlen(n), v.size(),
+  // Views only: `n` and `v` must outlive the nghttp2 call (no temporaries).
+  static nghttp2_nv nv(std::string_view n, std::string_view v) {
+    return {reinterpret_cast<uint8_t*>(const_cast<char*>(n.data())),
+            reinterpret_cast<uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
             NGHTTP2_NV_FLAG_NONE};
   }
   static Stream* find(nghttp2_session* session, int32_t id) {

@@ -13,8 +13,9 @@ nghttp2_session* newHttp2ClientSession(const nghttp2_session_callbacks* cbs, voi
   int rv = nghttp2_session_client_new2(&session, cbs, user_data, opt);
   nghttp2_option_del(opt);
   if (rv != 0) return nullptr;
-  nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-                                 {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kHttp2UpstreamStreamWindow}};
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kHttp2UpstreamStreamWindow}};
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, iv, 2);
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0,
                                         kHttp2UpstreamConnectionWindow);
