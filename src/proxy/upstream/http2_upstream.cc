@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/status.h"
 #include "proxy/server/worker.h"
 
 namespace mesh::proxy {
@@ -13,8 +14,6 @@ namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
 constexpr size_t kMaxQueuedOutput = 64 * 1024;
-constexpr uint32_t kStreamWindow = 64 * 1024;
-constexpr int32_t kConnectionWindow = 1024 * 1024;
 
 using Fields = std::vector<std::pair<std::string, std::string>>;
 
@@ -40,7 +39,7 @@ nghttp2_nv nv(const std::string& n, const std::string& v) {
 
 }  // namespace
 
-class Http2Upstream::Stream final : public UpstreamRequest {
+class Http2Upstream::Stream final : public UpstreamRequest, public Http2Response {
  public:
   Stream(Http2Upstream& c, UpstreamCallbacks* cb, bool head)
       : conn_(&c), cb_(cb), head_(head), parser_(http::Http1Parser::Type::kRequest) {}
@@ -87,10 +86,8 @@ class Http2Upstream::Stream final : public UpstreamRequest {
 
   void continueReading() override {
     if (conn_ == nullptr || !body_in_flight_) return;
-    body_in_flight_ = false;
-    if (id_ > 0 && !body_.empty()) nghttp2_session_consume(conn_->session_, id_, body_.size());
-    body_.swap(body_next_);
-    body_next_.clear();
+    size_t n = bodyConsumed();
+    if (id_ > 0 && n > 0) nghttp2_session_consume(conn_->session_, id_, n);
     conn_->touch(this);
     conn_->kick();
   }
@@ -173,41 +170,20 @@ class Http2Upstream::Stream final : public UpstreamRequest {
         cb->onUpstreamWriteComplete();
         continue;
       }
-      if (head_ready_ && !head_delivered_) {
-        head_delivered_ = true;
-        http::ResponseHead h;
-        h.status = static_cast<uint16_t>(status_);
-        h.keep_alive = true;
-        h.framing = http::BodyFraming::kChunked;  // re-chunked (or length-framed) for HTTP/1.1
-        for (const auto& [n, v] : headers_) {
-          h.headers.add(n, v);
-          if (n == "content-length") {
-            uint64_t len = 0;
-            bool ok = !v.empty();
-            for (char c : v) ok = ok && c >= '0' && c <= '9' && (len = len * 10 + (c - '0'), true);
-            if (ok) {
-              h.framing = http::BodyFraming::kContentLength;
-              h.content_length = len;
-            }
-          }
-        }
-        if (head_ || status_ == 204 || status_ == 304) h.framing = http::BodyFraming::kNone;
-        cb->onUpstreamHead(h);
+      const Due due = Http2Response::due();
+      if (due == Due::kHead) {
+        cb->onUpstreamHead(takeHead(head_));
         continue;
       }
-      if (head_delivered_ && !body_in_flight_ && !body_.empty()) {
-        body_in_flight_ = true;
-        if (!cb->onUpstreamBody(body_)) continueReading();
+      if (due == Due::kBody) {
+        if (!cb->onUpstreamBody(takeBody())) continueReading();
         continue;
       }
-      if (head_delivered_ && ended_ && !body_in_flight_ && body_.empty() && !complete_) {
-        complete_ = true;
-        trailer_list_.clear();
-        for (const auto& [n, v] : trailers_) trailer_list_.add(n, v);
-        cb->onUpstreamComplete(trailer_list_);
+      if (due == Due::kComplete) {
+        cb->onUpstreamComplete(takeTrailers());
         continue;
       }
-      if (reset_ && !complete_) {
+      if (due == Due::kReset) {
         cb_ = nullptr;
         cb->onUpstreamReset(response_bytes_);
         break;
@@ -241,18 +217,6 @@ class Http2Upstream::Stream final : public UpstreamRequest {
   bool ready_ = false;
   bool connect_failed_ = false;
   bool connect_timed_out_ = false;
-  // Response.
-  int status_ = 0;
-  Fields headers_, trailers_;
-  http::HeaderList trailer_list_;
-  bool head_ready_ = false, head_delivered_ = false;
-  std::string body_, body_next_;
-  bool body_in_flight_ = false;
-  bool ended_ = false;
-  bool complete_ = false;
-  bool reset_ = false;
-  bool response_bytes_ = false;
-  bool closed_ = false;  // the session closed the stream
   bool busy_ = false;
   bool touched_ = false;
 };
@@ -286,17 +250,9 @@ Http2Upstream::Http2Upstream(Worker& worker, HostState& host, const Host& desc,
   nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &Http2Upstream::onFrameRecv);
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, &Http2Upstream::onDataChunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &Http2Upstream::onStreamClose);
-  nghttp2_option* opt = nullptr;
-  nghttp2_option_new(&opt);
-  nghttp2_option_set_no_auto_window_update(opt, 1);
-  nghttp2_option_set_no_closed_streams(opt, 1);
-  nghttp2_session_client_new2(&session_, cbs, this, opt);
-  nghttp2_option_del(opt);
+  session_ = newHttp2ClientSession(cbs, this);
   nghttp2_session_callbacks_del(cbs);
-  nghttp2_settings_entry iv[] = {{NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-                                 {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow}};
-  nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, 2);
-  nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+  MESH_RELEASE_ASSERT(session_ != nullptr, "nghttp2 session: out of memory");
   idle_since_ = std::chrono::steady_clock::now();
 }
 
@@ -589,17 +545,12 @@ void Http2Upstream::flush() {
 
 int Http2Upstream::onHeader(nghttp2_session* session, const nghttp2_frame* f, const uint8_t* name,
                             size_t nlen, const uint8_t* value, size_t vlen, uint8_t, void*) {
-  if (f->hd.type != NGHTTP2_HEADERS) return 0;
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, f->hd.stream_id));
   if (s == nullptr) return 0;
-  std::string n(reinterpret_cast<const char*>(name), nlen);
-  std::string v(reinterpret_cast<const char*>(value), vlen);
-  if (s->head_ready_) {
-    s->trailers_.emplace_back(std::move(n), std::move(v));
-  } else if (n == ":status") {
-    s->status_ = std::atoi(v.c_str());
-  } else if (n[0] != ':') {
-    s->headers_.emplace_back(std::move(n), std::move(v));
+  if (!s->onHeader(f, {reinterpret_cast<const char*>(name), nlen},
+                   {reinterpret_cast<const char*>(value), vlen})) {
+    nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_PROTOCOL_ERROR);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // closes it: the router hears of a reset
   }
   return 0;
 }
@@ -613,16 +564,7 @@ int Http2Upstream::onFrameRecv(nghttp2_session* session, const nghttp2_frame* f,
   if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, f->hd.stream_id));
   if (s == nullptr) return 0;
-  if (f->hd.type == NGHTTP2_HEADERS && !s->head_ready_) {
-    s->response_bytes_ = true;
-    if (s->status_ >= 100 && s->status_ < 200) {
-      s->headers_.clear();  // interim
-    } else {
-      s->head_ready_ = true;
-    }
-  }
-  if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) s->ended_ = true;
-  self->touch(s);
+  if (s->Http2Response::onFrameRecv(f)) self->touch(s);
   return 0;
 }
 
@@ -634,8 +576,7 @@ int Http2Upstream::onDataChunk(nghttp2_session* session, uint8_t, int32_t id, co
     nghttp2_session_consume(session, id, len);
     return 0;
   }
-  s->response_bytes_ = true;
-  (s->body_in_flight_ ? s->body_next_ : s->body_).append(reinterpret_cast<const char*>(data), len);
+  s->Http2Response::onDataChunk({reinterpret_cast<const char*>(data), len});
   self->touch(s);
   return 0;
 }
@@ -644,8 +585,7 @@ int Http2Upstream::onStreamClose(nghttp2_session* session, int32_t id, uint32_t 
   auto* self = static_cast<Http2Upstream*>(ud);
   auto* s = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, id));
   if (s == nullptr) return 0;
-  s->closed_ = true;
-  if (code != NGHTTP2_NO_ERROR || !s->ended_) s->reset_ = true;
+  s->Http2Response::onStreamClose(code);
   self->touch(s);
   if (s->cb_ == nullptr) {
     // The router let go already: the stream goes once nghttp2 is done with it.

@@ -26,6 +26,7 @@
 
 #include "core/tls/transport_socket.h"
 #include "proxy/upstream/cluster_info.h"
+#include "proxy/upstream/http2_response.h"
 #include "proxy/upstream/upstream_connection.h"
 
 namespace mesh::proxy {
