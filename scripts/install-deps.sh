@@ -12,7 +12,8 @@ base=(g++ cmake ninja-build pkgconf ccache mold make
       libgrpc++-dev protobuf-compiler-grpc libc-ares-dev libssl-dev
       libnghttp2-dev  # HTTP/2 in istio-proxy (downstream codec)
       prometheus  # the e2e tests start their own Prometheus server to scrape the mesh
-      iptables iproute2 util-linux)  # the capture test: nat rules, network namespaces, setpriv
+      iptables iproute2 util-linux  # the capture test: nat rules, network namespaces, setpriv
+      curl nghttp2-client)  # real HTTP/2 clients in the tests (curl --http2, h2load)
 bench=(nginx haproxy wrk nghttp2-client curl openssl iproute2 util-linux procps)
 fuzz=(clang-14 libclang-rt-14-dev)
 
