@@ -72,7 +72,9 @@ grpc::Status EchoServiceImpl::Sleep(grpc::ServerContext* ctx, const SleepRequest
   }
   const auto end =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(req->milliseconds());
-  // Wakes every 5 ms to notice a cancelled call (its deadline passed, or the client left).
+  // Being slow is this method's job (the deadline tests call it); it is not a wait for
+  // readiness. gRPC's synchronous API has no cancellation callback, so it wakes every 5 ms to
+  // notice a cancelled call (its deadline passed, or the client left).
   while (std::chrono::steady_clock::now() < end) {
     if (ctx->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
