@@ -291,15 +291,18 @@ TEST_F(Http2IntegrationTest, CurlOverTlsNegotiatesH2ByAlpn) {
   std::string u = "https://localhost:" + std::to_string(tls_port_) + "/headers";
   std::string resolve = "localhost:" + std::to_string(tls_port_) + ":127.0.0.1";
   writeFileAtomic(dir_.file("ca.pem"), ca_.certPem());
-  auto [rc, out] = curl({"--http2", "--cacert", dir_.file("ca.pem"), "--resolve", resolve, "-o",
-                         "/dev/null", "-w", "%{http_version} %{http_code}", u});
+  auto [rc, out] = curl({"--http2", "--cacert", dir_.file("ca.pem"), "--resolve", resolve, "-w",
+                         "\n%{http_version} %{http_code}", u});
   ASSERT_EQ(rc, 0) << out;
-  EXPECT_EQ(out, "2 200");
+  EXPECT_THAT(out, HasSubstr("\n2 200"));
+  // The upstream is told the client came over TLS.
+  EXPECT_THAT(out, HasSubstr("\"x-forwarded-proto\":\"https\""));
   // A client without h2 in its ALPN stays on HTTP/1.1.
-  auto [rc2, out2] = curl({"--http1.1", "--cacert", dir_.file("ca.pem"), "--resolve", resolve, "-o",
-                           "/dev/null", "-w", "%{http_version} %{http_code}", u});
+  auto [rc2, out2] = curl({"--http1.1", "--cacert", dir_.file("ca.pem"), "--resolve", resolve, "-w",
+                           "\n%{http_version} %{http_code}", u});
   ASSERT_EQ(rc2, 0) << out2;
-  EXPECT_EQ(out2, "1.1 200");
+  EXPECT_THAT(out2, HasSubstr("\n1.1 200"));
+  EXPECT_THAT(out2, HasSubstr("\"x-forwarded-proto\":\"https\""));
 }
 
 TEST_F(Http2IntegrationTest, H2loadAllSucceed) {

@@ -35,6 +35,7 @@ class DownstreamStream {
 struct DownstreamPeer {
   uint64_t remote_hash = 0;
   bool mutual_tls = false;
+  bool secure = false;  // the connection is TLS (x-forwarded-proto: https)
   uint32_t peer_workload = 0;
   std::string principal;
   std::string remote_address;

@@ -163,6 +163,7 @@ void HttpConnection::attachStream(DownstreamStream* stream, const DownstreamPeer
   maybe_preface_ = false;
   remote_hash_ = peer.remote_hash;
   mutual_tls_ = peer.mutual_tls;
+  stream_secure_ = peer.secure;
   peer_workload_ = peer.peer_workload;
   stream_principal_ = peer.principal;
   remote_address_ = peer.remote_address;
@@ -452,6 +453,7 @@ void HttpConnection::handOffToHttp2() {
     DownstreamPeer peer;
     peer.remote_hash = remote_hash_;
     peer.mutual_tls = mutual_tls_;
+    peer.secure = socket_.secure();
     peer.peer_workload = peer_workload_;
     peer.principal = socket_.peerPrincipal();
     boost::system::error_code ec;
@@ -758,7 +760,11 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     appendHeader(out, "x-request-id", id.view());
     if (rq_.listener->access_log) log_request_id_.assign(id.view());
   }
-  if (!has_forwarded_proto) out.append("x-forwarded-proto: http\r\n");
+  // As Envoy: the scheme the client used to reach this proxy, unless a previous hop said.
+  if (!has_forwarded_proto) {
+    const bool secure = http2_ ? stream_secure_ : socket_.secure();
+    out.append(secure ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+  }
   TraceHeaders trace;
   continueTrace(req.headers, worker_.random(), rq_.listener->trace_sampling, &trace);
   appendHeader(out, "traceparent", trace.traceparentView());

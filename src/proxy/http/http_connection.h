@@ -221,8 +221,8 @@ class HttpConnection final : public UpstreamCallbacks, public DownstreamConnecti
   bool stop_parsing_ = false;
   bool peer_eof_ = false;
   bool close_after_ = false;
-  bool http2_ = false;           // serves an HTTP/2 stream (access log protocol)
-  bool maybe_preface_ = true;    // the first bytes may still turn out to be HTTP/2's preface
+  bool http2_ = false;         // serves an HTTP/2 stream (access log protocol)
+  bool maybe_preface_ = true;  // the first bytes may still turn out to be HTTP/2's preface
   WriteKind write_kind_ = WriteKind::kNone;
   std::optional<std::pair<BufferList, WriteKind>> queued_write_;
   uint32_t pending_ = 0;
@@ -232,6 +232,7 @@ class HttpConnection final : public UpstreamCallbacks, public DownstreamConnecti
   // mTLS: the client's SPIFFE id as a telemetry workload (0: none or plaintext).
   uint32_t peer_workload_ = 0;
   bool mutual_tls_ = false;
+  bool stream_secure_ = false;  // HTTP/2 stream: its connection is TLS
   std::chrono::steady_clock::time_point last_activity_;
   uint64_t remote_hash_ = 0;
 
