@@ -259,7 +259,8 @@ TEST(TrafficPolicyTest, Http2ForGrpcAndHttp2PortsAndForUpgradedHttp) {
       {"DO_NOT_UPGRADE", {{80, false}, {81, true}}},
   };
   for (const Case& c : cases) {
-    SCOPED_TRACE("h2UpgradePolicy " + c.h2_upgrade_policy);
+    SCOPED_TRACE(c.h2_upgrade_policy.empty() ? "no DestinationRule"
+                                             : "h2UpgradePolicy " + c.h2_upgrade_policy);
     std::vector<std::string> docs = {api};
     if (!c.h2_upgrade_policy.empty()) {
       docs.push_back(destinationRule("api", "a",

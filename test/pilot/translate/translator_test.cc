@@ -112,7 +112,6 @@ subsets:
   EXPECT_THAT(db->server_first_ports(), ElementsAre(3306u));
 }
 
-// Workloads sharing one loopback address: each proxy owns only the WorkloadEntry named after
 // An ingress gateway (a "router" proxy) gets a listener per Gateway server port, with the
 // routes of the VirtualServices bound to the Gateway; sidecars do not get those routes.
 TEST(TranslatorTest, GatewayServesTheVirtualServicesBoundToIt) {
@@ -149,6 +148,7 @@ TEST(TranslatorTest, GatewayServesTheVirtualServicesBoundToIt) {
   EXPECT_EQ(svh->routes(0).match().prefix(), "/");
 }
 
+// Workloads sharing one loopback address: each proxy owns only the WorkloadEntry named after
 // its workload, its app listens on a private port, and outbound listeners bind where it asks.
 TEST(TranslatorTest, SharedAddressWorkloadsAreToldApartByName) {
   Mesh mesh({meshService("reviews", "default",
