@@ -3,9 +3,15 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "test/pilot/istio_yaml.h"
+
 namespace mesh::pilot::model {
 namespace {
 
+using pilot::testing::meshService;
+using pilot::testing::serviceEntry;
+using pilot::testing::workloadEntry;
+using pilot::testing::yamlStream;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -15,6 +21,14 @@ std::vector<config::Resource> load(const std::string& yaml) {
   config::LoadedConfig c = config::loadConfigStream(yaml, "registry.yaml");
   EXPECT_TRUE(c.errors.empty()) << c.errors.toString();
   return std::move(c.resources);
+}
+
+// A ServiceEntry `name` (no namespace: the loader's default) resolving `host` by DNS, one HTTP
+// port.
+std::string dnsEntry(const std::string& name, const std::string& host, uint32_t port = 80) {
+  return serviceEntry(name, "",
+                      "  hosts: [" + host + "]\n  resolution: DNS\n  ports: [{number: " +
+                          std::to_string(port) + ", name: http, protocol: HTTP}]\n");
 }
 
 TEST(ServiceEntryRegistryTest, EveryHostIsAServiceWithTheEntrysPortsAndEndpoints) {
@@ -71,31 +85,16 @@ spec:
 
 TEST(ServiceEntryRegistryTest, WorkloadSelectorPicksWorkloadEntriesOfTheSameNamespace) {
   ServiceEntryRegistry r;
-  r.update(load(R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: reviews}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: reviews-v1, namespace: default}
-spec: {address: 10.0.3.1, labels: {app: reviews, version: v1}, serviceAccount: reviews}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: ratings-v1, namespace: default}
-spec: {address: 10.0.2.1, labels: {app: ratings}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: reviews-elsewhere, namespace: other}
-spec: {address: 10.9.0.1, labels: {app: reviews}}
-)"));
+  r.update(load(yamlStream(
+      {meshService("reviews", "default",
+                   "  ports: [{number: 9080, name: http, protocol: HTTP}]\n"
+                   "  workloadSelector: {labels: {app: reviews}}\n"),
+       workloadEntry("reviews-v1", "default",
+                     "{address: 10.0.3.1, labels: {app: reviews, version: v1}, serviceAccount: "
+                     "reviews}"),
+       workloadEntry("ratings-v1", "default", "{address: 10.0.2.1, labels: {app: ratings}}"),
+       workloadEntry("reviews-elsewhere", "other",
+                     "{address: 10.9.0.1, labels: {app: reviews}}")})));
   auto services = r.services();
   ASSERT_THAT(services, SizeIs(1));
   const auto& eps = r.endpoints(*services[0]);
@@ -107,14 +106,7 @@ spec: {address: 10.9.0.1, labels: {app: reviews}}
 
 TEST(ServiceEntryRegistryTest, DnsWithoutEndpointsResolvesTheHostItself) {
   ServiceEntryRegistry r;
-  r.update(load(R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: google}
-spec:
-  hosts: [www.google.com]
-  resolution: DNS
-  ports: [{number: 80, name: http, protocol: HTTP}]
-)"));
+  r.update(load(dnsEntry("google", "www.google.com")));
   auto services = r.services();
   ASSERT_THAT(services, SizeIs(1));
   EXPECT_EQ(services[0]->resolution, Resolution::kDns);
@@ -127,22 +119,8 @@ spec:
 
 TEST(ServiceEntryRegistryTest, AHostDefinedTwiceInANamespaceKeepsTheFirst) {
   ServiceEntryRegistry r;
-  r.update(load(R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: a}
-spec:
-  hosts: [api.example.com]
-  resolution: DNS
-  ports: [{number: 80, name: http, protocol: HTTP}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: b}
-spec:
-  hosts: [api.example.com]
-  resolution: DNS
-  ports: [{number: 8080, name: http, protocol: HTTP}]
-)"));
+  r.update(
+      load(yamlStream({dnsEntry("a", "api.example.com"), dnsEntry("b", "api.example.com", 8080)})));
   auto services = r.services();
   ASSERT_THAT(services, SizeIs(1));
   EXPECT_EQ(services[0]->ports[0].number, 80u);
@@ -154,14 +132,7 @@ TEST(ServiceEntryRegistryTest, UpdatesReplaceTheModelAndNotify) {
   ServiceEntryRegistry r;
   int changes = 0;
   r.onChange([&] { ++changes; });
-  r.update(load(R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: a}
-spec:
-  hosts: [api.example.com]
-  resolution: DNS
-  ports: [{number: 80, name: http, protocol: HTTP}]
-)"));
+  r.update(load(dnsEntry("a", "api.example.com")));
   EXPECT_EQ(changes, 1);
   EXPECT_THAT(r.services(), SizeIs(1));
   r.update({});

@@ -1,26 +1,15 @@
 // Bookinfo's traffic-management samples (samples/bookinfo/networking) translated for the
 // productpage sidecar and checked against the proxy resources an Istio user expects.
 #include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "test/pilot/translate/test_util.h"
 
-namespace mesh::pilot::translate {
+namespace mesh::pilot::translate::testing {
 namespace {
 
-using google::protobuf::util::MessageDifferencer;
 using ::testing::ElementsAre;
-using testing::findCluster;
-using testing::findListener;
-using testing::findVirtualHost;
-using testing::fromYaml;
 using ::testing::IsEmpty;
-using testing::Mesh;
-using testing::proxyIn;
-using testing::sample;
-using testing::testdata;
-namespace v1 = mesh::proxy::v1;
 
 constexpr char kReviews[] = "reviews.default.svc.cluster.local";
 constexpr char kRatings[] = "ratings.default.svc.cluster.local";
@@ -33,25 +22,36 @@ ProxyIdentity productpage() {
   return p;
 }
 
-// The routes of one service's virtual host on port 9080, compared as a whole message.
-void expectVirtualHost(const v1::Bootstrap& b, const std::string& host, const std::string& yaml) {
-  const v1::VirtualHost* vh = findVirtualHost(b, "9080", host + ":9080");
-  ASSERT_NE(vh, nullptr) << host;
-  v1::VirtualHost expected = fromYaml<v1::VirtualHost>(yaml);
-  std::string diff;
-  MessageDifferencer d;
-  d.ReportDifferencesToString(&diff);
-  EXPECT_TRUE(d.Compare(expected, *vh)) << diff << "\nactual:\n" << vh->DebugString();
+// productpage's translation of bookinfo's services, every DestinationRule of
+// destination-rule-all.yaml and the sample `file`.
+Translation productpageWith(const std::string& file) {
+  return translateOnce(
+      {testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"), sample(file)},
+      productpage());
 }
 
-// The default retry policy, as every route without `retries` gets it.
-constexpr char kDefaultRetry[] =
-    "retryPolicy: {retryOn: \"connect-failure,refused-stream,unavailable,cancelled,"
-    "retriable-status-codes\", numRetries: 2, retriableStatusCodes: [503]}";
+// A route of a virtual host (a YAML list item): `match` as a flow mapping, `action` the route
+// action's one field, `more` the route's further fields (block lines indented by two spaces).
+// Every route without `retries` carries the default retry policy.
+std::string routeYaml(const std::string& match, const std::string& action,
+                      const std::string& more = "") {
+  return "- match: " + match + "\n" + more + "  route:\n    " + action + "\n    " +
+         kDefaultRetryYaml + "\n";
+}
+
+// Service `svc`'s virtual host on port 9080 is the one with its name, its domains as seen from
+// namespace default, and `routes`; compared as a whole message.
+::testing::AssertionResult virtualHostIs(const v1::Bootstrap& b, const std::string& svc,
+                                         const std::string& routes) {
+  const std::string host = svc + ".default.svc.cluster.local";
+  const v1::VirtualHost* vh = findVirtualHost(b, "9080", host + ":9080");
+  if (vh == nullptr) return ::testing::AssertionFailure() << "no virtual host for " << host;
+  return equalsYaml(*vh, "name: " + host + ":9080\ndomains: [" + host + ", " + svc +
+                             ".default.svc, " + svc + ".default, " + svc + "]\nroutes:\n" + routes);
+}
 
 TEST(BookinfoTest, WithoutRulesEveryServiceGetsOneClusterAndADefaultRoute) {
-  Mesh mesh({testdata("bookinfo-services.yaml")});
-  Translation t = mesh.translate(productpage());
+  Translation t = translateOnce({testdata("bookinfo-services.yaml")}, productpage());
   EXPECT_THAT(t.warnings, IsEmpty());
   const v1::Bootstrap& b = t.bootstrap;
   EXPECT_EQ(b.node().id(), "sidecar~10.0.0.1~productpage-v1-123.default~default.svc.cluster.local");
@@ -59,25 +59,21 @@ TEST(BookinfoTest, WithoutRulesEveryServiceGetsOneClusterAndADefaultRoute) {
   EXPECT_EQ(b.node().namespace_(), "default");
   EXPECT_EQ(b.node().labels().at("app"), "productpage");
   EXPECT_EQ(b.node().service_account(), "bookinfo-productpage");
-  EXPECT_THAT(testing::clusterNames(b),
+  EXPECT_THAT(clusterNames(b),
               ElementsAre("outbound|9080||details.default.svc.cluster.local",
                           "outbound|8000||httpbin.default.svc.cluster.local",
                           "outbound|9080||productpage.default.svc.cluster.local",
                           "outbound|9080||ratings.default.svc.cluster.local",
                           "outbound|9080||reviews.default.svc.cluster.local", "inbound|9080||"));
-  expectVirtualHost(b, kReviews, std::string(R"(
-name: reviews.default.svc.cluster.local:9080
-domains: [reviews.default.svc.cluster.local, reviews.default.svc, reviews.default, reviews]
-routes:
-- name: default
+  EXPECT_TRUE(virtualHostIs(b, "reviews", std::string(R"(- name: default
   match: {prefix: /}
   route:
     cluster: outbound|9080||reviews.default.svc.cluster.local
-    )") + kDefaultRetry);
+    )") + kDefaultRetryYaml));
 
   const v1::Cluster* reviews = findCluster(b, "outbound|9080||reviews.default.svc.cluster.local");
   ASSERT_NE(reviews, nullptr);
-  v1::Cluster expected = fromYaml<v1::Cluster>(R"(
+  EXPECT_TRUE(equalsYaml(*reviews, R"(
 name: outbound|9080||reviews.default.svc.cluster.local
 type: STATIC
 lbPolicy: LEAST_REQUEST
@@ -92,9 +88,7 @@ endpoints:
 - address: 10.0.3.3
   port: 9080
   workload: {name: reviews-v3, namespace: default, labels: {app: reviews, version: v3}, serviceAccount: bookinfo-reviews}
-)");
-  EXPECT_TRUE(MessageDifferencer::Equals(expected, *reviews)) << reviews->DebugString();
-
+)"));
   // Outbound: one HTTP listener per service port, named by and routed through that port.
   const v1::Listener* out9080 = findListener(b, "0.0.0.0_9080");
   ASSERT_NE(out9080, nullptr);
@@ -120,18 +114,13 @@ endpoints:
 }
 
 TEST(BookinfoTest, AllV1RoutesEveryServiceToSubsetV1) {
-  Mesh mesh({testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"),
-             sample("virtual-service-all-v1.yaml")});
-  Translation t = mesh.translate(productpage());
+  Translation t = productpageWith("virtual-service-all-v1.yaml");
   EXPECT_THAT(t.warnings, IsEmpty());
   const v1::Bootstrap& b = t.bootstrap;
   for (std::string svc : {"productpage", "reviews", "ratings", "details"}) {
-    std::string host = svc + ".default.svc.cluster.local";
-    expectVirtualHost(b, host,
-                      "name: " + host + ":9080\ndomains: [" + host + ", " + svc + ".default.svc, " +
-                          svc + ".default, " + svc +
-                          "]\nroutes:\n- match: {prefix: /}\n  route:\n" +
-                          "    cluster: outbound|9080|v1|" + host + "\n    " + kDefaultRetry);
+    EXPECT_TRUE(virtualHostIs(b, svc,
+                              routeYaml("{prefix: /}", "cluster: outbound|9080|v1|" + svc +
+                                                           ".default.svc.cluster.local")));
   }
   // Subset clusters hold only the endpoints with the subset's labels.
   const v1::Cluster* v1c = findCluster(b, "outbound|9080|v1|reviews.default.svc.cluster.local");
@@ -151,69 +140,48 @@ TEST(BookinfoTest, AllV1RoutesEveryServiceToSubsetV1) {
   EXPECT_EQ(mysql->endpoints_size(), 0);
 }
 
-TEST(BookinfoTest, ReviewsTestV2SendsJasonToV2) {
-  Mesh mesh({testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"),
-             sample("virtual-service-reviews-test-v2.yaml")});
-  Translation t = mesh.translate(productpage());
-  expectVirtualHost(t.bootstrap, kReviews, std::string(R"(
-name: reviews.default.svc.cluster.local:9080
-domains: [reviews.default.svc.cluster.local, reviews.default.svc, reviews.default, reviews]
-routes:
-- match:
-    prefix: /
-    headers: [{name: end-user, stringMatch: {exact: jason}}]
-  route:
-    cluster: outbound|9080|v2|reviews.default.svc.cluster.local
-    )") + kDefaultRetry + R"(
-- match: {prefix: /}
-  route:
-    cluster: outbound|9080|v1|reviews.default.svc.cluster.local
-    )" + kDefaultRetry);
+// The samples that only route: each one's virtual host as a whole.
+struct RouteSample {
+  std::string test_name;
+  std::string file;
+  std::string service;
+  std::string routes;
+};
+
+void PrintTo(const RouteSample& s, std::ostream* os) { *os << s.file; }
+
+class BookinfoRouteSampleTest : public ::testing::TestWithParam<RouteSample> {};
+
+TEST_P(BookinfoRouteSampleTest, VirtualHostIsIstios) {
+  const RouteSample& s = GetParam();
+  EXPECT_TRUE(virtualHostIs(productpageWith(s.file).bootstrap, s.service, s.routes));
 }
 
-TEST(BookinfoTest, Reviews50V3SplitsTraffic) {
-  Mesh mesh({testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"),
-             sample("virtual-service-reviews-50-v3.yaml")});
-  Translation t = mesh.translate(productpage());
-  expectVirtualHost(t.bootstrap, kReviews, std::string(R"(
-name: reviews.default.svc.cluster.local:9080
-domains: [reviews.default.svc.cluster.local, reviews.default.svc, reviews.default, reviews]
-routes:
-- match: {prefix: /}
-  route:
-    weightedClusters:
-      clusters:
-      - {name: outbound|9080|v1|reviews.default.svc.cluster.local, weight: 50}
-      - {name: outbound|9080|v3|reviews.default.svc.cluster.local, weight: 50}
-    )") + kDefaultRetry);
-}
+constexpr char kJason[] = "{prefix: /, headers: [{name: end-user, stringMatch: {exact: jason}}]}";
 
-TEST(BookinfoTest, RatingsDelayForJason) {
-  Mesh mesh({testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"),
-             sample("virtual-service-ratings-test-delay.yaml")});
-  Translation t = mesh.translate(productpage());
-  expectVirtualHost(t.bootstrap, kRatings, std::string(R"(
-name: ratings.default.svc.cluster.local:9080
-domains: [ratings.default.svc.cluster.local, ratings.default.svc, ratings.default, ratings]
-routes:
-- match:
-    prefix: /
-    headers: [{name: end-user, stringMatch: {exact: jason}}]
-  fault:
-    delay: {fixedDelay: 7s, percentage: 100}
-  route:
-    cluster: outbound|9080|v1|ratings.default.svc.cluster.local
-    )") + kDefaultRetry + R"(
-- match: {prefix: /}
-  route:
-    cluster: outbound|9080|v1|ratings.default.svc.cluster.local
-    )" + kDefaultRetry);
-}
+INSTANTIATE_TEST_SUITE_P(
+    Bookinfo, BookinfoRouteSampleTest,
+    ::testing::Values(
+        RouteSample{
+            "ReviewsTestV2SendsJasonToV2", "virtual-service-reviews-test-v2.yaml", "reviews",
+            routeYaml(kJason, "cluster: outbound|9080|v2|reviews.default.svc.cluster.local") +
+                routeYaml("{prefix: /}",
+                          "cluster: outbound|9080|v1|reviews.default.svc.cluster.local")},
+        RouteSample{
+            "Reviews50V3SplitsTraffic", "virtual-service-reviews-50-v3.yaml", "reviews",
+            routeYaml("{prefix: /}",
+                      "weightedClusters: {clusters: ["
+                      "{name: outbound|9080|v1|reviews.default.svc.cluster.local, weight: 50}, "
+                      "{name: outbound|9080|v3|reviews.default.svc.cluster.local, weight: 50}]}")},
+        RouteSample{"RatingsDelayForJason", "virtual-service-ratings-test-delay.yaml", "ratings",
+                    routeYaml(kJason, "cluster: outbound|9080|v1|ratings.default.svc.cluster.local",
+                              "  fault: {delay: {fixedDelay: 7s, percentage: 100}}\n") +
+                        routeYaml("{prefix: /}",
+                                  "cluster: outbound|9080|v1|ratings.default.svc.cluster.local")}),
+    [](const ::testing::TestParamInfo<RouteSample>& info) { return info.param.test_name; });
 
 TEST(BookinfoTest, RatingsAbortForJason) {
-  Mesh mesh({testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"),
-             sample("virtual-service-ratings-test-abort.yaml")});
-  Translation t = mesh.translate(productpage());
+  Translation t = productpageWith("virtual-service-ratings-test-abort.yaml");
   const v1::VirtualHost* vh =
       findVirtualHost(t.bootstrap, "9080", "ratings.default.svc.cluster.local:9080");
   ASSERT_NE(vh, nullptr);
@@ -230,9 +198,7 @@ TEST(BookinfoTest, RatingsAbortForJason) {
 }
 
 TEST(BookinfoTest, ReviewsTimeout) {
-  Mesh mesh({testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"),
-             sample("virtual-service-reviews-timeout.yaml")});
-  Translation t = mesh.translate(productpage());
+  Translation t = productpageWith("virtual-service-reviews-timeout.yaml");
   const v1::VirtualHost* vh = findVirtualHost(t.bootstrap, "9080", std::string(kReviews) + ":9080");
   ASSERT_NE(vh, nullptr);
   ASSERT_EQ(vh->routes_size(), 1);
@@ -243,27 +209,24 @@ TEST(BookinfoTest, ReviewsTimeout) {
 }
 
 TEST(BookinfoTest, RatingsRetry) {
-  Mesh mesh({testdata("bookinfo-services.yaml"), sample("destination-rule-all.yaml"),
-             sample("virtual-service-ratings-retry.yaml")});
-  Translation t = mesh.translate(productpage());
+  Translation t = productpageWith("virtual-service-ratings-retry.yaml");
   const v1::VirtualHost* vh = findVirtualHost(t.bootstrap, "9080", std::string(kRatings) + ":9080");
   ASSERT_NE(vh, nullptr);
   ASSERT_EQ(vh->routes_size(), 1);
   v1::RetryPolicy expected = fromYaml<v1::RetryPolicy>(
       "{retryOn: \"5xx,connect-failure,reset\", numRetries: 3, "
       "perTryTimeout: 2s}");
-  EXPECT_TRUE(MessageDifferencer::Equals(expected, vh->routes(0).route().retry_policy()))
-      << vh->routes(0).route().retry_policy().DebugString();
+  EXPECT_TRUE(sameMessage(expected, vh->routes(0).route().retry_policy()));
 }
 
 TEST(BookinfoTest, HttpbinCircuitBreaker) {
-  Mesh mesh({testdata("bookinfo-services.yaml"),
-             sample("destination-rule-httpbin-circuit-breaker.yaml")});
-  Translation t = mesh.translate(productpage());
+  Translation t = translateOnce(
+      {testdata("bookinfo-services.yaml"), sample("destination-rule-httpbin-circuit-breaker.yaml")},
+      productpage());
   const v1::Cluster* c =
       findCluster(t.bootstrap, "outbound|8000||httpbin.default.svc.cluster.local");
   ASSERT_NE(c, nullptr);
-  v1::Cluster expected = fromYaml<v1::Cluster>(R"(
+  EXPECT_TRUE(equalsYaml(*c, R"(
 name: outbound|8000||httpbin.default.svc.cluster.local
 type: STATIC
 lbPolicy: LEAST_REQUEST
@@ -279,11 +242,7 @@ outlierDetection:
   interval: 1s
   baseEjectionTime: 180s
   maxEjectionPercent: 100
-)");
-  std::string diff;
-  MessageDifferencer d;
-  d.ReportDifferencesToString(&diff);
-  EXPECT_TRUE(d.Compare(expected, *c)) << diff;
+)"));
 }
 
 TEST(BookinfoTest, KubernetesServicesEndpointsAndPodsFeedTheSameTranslation) {
@@ -360,4 +319,4 @@ TEST(BookinfoTest, EverySampleForEveryWorkloadIsAcceptedByTheProxy) {
 }
 
 }  // namespace
-}  // namespace mesh::pilot::translate
+}  // namespace mesh::pilot::translate::testing

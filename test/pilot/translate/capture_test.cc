@@ -13,64 +13,39 @@
 #include "test/pilot/translate/test_util.h"
 #include "test/testing/test_certificates.h"
 
-namespace mesh::pilot::translate {
+namespace mesh::pilot::translate::testing {
 namespace {
 
 using ::testing::ElementsAre;
-using testing::findCluster;
-using testing::findListener;
-using testing::findVirtualHost;
 using ::testing::HasSubstr;
-using testing::Mesh;
-using testing::proxyIn;
-namespace v1 = mesh::proxy::v1;
 
-// reviews (HTTP, two mesh pods with a sidecar), ratings (HTTP, one pod without the tlsMode label:
-// not in the mesh), db (TCP with a VIP), cache (TCP without one).
-constexpr char kMesh[] = R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  addresses: [10.96.0.10]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  endpoints:
-  - {address: 10.251.0.2, labels: {app: reviews, version: v1, security.istio.io/tlsMode: istio}, serviceAccount: bookinfo-reviews}
-  - {address: 10.251.0.3, labels: {app: reviews, version: v2, security.istio.io/tlsMode: istio}, serviceAccount: bookinfo-reviews}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: ratings, namespace: default}
-spec:
-  hosts: [ratings.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  endpoints: [{address: 10.251.0.4, labels: {app: ratings}}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: db, namespace: default}
-spec:
-  hosts: [db.default.svc.cluster.local]
-  addresses: [10.96.0.20/32]
-  location: MESH_INTERNAL
-  resolution: STATIC
+// reviews (HTTP, two mesh pods with a sidecar; the second one's address and service account as
+// given), ratings (HTTP, one pod without the tlsMode label: not in the mesh), db (TCP with a
+// VIP), cache (TCP without one).
+std::string meshOf(const std::string& reviews_v2_address = "10.251.0.3",
+                   const std::string& reviews_v2_account = "bookinfo-reviews") {
+  const std::string http_9080 = "  ports: [{number: 9080, name: http, protocol: HTTP}]\n";
+  auto reviews_pod = [](const std::string& address, const std::string& version,
+                        const std::string& account) {
+    return "  - {address: " + address + ", labels: {app: reviews, version: " + version +
+           ", security.istio.io/tlsMode: istio}, serviceAccount: " + account + "}\n";
+  };
+  return yamlStream({
+      meshService("reviews", "default",
+                  "  addresses: [10.96.0.10]\n" + http_9080 + "  endpoints:\n" +
+                      reviews_pod("10.251.0.2", "v1", "bookinfo-reviews") +
+                      reviews_pod(reviews_v2_address, "v2", reviews_v2_account)),
+      meshService("ratings", "default",
+                  http_9080 + "  endpoints: [{address: 10.251.0.4, labels: {app: ratings}}]\n"),
+      meshService("db", "default", R"(  addresses: [10.96.0.20/32]
   ports: [{number: 5432, name: tcp, protocol: TCP}]
   endpoints: [{address: 10.251.0.5, labels: {app: db, security.istio.io/tlsMode: istio}, serviceAccount: db}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: cache, namespace: default}
-spec:
-  hosts: [cache.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 6379, name: tcp, protocol: TCP}]
+)"),
+      meshService("cache", "default", R"(  ports: [{number: 6379, name: tcp, protocol: TCP}]
   endpoints: [{address: 10.251.0.6}]
-)";
+)"),
+  });
+}
 
 // Certificate files the proxy's own validation (proxyAccepts) can read.
 class CaptureTranslationTest : public ::testing::Test {
@@ -106,7 +81,7 @@ class CaptureTranslationTest : public ::testing::Test {
 };
 
 TEST_F(CaptureTranslationTest, CapturedSidecarGetsIstiosListenerLayout) {
-  Mesh mesh({kMesh});
+  Mesh mesh({meshOf()});
   Translation t = mesh.translate(captured());
   const v1::Bootstrap& b = t.bootstrap;
   const v1::Listener* vo = findListener(b, "virtualOutbound");
@@ -155,7 +130,7 @@ TEST_F(CaptureTranslationTest, CapturedSidecarGetsIstiosListenerLayout) {
 // An IPv6 pod's captured traffic arrives on "::": the virtual and per-port listeners use the
 // IPv6 wildcard (Istio names them as for IPv4).
 TEST_F(CaptureTranslationTest, Ipv6PodGetsIpv6Wildcards) {
-  Mesh mesh({kMesh});
+  Mesh mesh({meshOf()});
   ProxyIdentity p = captured();
   p.ip = "fd00:251::9";
   p.id = "sidecar~fd00:251::9~productpage.default~default.svc.cluster.local";
@@ -168,7 +143,7 @@ TEST_F(CaptureTranslationTest, Ipv6PodGetsIpv6Wildcards) {
 }
 
 TEST_F(CaptureTranslationTest, UncapturedProxiesKeepTheirLayout) {
-  Mesh mesh({kMesh});
+  Mesh mesh({meshOf()});
   ProxyIdentity p = captured();
   p.interception_mode = "NONE";
   Translation t = mesh.translate(p);
@@ -185,7 +160,7 @@ TEST_F(CaptureTranslationTest, UncapturedProxiesKeepTheirLayout) {
 
 TEST_F(CaptureTranslationTest, RegistryOnlyMeshBlackHolesUnknownDestinations) {
   // Mesh-wide (pilot's default), and per namespace through a Sidecar.
-  Mesh mesh({kMesh}, PushOptions{.registry_only = true});
+  Mesh mesh({meshOf()}, PushOptions{.registry_only = true});
   Translation t = mesh.translate(captured());
   EXPECT_EQ(findListener(t.bootstrap, "virtualOutbound")->tcp_proxy().cluster(),
             "BlackHoleCluster");
@@ -194,19 +169,15 @@ TEST_F(CaptureTranslationTest, RegistryOnlyMeshBlackHolesUnknownDestinations) {
   EXPECT_EQ(block->routes(0).direct_response().status(), 502u);
   EXPECT_EQ(findVirtualHost(t.bootstrap, "9080", "allow_any"), nullptr);
 
-  Mesh sidecar({kMesh, R"(apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: default}
-spec:
-  outboundTrafficPolicy: {mode: REGISTRY_ONLY}
-)"});
-  t = sidecar.translate(captured());
+  Mesh per_namespace({meshOf(), sidecar("default", "default",
+                                        "  outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n")});
+  t = per_namespace.translate(captured());
   EXPECT_EQ(findListener(t.bootstrap, "virtualOutbound")->tcp_proxy().cluster(),
             "BlackHoleCluster");
 }
 
 TEST_F(CaptureTranslationTest, AutoMtlsToMeshWorkloadsOnly) {
-  Mesh mesh({kMesh});
+  Mesh mesh({meshOf()});
   Translation t = mesh.translate(captured());
   // reviews' pods are mesh workloads: mTLS with this proxy's certificate, their SPIFFE id
   // expected.
@@ -235,17 +206,11 @@ TEST_F(CaptureTranslationTest, AutoMtlsToMeshWorkloadsOnly) {
 // An endpoint-only change keeps the outbound view (only endpoints are recomputed) unless what a
 // cluster's mTLS came from changed: a new service account is a new expected SAN.
 TEST_F(CaptureTranslationTest, EndpointOnlyChangeRebuildsTheViewWhenIdentitiesChange) {
-  auto with = [](const std::string& address, const std::string& sa) {
-    std::string yaml = kMesh;
-    yaml.replace(yaml.find("10.251.0.3"), 10, address);
-    yaml.replace(yaml.rfind("bookinfo-reviews"), 16, sa);
-    return yaml;
-  };
-  Mesh before({with("10.251.0.3", "bookinfo-reviews")});
+  Mesh before({meshOf("10.251.0.3", "bookinfo-reviews")});
   before.translate(captured());
   const std::string reviews = "outbound|9080||reviews.default.svc.cluster.local";
 
-  Mesh moved({with("10.251.0.7", "bookinfo-reviews")});  // same identities, another address
+  Mesh moved({meshOf("10.251.0.7", "bookinfo-reviews")});  // same identities, another address
   moved.translator().inherit(before.translator(), {"default/reviews"});
   Translation t = moved.translate(captured());
   EXPECT_EQ(moved.translator().viewsRefreshed(), 1u);
@@ -253,7 +218,7 @@ TEST_F(CaptureTranslationTest, EndpointOnlyChangeRebuildsTheViewWhenIdentitiesCh
   EXPECT_THAT(findCluster(t.bootstrap, reviews)->tls().subject_alt_names(),
               ElementsAre("spiffe://cluster.local/ns/default/sa/bookinfo-reviews"));
 
-  Mesh renamed({with("10.251.0.3", "reviews-v2")});  // a pod with another service account
+  Mesh renamed({meshOf("10.251.0.3", "reviews-v2")});  // a pod with another service account
   renamed.translator().inherit(before.translator(), {"default/reviews"});
   t = renamed.translate(captured());
   EXPECT_EQ(renamed.translator().viewsRefreshed(), 0u);
@@ -264,19 +229,12 @@ TEST_F(CaptureTranslationTest, EndpointOnlyChangeRebuildsTheViewWhenIdentitiesCh
 }
 
 TEST_F(CaptureTranslationTest, DestinationRuleIstioMutualAndDisable) {
-  Mesh mesh({kMesh, R"(apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: ratings, namespace: default}
-spec:
-  host: ratings.default.svc.cluster.local
+  Mesh mesh({meshOf(),
+             destinationRule("ratings", "default", R"(  host: ratings.default.svc.cluster.local
   trafficPolicy:
     tls: {mode: ISTIO_MUTUAL}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: reviews, namespace: default}
-spec:
-  host: reviews.default.svc.cluster.local
+)"),
+             destinationRule("reviews", "default", R"(  host: reviews.default.svc.cluster.local
   trafficPolicy:
     tls: {mode: DISABLE}
   subsets:
@@ -284,7 +242,7 @@ spec:
     labels: {version: v1}
     trafficPolicy:
       tls: {mode: ISTIO_MUTUAL, subjectAltNames: ["spiffe://cluster.local/ns/default/sa/other"]}
-)"});
+)")});
   Translation t = mesh.translate(captured());
   const v1::Cluster* ratings =
       findCluster(t.bootstrap, "outbound|9080||ratings.default.svc.cluster.local");
@@ -307,16 +265,14 @@ spec:
 // The proxy's own inbound: PERMISSIVE by default (TLS detected, plaintext accepted), STRICT and
 // DISABLE by PeerAuthentication: workload port-level, then workload, then namespace, then mesh.
 TEST_F(CaptureTranslationTest, InboundMtlsFollowsPeerAuthentication) {
-  const std::string reviews_pod = R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: productpage, namespace: default}
-spec:
-  hosts: [productpage.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}, {number: 9443, name: tcp, protocol: TCP}]
+  // This proxy's own service.
+  const std::string productpage = meshService(
+      "productpage", "default",
+      R"(  ports: [{number: 9080, name: http, protocol: HTTP}, {number: 9443, name: tcp, protocol: TCP}]
   endpoints: [{address: 10.251.0.9, labels: {app: productpage}}]
-)";
+)");
+  const std::string mesh_strict =
+      peerAuthentication("default", "istio-system", "  mtls: {mode: STRICT}\n");
   auto inbound_tls = [&](Mesh& mesh, uint32_t port) {
     Translation t = mesh.translate(captured());
     const v1::Listener* l = findListener(t.bootstrap, "virtualInbound_" + std::to_string(port));
@@ -327,7 +283,7 @@ spec:
     return l != nullptr && l->has_tls() ? std::optional<v1::DownstreamTls>(l->tls()) : std::nullopt;
   };
   {
-    Mesh mesh({kMesh, reviews_pod});
+    Mesh mesh({meshOf(), productpage});
     auto tls = inbound_tls(mesh, 9080);
     ASSERT_TRUE(tls);
     EXPECT_TRUE(tls->permissive());
@@ -339,21 +295,14 @@ spec:
     EXPECT_FALSE(findListener(t.bootstrap, "virtualInbound")->has_tls());
   }
   {
-    Mesh mesh({kMesh, reviews_pod, R"(apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec:
-  mtls: {mode: STRICT}
----
-apiVersion: security.istio.io/v1beta1
-kind: PeerAuthentication
-metadata: {name: productpage, namespace: default}
-spec:
-  selector: {matchLabels: {app: productpage}}
+    Mesh mesh({meshOf(), productpage, mesh_strict,
+               peerAuthentication("productpage", "default",
+                                  R"(  selector: {matchLabels: {app: productpage}}
   mtls: {mode: UNSET}
   portLevelMtls:
     9443: {mode: DISABLE}
-)"});
+)",
+                                  "v1beta1")});
     auto strict = inbound_tls(mesh, 9080);  // the workload's UNSET defers to the mesh's STRICT
     ASSERT_TRUE(strict);
     EXPECT_FALSE(strict->permissive());
@@ -366,46 +315,26 @@ spec:
     EXPECT_TRUE(vi->tls().require_client_certificate());
   }
   {
-    Mesh mesh({kMesh, reviews_pod, R"(apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec:
-  mtls: {mode: DISABLE}
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: istio-system}
-spec:
-  mtls: {mode: STRICT}
-)"});
+    Mesh mesh({meshOf(), productpage,
+               peerAuthentication("default", "default", "  mtls: {mode: DISABLE}\n"), mesh_strict});
     EXPECT_FALSE(inbound_tls(mesh, 9080));  // the namespace's DISABLE beats the mesh's STRICT
   }
 }
 
 TEST(PeerAuthenticationConfigTest, PortLevelWithoutSelectorIsRefusedWithItsLine) {
-  config::LoadedConfig loaded = config::loadConfigStream(R"(apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: default}
-spec:
-  mtls: {mode: STRICT}
-  portLevelMtls:
-    0: {mode: DISABLE}
-)",
-                                                         "pa.yaml");
+  config::LoadedConfig loaded = config::loadConfigStream(
+      peerAuthentication("default", "default",
+                         "  mtls: {mode: STRICT}\n  portLevelMtls:\n    0: {mode: DISABLE}\n"),
+      "pa.yaml");
   ASSERT_TRUE(loaded.errors.empty()) << loaded.errors.toString();
   ASSERT_EQ(loaded.resources.size(), 1u);
   auto report = config::validateResource(loaded.resources[0]);
   EXPECT_THAT(report.errors.toString(),
               ::testing::AllOf(HasSubstr("spec.portLevelMtls: requires spec.selector"),
                                HasSubstr("spec.portLevelMtls[0]: must be between 1 and 65535")));
-  loaded = config::loadConfigStream(R"(apiVersion: security.istio.io/v2
-kind: PeerAuthentication
-metadata: {name: default}
-spec: {}
-)",
-                                    "pa.yaml");
+  loaded = config::loadConfigStream(peerAuthentication("default", "", "{}", "v2"), "pa.yaml");
   EXPECT_THAT(loaded.errors.toString(), HasSubstr("pa.yaml:1: apiVersion: unsupported version"));
 }
 
 }  // namespace
-}  // namespace mesh::pilot::translate
+}  // namespace mesh::pilot::translate::testing

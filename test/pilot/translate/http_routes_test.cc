@@ -1,48 +1,16 @@
 #include "pilot/translate/http_routes.h"
 
 #include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "test/pilot/translate/test_util.h"
 
-namespace mesh::pilot::translate {
+namespace mesh::pilot::translate::testing {
 namespace {
 
-using google::protobuf::util::MessageDifferencer;
 using ::testing::Contains;
-using testing::findVirtualHost;
-using testing::fromYaml;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::Mesh;
-using testing::proxyIn;
-namespace v1 = mesh::proxy::v1;
-
-constexpr char kWeb[] = R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: a}
-spec:
-  hosts: [web.a.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
-  - {number: 80, name: http, protocol: HTTP}
-  - {number: 81, name: http-admin, protocol: HTTP}
-  endpoints:
-  - {address: 10.1.0.1, labels: {version: v1}}
-  - {address: 10.1.0.2, labels: {version: v2}}
----
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: web, namespace: a}
-spec:
-  host: web
-  subsets:
-  - {name: v1, labels: {version: v1}}
-  - {name: v2, labels: {version: v2}}
----
-)";
 
 constexpr char kV1[] = "outbound|80|v1|web.a.svc.cluster.local";
 constexpr char kV2[] = "outbound|80|v2|web.a.svc.cluster.local";
@@ -52,14 +20,17 @@ struct Result {
   std::vector<std::string> warnings;
 };
 
-// The routes of web's virtual host on `port` for a proxy, given the VirtualService's spec.
+// The routes of web's virtual host on `port` for a proxy, given the VirtualService's spec; web
+// (webInA) has subsets v1 and v2.
 Result routesFor(const std::string& vs_spec, ProxyIdentity proxy = proxyIn("a"),
                  uint32_t port = 80) {
-  Mesh mesh({std::string(kWeb) +
-             "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: web, "
-             "namespace: a}\nspec:\n" +
-             vs_spec});
-  Translation t = mesh.translate(proxy);
+  Translation t = translateOnce({webInA(), destinationRule("web", "a", R"(  host: web
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+)"),
+                                 virtualService("web", "a", vs_spec)},
+                                proxy);
   Result r;
   r.warnings = t.warnings;
   const v1::VirtualHost* vh = findVirtualHost(t.bootstrap, std::to_string(port),
@@ -68,18 +39,6 @@ Result routesFor(const std::string& vs_spec, ProxyIdentity proxy = proxyIn("a"),
   if (vh != nullptr) r.routes.assign(vh->routes().begin(), vh->routes().end());
   return r;
 }
-
-void expectRoute(const v1::Route& actual, const std::string& yaml) {
-  v1::Route expected = fromYaml<v1::Route>(yaml);
-  std::string diff;
-  MessageDifferencer d;
-  d.ReportDifferencesToString(&diff);
-  EXPECT_TRUE(d.Compare(expected, actual)) << diff << "\nactual:\n" << actual.DebugString();
-}
-
-constexpr char kRetry[] =
-    "retryPolicy: {retryOn: \"connect-failure,refused-stream,unavailable,cancelled,"
-    "retriable-status-codes\", numRetries: 2, retriableStatusCodes: [503]}";
 
 TEST(HttpRoutesTest, EveryMatchFieldAndOneRoutePerMatchBlock) {
   Result r = routesFor(R"(  hosts: [web]
@@ -107,7 +66,7 @@ TEST(HttpRoutesTest, EveryMatchFieldAndOneRoutePerMatchBlock) {
     route: [{destination: {host: web, subset: v1}}]
 )");
   ASSERT_EQ(r.routes.size(), 3u);
-  expectRoute(r.routes[0], std::string(R"(
+  EXPECT_TRUE(equalsYaml(r.routes[0], std::string(R"(
 name: api.exact
 match:
   path: /api/v1
@@ -126,7 +85,7 @@ match:
   - {name: user, stringMatch: {exact: jason}}
 route:
   cluster: outbound|80|v1|web.a.svc.cluster.local
-  )") + kRetry);
+  )") + kDefaultRetryYaml));
   EXPECT_EQ(r.routes[1].name(), "api");
   EXPECT_EQ(r.routes[1].match().regex(), "/api/v[0-9]+/.*");
   EXPECT_EQ(r.routes[2].match().prefix(), "/api");
@@ -191,7 +150,7 @@ TEST(HttpRoutesTest, WeightedDestinationsAndHeaderOperations) {
       headers: {request: {set: {x-subset: v2}}}
 )");
   ASSERT_EQ(r.routes.size(), 2u);
-  expectRoute(r.routes[0], std::string(R"(
+  EXPECT_TRUE(equalsYaml(r.routes[0], std::string(R"(
 match: {prefix: /}
 requestHeaders:
   set: [{name: x-a, value: "1"}, {name: x-b, value: "2"}]
@@ -208,7 +167,7 @@ route:
       requestHeaders: {set: [{name: x-subset, value: v1}]}
       responseHeaders: {add: [{name: x-via, value: v1}]}
     - {name: outbound|80|v2|web.a.svc.cluster.local, weight: 25}
-  )") + kRetry);
+  )") + kDefaultRetryYaml));
   // One destination: its header operations join the route's.
   EXPECT_EQ(r.routes[1].route().cluster(), kV2);
   ASSERT_EQ(r.routes[1].request_headers().set_size(), 1);
@@ -228,10 +187,10 @@ TEST(HttpRoutesTest, UnknownDestinationsAreDroppedAndARouteWithNoneLeftAnswers50
 )");
   ASSERT_EQ(r.routes.size(), 2u);
   EXPECT_EQ(r.routes[0].route().cluster(), kV1);
-  expectRoute(r.routes[1], R"(
+  EXPECT_TRUE(equalsYaml(r.routes[1], R"(
 match: {prefix: /gone}
 directResponse: {status: 503, body: no healthy upstream}
-)");
+)"));
   EXPECT_THAT(r.warnings, Contains(HasSubstr("subset v9 is unknown")));
   EXPECT_THAT(r.warnings, Contains(HasSubstr("nowhere.example.com is unknown")));
 }
@@ -261,14 +220,14 @@ TEST(HttpRoutesTest, RewritesRedirectsAndDirectResponses) {
   EXPECT_TRUE(r.routes[1].route().prefix_rewrite().empty());
   EXPECT_EQ(r.routes[2].route().regex_rewrite().pattern(), "^/re/(.*)$");
   EXPECT_EQ(r.routes[2].route().regex_rewrite().substitution(), "/\\1");
-  expectRoute(r.routes[3], R"(
+  EXPECT_TRUE(equalsYaml(r.routes[3], R"(
 match: {path: /moved}
 redirect: {path: /here, host: other.example.com, port: 8443, scheme: https, responseCode: 308}
-)");
-  expectRoute(r.routes[4], R"(
+)"));
+  EXPECT_TRUE(equalsYaml(r.routes[4], R"(
 match: {path: /teapot}
 directResponse: {status: 418, body: short and stout}
-)");
+)"));
 }
 
 TEST(HttpRoutesTest, TimeoutsAndRetries) {
@@ -296,8 +255,7 @@ TEST(HttpRoutesTest, TimeoutsAndRetries) {
   v1::RetryPolicy expected = fromYaml<v1::RetryPolicy>(
       "{numRetries: 1, retryOn: \"reset,retriable-status-codes\", retriableStatusCodes: [503, "
       "504], perTryTimeout: 0.1s, backoffBaseInterval: 0.05s}");
-  EXPECT_TRUE(MessageDifferencer::Equals(expected, r.routes[2].route().retry_policy()))
-      << r.routes[2].route().retry_policy().DebugString();
+  EXPECT_TRUE(sameMessage(expected, r.routes[2].route().retry_policy()));
 }
 
 TEST(HttpRoutesTest, FaultsWithAndWithoutPercentages) {
@@ -320,10 +278,10 @@ TEST(HttpRoutesTest, FaultsWithAndWithoutPercentages) {
   ASSERT_EQ(r.routes.size(), 3u);
   v1::FaultInjection a = fromYaml<v1::FaultInjection>(
       "{delay: {fixedDelay: 2s, percentage: 0}, abort: {httpStatus: 503, percentage: 12.5}}");
-  EXPECT_TRUE(MessageDifferencer::Equals(a, r.routes[0].fault())) << r.routes[0].DebugString();
+  EXPECT_TRUE(sameMessage(a, r.routes[0].fault())) << r.routes[0].DebugString();
   EXPECT_EQ(r.routes[1].fault().delay().percentage().value(), 30.0);
   v1::FaultInjection c = fromYaml<v1::FaultInjection>("{abort: {grpcStatus: 14, percentage: 10}}");
-  EXPECT_TRUE(MessageDifferencer::Equals(c, r.routes[2].fault())) << r.routes[2].DebugString();
+  EXPECT_TRUE(sameMessage(c, r.routes[2].fault())) << r.routes[2].DebugString();
   EXPECT_THAT(r.warnings, ::testing::Not(Contains(HasSubstr("grpcStatus"))));
 }
 
@@ -357,7 +315,7 @@ TEST(HttpRoutesTest, MirrorsAndCors) {
     redirect: {uri: /elsewhere}
 )");
   ASSERT_EQ(r.routes.size(), 4u);
-  expectRoute(r.routes[0], std::string(R"(
+  EXPECT_TRUE(equalsYaml(r.routes[0], std::string(R"(
 match: {prefix: /one}
 cors:
   allowOrigins: [{exact: "https://example.com"}, {regex: "https://.*[.]example[.]org"}]
@@ -369,7 +327,7 @@ cors:
 route:
   cluster: outbound|80|v1|web.a.svc.cluster.local
   requestMirrorPolicies: [{cluster: outbound|80|v2|web.a.svc.cluster.local, percentage: 25}]
-  )") + kRetry);
+  )") + kDefaultRetryYaml));
   // mirrors[]: absent percentage is every request; an unknown subset is dropped.
   const auto& many = r.routes[1];
   ASSERT_EQ(many.route().request_mirror_policies_size(), 1);
@@ -404,4 +362,4 @@ TEST(HttpRoutesTest, DefaultRetryPolicyIsIstios) {
 }
 
 }  // namespace
-}  // namespace mesh::pilot::translate
+}  // namespace mesh::pilot::translate::testing

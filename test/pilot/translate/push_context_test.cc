@@ -5,22 +5,18 @@
 
 #include "test/pilot/translate/test_util.h"
 
-namespace mesh::pilot::translate {
+namespace mesh::pilot::translate::testing {
 namespace {
 
 using ::testing::ElementsAre;
-using testing::Mesh;
-using testing::proxyIn;
 
 // An HTTP service `name` in `ns`, exported as `export_to` (a YAML list, "" for none).
 std::string service(const std::string& name, const std::string& ns,
                     const std::string& export_to = "") {
-  return "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: " + name +
-         ", namespace: " + ns + "}\nspec:\n  hosts: [" + name + "." + ns +
-         ".svc.cluster.local]\n  location: MESH_INTERNAL\n  resolution: STATIC\n" +
-         (export_to.empty() ? "" : "  exportTo: " + export_to + "\n") +
-         "  ports: [{number: 80, name: http, protocol: HTTP}]\n  endpoints: [{address: "
-         "10.1.1.1}]\n";
+  return meshService(name, ns,
+                     (export_to.empty() ? "" : "  exportTo: " + export_to + "\n") +
+                         "  ports: [{number: 80, name: http, protocol: HTTP}]\n  endpoints: "
+                         "[{address: 10.1.1.1}]\n");
 }
 
 std::vector<std::string> hosts(const std::vector<const model::Service*>& services) {
@@ -64,28 +60,18 @@ TEST(PushContextTest, ServiceExportToLimitsWhoSeesIt) {
               ElementsAre("public.a.svc.cluster.local"));
 }
 
-constexpr char kSidecars[] = R"(apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: istio-system}
-spec:
-  egress: [{hosts: ["./*", "istio-system/*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: b}
-spec:
-  egress: [{hosts: ["*/*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: frontend, namespace: b}
-spec:
-  workloadSelector: {labels: {app: frontend}}
+// The root namespace's default, b's default, and one for b's frontend.
+std::string sidecars() {
+  return yamlStream(
+      {sidecar("default", "istio-system", "  egress: [{hosts: [\"./*\", \"istio-system/*\"]}]\n"),
+       sidecar("default", "b", "  egress: [{hosts: [\"*/*\"]}]\n"),
+       sidecar("frontend", "b", R"(  workloadSelector: {labels: {app: frontend}}
   egress: [{hosts: ["a/web.a.svc.cluster.local", "~/*"]}]
-)";
+)")});
+}
 
 TEST(PushContextTest, SidecarPrecedenceSelectorThenNamespaceThenRoot) {
-  Mesh mesh({kSidecars});
+  Mesh mesh({sidecars()});
   auto& push = mesh.push();
   EXPECT_EQ(nameOf(push.sidecarFor(proxyIn("b", {{"app", "frontend"}}))), "b/frontend");
   EXPECT_EQ(nameOf(push.sidecarFor(proxyIn("b", {{"app", "other"}}))), "b/default");
@@ -93,8 +79,8 @@ TEST(PushContextTest, SidecarPrecedenceSelectorThenNamespaceThenRoot) {
 }
 
 TEST(PushContextTest, SidecarEgressHostsLimitTheServices) {
-  Mesh mesh({kSidecars, service("web", "a") + "---\n" + service("db", "a") + "---\n" +
-                            service("web", "b") + "---\n" + service("mon", "istio-system")});
+  Mesh mesh({sidecars(), service("web", "a") + "---\n" + service("db", "a") + "---\n" +
+                             service("web", "b") + "---\n" + service("mon", "istio-system")});
   auto& push = mesh.push();
   auto visible = [&](const ProxyIdentity& p) {
     return hosts(push.visibleServices(p, push.sidecarFor(p)));
@@ -112,20 +98,11 @@ TEST(PushContextTest, SidecarEgressHostsLimitTheServices) {
 }
 
 TEST(PushContextTest, SidecarAlsoImportsDestinationsOfImportedVirtualServices) {
-  Mesh mesh({service("web", "a") + "---\n" + service("web-canary", "c") + R"(---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: web, namespace: a}
-spec:
-  hosts: [web]
+  Mesh mesh({service("web", "a"), service("web-canary", "c"),
+             virtualService("web", "a", R"(  hosts: [web]
   http: [{route: [{destination: {host: web-canary.c.svc.cluster.local}}]}]
----
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: a}
-spec:
-  egress: [{hosts: ["./*"]}]
-)"});
+)"),
+             sidecar("default", "a", "  egress: [{hosts: [\"./*\"]}]\n")});
   auto& push = mesh.push();
   ProxyIdentity p = proxyIn("a");
   EXPECT_THAT(hosts(push.visibleServices(p, push.sidecarFor(p))),
@@ -134,8 +111,7 @@ spec:
 
 std::string rule(const std::string& name, const std::string& ns, const std::string& host,
                  const std::string& extra = "") {
-  return "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: " + name +
-         ", namespace: " + ns + "}\nspec:\n  host: \"" + host + "\"\n" + extra;
+  return destinationRule(name, ns, "  host: \"" + host + "\"\n" + extra);
 }
 
 TEST(PushContextTest, DestinationRuleLookupClientThenServiceThenRootNamespace) {
@@ -181,9 +157,10 @@ TEST(PushContextTest, DestinationRuleWorkloadSelectorAppliesToSelectedClientsOnl
 
 std::string vs(const std::string& name, const std::string& ns, const std::string& hosts_yaml,
                const std::string& extra = "") {
-  return "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: " + name +
-         ", namespace: " + ns + "}\nspec:\n  hosts: " + hosts_yaml + "\n" + extra +
-         "  http: [{route: [{destination: {host: web.a.svc.cluster.local}}]}]\n";
+  return virtualService(
+      name, ns,
+      "  hosts: " + hosts_yaml + "\n" + extra +
+          "  http: [{route: [{destination: {host: web.a.svc.cluster.local}}]}]\n");
 }
 
 TEST(PushContextTest, VirtualServiceExactHostBeatsWildcardAndGatewayOnlyRulesAreIgnored) {
@@ -246,4 +223,4 @@ TEST(PushContextTest, RulesForOneHostInOneNamespaceAreMerged) {
 }
 
 }  // namespace
-}  // namespace mesh::pilot::translate
+}  // namespace mesh::pilot::translate::testing

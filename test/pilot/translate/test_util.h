@@ -3,6 +3,7 @@
 // by the proxy's own snapshot builder.
 #pragma once
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -24,10 +25,21 @@
 #include "proxy/config/snapshot_builder.h"
 #include "proxy/telemetry/istio_stats.h"
 #include "proxy/v1/config.pb.h"
+#include "test/pilot/istio_yaml.h"
 
+// Translation tests live in this namespace too, so they use these helpers without a using-list.
 namespace mesh::pilot::translate::testing {
 
 namespace v1 = mesh::proxy::v1;
+
+using pilot::testing::destinationRule;
+using pilot::testing::meshService;
+using pilot::testing::peerAuthentication;
+using pilot::testing::serviceEntry;
+using pilot::testing::sidecar;
+using pilot::testing::virtualService;
+using pilot::testing::workloadEntry;
+using pilot::testing::yamlStream;
 
 inline std::string readFile(const std::string& path) {
   std::ifstream in(path);
@@ -109,6 +121,13 @@ class Mesh {
   std::unique_ptr<Translator> translator_;
 };
 
+// One mesh, one proxy: for the tests that translate once.
+inline Translation translateOnce(const std::vector<std::string>& yaml_docs,
+                                 const ProxyIdentity& proxy, PushOptions options = {}) {
+  Mesh mesh(yaml_docs, options);
+  return mesh.translate(proxy);
+}
+
 inline ProxyIdentity proxyIn(const std::string& ns, std::map<std::string, std::string> labels = {},
                              const std::string& ip = "") {
   ProxyIdentity p;
@@ -167,6 +186,40 @@ Message fromYaml(const std::string& yaml) {
   config::LoadResult r = config::loadYaml(yaml, &m, opts);
   EXPECT_TRUE(r.ok()) << r.errors.toStatus().toString();
   return m;
+}
+
+// `expected` and `actual` are the same message; if not, the differences and the actual message.
+template <typename Message>
+::testing::AssertionResult sameMessage(const Message& expected, const Message& actual) {
+  std::string diff;
+  google::protobuf::util::MessageDifferencer d;
+  d.ReportDifferencesToString(&diff);
+  if (d.Compare(expected, actual)) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << diff << "\nactual:\n" << actual.DebugString();
+}
+
+// `actual` is the message that `yaml` describes (in the proxy schema).
+template <typename Message>
+::testing::AssertionResult equalsYaml(const Message& actual, const std::string& yaml) {
+  return sameMessage(fromYaml<Message>(yaml), actual);
+}
+
+// Istio's default retry policy as every HTTP route without `retries` carries it, as a line of a
+// Route's RouteAction in YAML.
+constexpr char kDefaultRetryYaml[] =
+    "retryPolicy: {retryOn: \"connect-failure,refused-stream,unavailable,cancelled,"
+    "retriable-status-codes\", numRetries: 2, retriableStatusCodes: [503]}";
+
+// Service web in namespace a: HTTP ports 80 (http) and 81 (http-admin), endpoints 10.1.0.1
+// (version v1) and 10.1.0.2 (version v2).
+inline std::string webInA() {
+  return meshService("web", "a", R"(  ports:
+  - {number: 80, name: http, protocol: HTTP}
+  - {number: 81, name: http-admin, protocol: HTTP}
+  endpoints:
+  - {address: 10.1.0.1, labels: {version: v1}}
+  - {address: 10.1.0.2, labels: {version: v2}}
+)");
 }
 
 }  // namespace mesh::pilot::translate::testing

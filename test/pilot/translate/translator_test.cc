@@ -1,62 +1,37 @@
 #include "pilot/translate/translator.h"
 
 #include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "test/pilot/translate/test_util.h"
 
-namespace mesh::pilot::translate {
+namespace mesh::pilot::translate::testing {
 namespace {
 
-using testing::clusterNames;
 using ::testing::ElementsAre;
-using testing::findCluster;
-using testing::findListener;
-using testing::findRouteConfig;
-using testing::findVirtualHost;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-using testing::Mesh;
-using testing::proxyIn;
-using ::testing::UnorderedElementsAre;
-namespace v1 = mesh::proxy::v1;
 
-constexpr char kTwoNamespaces[] = R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: a}
-spec:
-  hosts: [web.a.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports:
+// web in a (HTTP and TCP, two endpoints), web in b, and api.example.com (DNS) declared in b.
+std::string twoNamespaces() {
+  return yamlStream({meshService("web", "a", R"(  ports:
   - {number: 80, name: http, protocol: HTTP, targetPort: 8080}
   - {number: 5432, name: tcp-db, protocol: TCP}
   endpoints:
   - {address: 10.1.0.1, labels: {app: web}}
   - {address: 10.1.0.2, labels: {app: web}, ports: {http: 9090}}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: web, namespace: b}
-spec:
-  hosts: [web.b.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 80, name: http, protocol: HTTP}]
+)"),
+                     meshService("web", "b", R"(  ports: [{number: 80, name: http, protocol: HTTP}]
   endpoints: [{address: 10.2.0.1}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: external, namespace: b}
-spec:
-  hosts: [api.example.com]
+)"),
+                     serviceEntry("external", "b", R"(  hosts: [api.example.com]
   resolution: DNS
   ports: [{number: 443, name: http-plain, protocol: HTTP}]
-)";
+)")});
+}
 
 TEST(TranslatorTest, ClusterNamesDomainsAndDnsClusters) {
-  Mesh mesh({kTwoNamespaces});
+  Mesh mesh({twoNamespaces()});
   Translation t = mesh.translate(proxyIn("a"));
   EXPECT_THAT(t.warnings, IsEmpty());
   const v1::Bootstrap& b = t.bootstrap;
@@ -102,7 +77,7 @@ TEST(TranslatorTest, ClusterNamesDomainsAndDnsClusters) {
 }
 
 TEST(TranslatorTest, ShortNameGoesToTheProxysOwnNamespace) {
-  Mesh mesh({kTwoNamespaces});
+  Mesh mesh({twoNamespaces()});
   Translation t = mesh.translate(proxyIn("b"));
   const v1::VirtualHost* own = findVirtualHost(t.bootstrap, "80", "web.b.svc.cluster.local:80");
   ASSERT_NE(own, nullptr);
@@ -137,21 +112,13 @@ subsets:
   EXPECT_THAT(db->server_first_ports(), ElementsAre(3306u));
 }
 
-// Workloads sharing one loopback address: each proxy owns only the WorkloadEntry named after
 // An ingress gateway (a "router" proxy) gets a listener per Gateway server port, with the
 // routes of the VirtualServices bound to the Gateway; sidecars do not get those routes.
 TEST(TranslatorTest, GatewayServesTheVirtualServicesBoundToIt) {
-  const std::string services = R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: productpage, namespace: default}
-spec:
-  hosts: [productpage.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  endpoints: [{address: 10.0.0.1}]
-)";
-  Mesh mesh({services, testing::sample("bookinfo-gateway.yaml")});
+  Mesh mesh({meshService("productpage", "default",
+                         "  ports: [{number: 9080, name: http, protocol: HTTP}]\n"
+                         "  endpoints: [{address: 10.0.0.1}]\n"),
+             sample("bookinfo-gateway.yaml")});
   ProxyIdentity gw = proxyIn("default", {{"istio", "ingressgateway"}});
   gw.id = "router~10.0.9.9~istio-ingressgateway-0.default~default.svc.cluster.local";
   Translation t = mesh.translate(gw);
@@ -181,28 +148,18 @@ spec:
   EXPECT_EQ(svh->routes(0).match().prefix(), "/");
 }
 
+// Workloads sharing one loopback address: each proxy owns only the WorkloadEntry named after
 // its workload, its app listens on a private port, and outbound listeners bind where it asks.
 TEST(TranslatorTest, SharedAddressWorkloadsAreToldApartByName) {
-  Mesh mesh({R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  workloadSelector: {labels: {app: reviews}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: reviews-v1, namespace: default}
-spec: {address: 127.0.0.1, ports: {http: 41001}, labels: {app: reviews, version: v1}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: reviews-v2, namespace: default}
-spec: {address: 127.0.0.1, ports: {http: 41002}, labels: {app: reviews, version: v2}}
-)"});
+  Mesh mesh({meshService("reviews", "default",
+                         "  ports: [{number: 9080, name: http, protocol: HTTP}]\n"
+                         "  workloadSelector: {labels: {app: reviews}}\n"),
+             workloadEntry("reviews-v1", "default",
+                           "{address: 127.0.0.1, ports: {http: 41001}, labels: {app: reviews, "
+                           "version: v1}}"),
+             workloadEntry("reviews-v2", "default",
+                           "{address: 127.0.0.1, ports: {http: 41002}, labels: {app: reviews, "
+                           "version: v2}}")});
   ProxyIdentity p = proxyIn("default", {{"app", "reviews"}, {"version", "v2"}}, "127.0.0.1");
   p.workload_name = "reviews";
   p.id = "sidecar~127.0.0.1~reviews-v2.default~default.svc.cluster.local";  // pod reviews-v2
@@ -239,7 +196,7 @@ TEST(TranslatorTest, InboundListenerAndClusterForTheProxysOwnService) {
     return "127.0.0.2:" + std::to_string(port);
   };
   opts.app_address = "127.0.0.3";
-  Mesh mesh({kTwoNamespaces}, {}, opts);
+  Mesh mesh({twoNamespaces()}, {}, opts);
   ProxyIdentity p = proxyIn("a", {{"app", "web"}}, "10.1.0.2");
   Translation t = mesh.translate(p);
   const v1::Bootstrap& b = t.bootstrap;
@@ -271,7 +228,7 @@ TEST(TranslatorTest, InboundListenerAndClusterForTheProxysOwnService) {
 }
 
 TEST(TranslatorTest, ProxiesOfOneNamespaceShareTheOutboundView) {
-  Mesh mesh({kTwoNamespaces});
+  Mesh mesh({twoNamespaces()});
   Translation a1 = mesh.translate(proxyIn("a", {{"app", "x"}}, "10.1.0.1"));
   Translation a2 = mesh.translate(proxyIn("a", {{"app", "y"}}, "10.1.0.9"));
   Translation b1 = mesh.translate(proxyIn("b"));
@@ -286,7 +243,7 @@ TEST(TranslatorTest, ProxiesOfOneNamespaceShareTheOutboundView) {
 }
 
 TEST(TranslatorTest, SplitTranslationParsesToTheWholeAndSharesTheOutboundBytes) {
-  Mesh mesh({kTwoNamespaces});
+  Mesh mesh({twoNamespaces()});
   ProxyIdentity a1 = proxyIn("a", {{"app", "x"}}, "10.1.0.1");
   ProxyIdentity a2 = proxyIn("a", {{"app", "y"}}, "10.1.0.9");
   SplitTranslation s1 = mesh.translator().translateSplit(a1);
@@ -311,10 +268,7 @@ TEST(TranslatorTest, SplitTranslationParsesToTheWholeAndSharesTheOutboundBytes) 
       *c.mutable_endpoints() = assignments[c.name()].endpoints();
     }
     EXPECT_EQ(split->assignments->size(), assignments.size());
-    std::string diff;
-    google::protobuf::util::MessageDifferencer d;
-    d.ReportDifferencesToString(&diff);
-    EXPECT_TRUE(d.Compare(mesh.translate(proxy).bootstrap, joined)) << diff;
+    EXPECT_TRUE(sameMessage(mesh.translate(proxy).bootstrap, joined));
   }
   EXPECT_NE(findCluster(s1.own, "inbound|8080||"), nullptr);
   EXPECT_EQ(findCluster(s2.own, "inbound|8080||"), nullptr);
@@ -323,15 +277,10 @@ TEST(TranslatorTest, SplitTranslationParsesToTheWholeAndSharesTheOutboundBytes) 
 }
 
 TEST(TranslatorTest, LabelDependentConfigKeysTheCacheByLabels) {
-  Mesh mesh({std::string(kTwoNamespaces) + R"(---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: web, namespace: a}
-spec:
-  host: web
+  Mesh mesh({twoNamespaces(), destinationRule("web", "a", R"(  host: web
   workloadSelector: {matchLabels: {canary: "true"}}
   trafficPolicy: {loadBalancer: {simple: RANDOM}}
-)"});
+)")});
   Translation canary = mesh.translate(proxyIn("a", {{"canary", "true"}}));
   Translation plain = mesh.translate(proxyIn("a"));
   EXPECT_EQ(mesh.translator().viewsBuilt(), 2u);
@@ -342,21 +291,11 @@ spec:
 }
 
 TEST(TranslatorTest, SidecarAndExportToShapeTheProxysResources) {
-  Mesh mesh({std::string(kTwoNamespaces) + R"(---
-apiVersion: networking.istio.io/v1
-kind: Sidecar
-metadata: {name: default, namespace: a}
-spec:
-  egress: [{hosts: ["./*"]}]
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: web, namespace: b}
-spec:
-  hosts: [web.b.svc.cluster.local]
+  Mesh mesh({twoNamespaces(), sidecar("default", "a", "  egress: [{hosts: [\"./*\"]}]\n"),
+             virtualService("web", "b", R"(  hosts: [web.b.svc.cluster.local]
   exportTo: ["."]
   http: [{route: [{destination: {host: web}}], timeout: 1s}]
-)"});
+)")});
   Translation a = mesh.translate(proxyIn("a"));
   EXPECT_THAT(clusterNames(a.bootstrap), ElementsAre("outbound|80||web.a.svc.cluster.local",
                                                      "outbound|5432||web.a.svc.cluster.local"));
@@ -373,17 +312,12 @@ spec:
 }
 
 TEST(TranslatorTest, DestinationPortIsInferredFromASinglePortService) {
-  Mesh mesh({std::string(kTwoNamespaces) + R"(---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: api, namespace: b}
-spec:
-  hosts: [api.example.com]
+  Mesh mesh({twoNamespaces(), virtualService("api", "b", R"(  hosts: [api.example.com]
   http:
   - match: [{uri: {prefix: /internal}}]
     route: [{destination: {host: web.b.svc.cluster.local}}]
   - route: [{destination: {host: api.example.com}}]
-)"});
+)")});
   Translation t = mesh.translate(proxyIn("b"));
   const v1::VirtualHost* vh = findVirtualHost(t.bootstrap, "443", "api.example.com:443");
   ASSERT_NE(vh, nullptr);
@@ -393,26 +327,14 @@ spec:
 }
 
 TEST(TranslatorTest, StaticEndpointsThatAreNotAddressesAreSkipped) {
-  Mesh mesh({R"(apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: vm}
-spec:
-  hosts: [vm.example.com]
+  Mesh mesh({serviceEntry("vm", "", R"(  hosts: [vm.example.com]
   location: MESH_INTERNAL
   resolution: STATIC
   ports: [{number: 80, name: http, protocol: HTTP}]
   workloadSelector: {labels: {app: vm}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: vm-1}
-spec: {address: 10.5.0.1, labels: {app: vm}}
----
-apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: vm-2}
-spec: {address: vm-2.example.com, labels: {app: vm}}
-)"});
+)"),
+             workloadEntry("vm-1", "", "{address: 10.5.0.1, labels: {app: vm}}"),
+             workloadEntry("vm-2", "", "{address: vm-2.example.com, labels: {app: vm}}")});
   Translation t = mesh.translate(proxyIn("default"));
   const v1::Cluster* c = findCluster(t.bootstrap, "outbound|80||vm.example.com");
   ASSERT_NE(c, nullptr);
@@ -423,47 +345,23 @@ spec: {address: vm-2.example.com, labels: {app: vm}}
 }
 
 TEST(TranslatorTest, TcpRoutesSplitConnectionsAndSharedTcpPortsAreReported) {
-  Mesh mesh({std::string(kTwoNamespaces) + R"(---
-apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata: {name: web, namespace: a}
-spec:
-  host: web
-  subsets:
-  - {name: primary, labels: {app: web}}
----
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: web-db, namespace: a}
-spec:
-  hosts: [web]
+  auto redis_port = [](const std::string& address) {
+    return "  ports: [{number: 6379, name: tcp, protocol: TCP}]\n  endpoints: [{address: " +
+           address + "}]\n";
+  };
+  Mesh mesh({twoNamespaces(),
+             destinationRule("web", "a",
+                             "  host: web\n  subsets:\n  - {name: primary, labels: {app: web}}\n"),
+             virtualService("web-db", "a", R"(  hosts: [web]
   tcp:
   - match: [{port: 6000}]
     route: [{destination: {host: web, port: {number: 5432}}}]
   - route:
     - {destination: {host: web, subset: primary, port: {number: 5432}}, weight: 80}
     - {destination: {host: web, port: {number: 5432}}, weight: 20}
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: redis, namespace: a}
-spec:
-  hosts: [redis.a.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 6379, name: tcp, protocol: TCP}]
-  endpoints: [{address: 10.3.0.1}]
----
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: cache, namespace: a}
-spec:
-  hosts: [cache.a.svc.cluster.local]
-  location: MESH_INTERNAL
-  resolution: STATIC
-  ports: [{number: 6379, name: tcp, protocol: TCP}]
-  endpoints: [{address: 10.3.0.2}]
-)"});
+)"),
+             meshService("redis", "a", redis_port("10.3.0.1")),
+             meshService("cache", "a", redis_port("10.3.0.2"))});
   Translation t = mesh.translate(proxyIn("a"));
   const v1::Listener* db = findListener(t.bootstrap, "0.0.0.0_5432");
   ASSERT_NE(db, nullptr);
@@ -489,4 +387,4 @@ TEST(TranslatorTest, NamesFollowIstio) {
 }
 
 }  // namespace
-}  // namespace mesh::pilot::translate
+}  // namespace mesh::pilot::translate::testing
