@@ -26,8 +26,7 @@ class UpstreamConnector {
   // The asynchronous operations the connector runs for its owner.
   enum class Operation : uint8_t { kConnect, kTimeout, kHandshake };
 
-  // Implemented by the owner (the connection). Called on the owner's thread, never inside a
-  // call the owner made into the connector except where said.
+  // Implemented by the owner (the connection); everything runs on the owner's thread.
   class Callbacks {
    public:
     virtual ~Callbacks() = default;
