@@ -1,7 +1,5 @@
 #include "proxy/upstream/http2_upstream.h"
 
-#include <openssl/ssl.h>
-
 #include <boost/asio/post.hpp>
 #include <cstring>
 
@@ -115,7 +113,7 @@ class Http2Upstream::Stream final : public UpstreamRequest, public Http2Response
     Fields f;
     f.reserve(req.headers.size() + 4);
     f.emplace_back(":method", std::string(req.method));
-    f.emplace_back(":scheme", conn_->tls_ ? "https" : "http");
+    f.emplace_back(":scheme", conn_->connector_.originatesTls() ? "https" : "http");
     f.emplace_back(":authority", std::string(req.host));
     std::string path(req.absolute_form ? req.path : req.target);
     if (req.absolute_form && !req.query.empty()) path.append("?").append(req.query);
@@ -234,15 +232,9 @@ Http2Upstream::Http2Upstream(Worker& worker, HostState& host, const Host& desc,
     : worker_(worker),
       host_(host),
       socket_(worker.io()),
-      connect_timer_(worker.io()),
-      connect_timeout_(cluster.connect_timeout),
+      connector_(*this, worker.io(), worker.stats(), socket_, host.key, desc, cluster, "h2"),
       breaker_(cluster.breaker),
-      tls_(cluster.tls),
-      ssl_handshake_(cluster.stats.ssl_handshake),
-      ssl_error_(cluster.stats.ssl_connection_error),
       max_requests_(cluster.max_requests_per_connection) {
-  std::memcpy(endpoint_.data(), &desc.sockaddr, desc.sockaddr_len);
-  endpoint_.resize(desc.sockaddr_len);
   breaker_->connections.fetch_add(1, std::memory_order_relaxed);
   nghttp2_session_callbacks* cbs = nullptr;
   nghttp2_session_callbacks_new(&cbs);
@@ -263,73 +255,17 @@ Http2Upstream::~Http2Upstream() {
 
 void Http2Upstream::connect() {
   Guard g(this);
-  ++pending_;
-  socket_.socket().async_connect(endpoint_, [this](const boost::system::error_code& ec) {
-    Guard g(this);
-    --pending_;
-    onConnect(ec);
-  });
-  if (connect_timeout_.count() > 0) {
-    ++pending_;
-    connect_timer_.expires_after(connect_timeout_);
-    connect_timer_.async_wait([this](const boost::system::error_code& ec) {
-      Guard g(this);
-      --pending_;
-      if (!ec && state_ == State::kConnecting) {
-        connect_timed_out_ = true;
-        socket_.close();
-      }
-    });
-  }
+  connector_.connect();
 }
 
-void Http2Upstream::onConnect(const boost::system::error_code& ec) {
-  if (state_ == State::kClosed) return;
-  if (ec) {
-    connect_timer_.cancel();
-    fail(true);
-    return;
-  }
-  boost::system::error_code ignored;
-  socket_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-  if (tls_) {
-    if (!socket_.startTls(tls_->current())) {
-      onSecure(boost::asio::error::no_memory);
-      return;
-    }
-    static const unsigned char kH2[] = {2, 'h', '2'};
-    SSL_set_alpn_protos(socket_.ssl(), kH2, sizeof(kH2));
-    ++pending_;
-    socket_.asyncHandshake([this](const boost::system::error_code& e) {
-      Guard g(this);
-      --pending_;
-      onSecure(e);
-    });
-    return;
-  }
-  onSecure({});
+void Http2Upstream::onConnectorOperationDone(UpstreamConnector::Operation op,
+                                             const boost::system::error_code& ec) {
+  Guard g(this);
+  --pending_;
+  connector_.complete(op, ec);
 }
 
-void Http2Upstream::onSecure(const boost::system::error_code& ec) {
-  connect_timer_.cancel();
-  if (state_ == State::kClosed) return;
-  if (ec) {
-    if (ssl_error_.valid()) worker_.stats().inc(ssl_error_);
-    MESH_LOG("upstream", debug, "TLS to {} failed: {}", host_.key, socket_.tlsError());
-    fail(true);
-    return;
-  }
-  if (tls_) {
-    const unsigned char* alpn = nullptr;
-    unsigned int len = 0;
-    SSL_get0_alpn_selected(socket_.ssl(), &alpn, &len);
-    if (!(len == 2 && alpn[0] == 'h' && alpn[1] == '2')) {
-      MESH_LOG("upstream", debug, "{} did not agree to h2 by ALPN", host_.key);
-      fail(true);
-      return;
-    }
-    if (ssl_handshake_.valid()) worker_.stats().inc(ssl_handshake_);
-  }
+void Http2Upstream::onTransportReady() {
   state_ = State::kConnected;
   std::vector<Stream*> waiting;
   waiting.swap(waiting_);
@@ -357,7 +293,7 @@ bool Http2Upstream::hasCapacity() const {
   return streams_.size() + waiting_.size() < peer_max;
 }
 
-void Http2Upstream::fail(bool connect_failure) {
+void Http2Upstream::fail(bool connect_failure, bool connect_timed_out) {
   if (state_ == State::kClosed) return;
   Guard g(this);
   state_ = State::kClosed;
@@ -377,18 +313,17 @@ void Http2Upstream::fail(bool connect_failure) {
     }
     UpstreamCallbacks* cb = s->cb_;
     s->cb_ = nullptr;
-    bool timed_out = connect_timed_out_;
     bool seen = s->response_bytes_;
     bool ended = s->complete_;
     delete s;
     if (cb == nullptr || ended) continue;
     if (connect_failure) {
-      cb->onUpstreamConnectFailure(timed_out);
+      cb->onUpstreamConnectFailure(connect_timed_out);
     } else {
       cb->onUpstreamReset(seen);
     }
   }
-  connect_timer_.cancel();
+  connector_.cancel();
   socket_.close();
 }
 

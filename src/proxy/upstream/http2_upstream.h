@@ -16,8 +16,6 @@
 
 #include <nghttp2/nghttp2.h>
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -28,16 +26,17 @@
 #include "proxy/upstream/cluster_info.h"
 #include "proxy/upstream/http2_response.h"
 #include "proxy/upstream/upstream_connection.h"
+#include "proxy/upstream/upstream_connector.h"
 
 namespace mesh::proxy {
 
 class Worker;
 struct HostState;
 
-class Http2Upstream {
+class Http2Upstream final : private UpstreamConnector::Callbacks {
  public:
   Http2Upstream(Worker& worker, HostState& host, const Host& desc, const ClusterInfo& cluster);
-  ~Http2Upstream();
+  ~Http2Upstream() override;
 
   // Starts connecting (once).
   void connect();
@@ -66,9 +65,16 @@ class Http2Upstream {
   static ssize_t readRequestData(nghttp2_session*, int32_t id, uint8_t* buf, size_t len,
                                  uint32_t* flags, nghttp2_data_source* src, void* ud);
 
-  void onConnect(const boost::system::error_code& ec);
-  void onSecure(const boost::system::error_code& ec);
-  void fail(bool connect_failure);
+  // UpstreamConnector::Callbacks
+  void onConnectorOperationStarted() override { ++pending_; }
+  void onConnectorOperationDone(UpstreamConnector::Operation op,
+                                const boost::system::error_code& ec) override;
+  void onTransportReady() override;
+  void onTransportFailed(bool timed_out) override { fail(true, timed_out); }
+
+  // Closes and fails every stream: onUpstreamConnectFailure(connect_timed_out) when the
+  // connection never came up (connect_failure), else onUpstreamReset.
+  void fail(bool connect_failure, bool connect_timed_out = false);
   void startRead();
   void onRead(const boost::system::error_code& ec, size_t n);
   void flush();
@@ -81,12 +87,8 @@ class Http2Upstream {
   Worker& worker_;
   HostState& host_;
   tls::TransportSocket socket_;
-  boost::asio::steady_timer connect_timer_;
-  boost::asio::ip::tcp::endpoint endpoint_;
-  Millis connect_timeout_;
+  UpstreamConnector connector_;
   std::shared_ptr<CircuitBreakerState> breaker_;
-  std::shared_ptr<tls::ContextProvider> tls_;
-  stats::SeriesId ssl_handshake_, ssl_error_;
   uint32_t max_requests_ = 0;
   uint32_t requests_ = 0;
   nghttp2_session* session_ = nullptr;
@@ -94,7 +96,6 @@ class Http2Upstream {
   bool goaway_ = false;
   bool reading_ = false;
   bool writing_ = false;
-  bool connect_timed_out_ = false;
   bool in_deliver_ = false;
   bool kick_posted_ = false;
   std::vector<Stream*>* batch_ = nullptr;  // the streams deliver() is going through

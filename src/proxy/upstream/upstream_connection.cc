@@ -2,7 +2,6 @@
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
-#include <cstring>
 
 #include "core/log.h"
 #include "proxy/server/worker.h"
@@ -32,17 +31,11 @@ UpstreamConnection::UpstreamConnection(Worker& worker, HostState& host, const Ho
     : worker_(worker),
       host_(host),
       socket_(worker.io()),
-      connect_timer_(worker.io()),
-      connect_timeout_(cluster.connect_timeout),
+      connector_(*this, worker.io(), worker.stats(), socket_, host.key, desc, cluster),
       in_(kReadChunk),
       parser_(http::Http1Parser::Type::kResponse),
       max_requests_(cluster.max_requests_per_connection),
-      breaker_(cluster.breaker),
-      tls_(cluster.tls),
-      ssl_handshake_(cluster.stats.ssl_handshake),
-      ssl_error_(cluster.stats.ssl_connection_error) {
-  std::memcpy(endpoint_.data(), &desc.sockaddr, desc.sockaddr_len);
-  endpoint_.resize(desc.sockaddr_len);
+      breaker_(cluster.breaker) {
   breaker_->connections.fetch_add(1, std::memory_order_relaxed);
 }
 
@@ -57,70 +50,24 @@ void UpstreamConnection::connect(UpstreamCallbacks* cb, bool head_request) {
   upgrade_requested_ = false;
   ++requests_;
   state_ = State::kConnecting;
-  ++pending_;
-  socket_.socket().async_connect(endpoint_, [this](const boost::system::error_code& ec) {
-    Guard g(this);
-    --pending_;
-    onConnect(ec);
-  });
-  if (connect_timeout_.count() > 0) {
-    ++pending_;
-    connect_timer_.expires_after(connect_timeout_);
-    connect_timer_.async_wait([this](const boost::system::error_code& ec) {
-      Guard g(this);
-      --pending_;
-      if (!ec && state_ == State::kConnecting) {
-        connect_timed_out_ = true;
-        socket_.close();  // also ends a TLS handshake in progress
-      }
-    });
-  }
+  connector_.connect();
 }
 
-void UpstreamConnection::connectFailed() {
+void UpstreamConnection::onConnectorOperationDone(UpstreamConnector::Operation op,
+                                                  const boost::system::error_code& ec) {
+  Guard g(this);
+  --pending_;
+  connector_.complete(op, ec);
+}
+
+void UpstreamConnection::onTransportFailed(bool timed_out) {
   UpstreamCallbacks* cb = cb_;
   cb_ = nullptr;
   close();
-  if (cb) cb->onUpstreamConnectFailure(connect_timed_out_);
+  if (cb) cb->onUpstreamConnectFailure(timed_out);
 }
 
-void UpstreamConnection::onConnect(const boost::system::error_code& ec) {
-  if (state_ == State::kClosed) return;
-  if (ec) {
-    connect_timer_.cancel();
-    connectFailed();
-    return;
-  }
-  boost::system::error_code ignored;
-  socket_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-  if (tls_) {
-    // The connect timeout keeps running: it covers the handshake too. A refused handshake
-    // (untrusted chain, no expected SAN) is a connect failure: 503 with flag UF.
-    if (!socket_.startTls(tls_->current())) {
-      onSecure(boost::asio::error::no_memory);
-      return;
-    }
-    ++pending_;
-    socket_.asyncHandshake([this](const boost::system::error_code& e) {
-      Guard g(this);
-      --pending_;
-      onSecure(e);
-    });
-    return;
-  }
-  onSecure({});
-}
-
-void UpstreamConnection::onSecure(const boost::system::error_code& ec) {
-  connect_timer_.cancel();
-  if (state_ == State::kClosed) return;
-  if (ec) {
-    if (ssl_error_.valid()) worker_.stats().inc(ssl_error_);
-    MESH_LOG("upstream", debug, "TLS to {} failed: {}", host_.key, socket_.tlsError());
-    connectFailed();
-    return;
-  }
-  if (tls_ && ssl_handshake_.valid()) worker_.stats().inc(ssl_handshake_);
+void UpstreamConnection::onTransportReady() {
   state_ = State::kActive;
   startRead();
   if (cb_) cb_->onUpstreamReady();
@@ -325,7 +272,7 @@ void UpstreamConnection::close() {
   if (state_ == State::kIdle) detachFromPool();
   state_ = State::kClosed;
   socket_.close();
-  connect_timer_.cancel();
+  connector_.cancel();
 }
 
 }  // namespace mesh::proxy

@@ -7,8 +7,6 @@
 #pragma once
 
 #include <array>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdint>
 #include <string_view>
@@ -17,6 +15,7 @@
 #include "core/http/http1_parser.h"
 #include "core/tls/transport_socket.h"
 #include "proxy/upstream/cluster_info.h"
+#include "proxy/upstream/upstream_connector.h"
 #include "proxy/upstream/upstream_request.h"
 
 namespace mesh::proxy {
@@ -61,7 +60,7 @@ class UpstreamCallbacks {
   virtual bool onConnectionAvailable() { return true; }
 };
 
-class UpstreamConnection final : public UpstreamRequest {
+class UpstreamConnection final : public UpstreamRequest, private UpstreamConnector::Callbacks {
  public:
   // Counts itself in the cluster's open connections until it is deleted.
   UpstreamConnection(Worker& worker, HostState& host, const Host& desc, const ClusterInfo& cluster);
@@ -100,9 +99,12 @@ class UpstreamConnection final : public UpstreamRequest {
   enum class State : uint8_t { kConnecting, kActive, kIdle, kClosed };
   struct Guard;
 
-  void onConnect(const boost::system::error_code& ec);
-  void onSecure(const boost::system::error_code& ec);
-  void connectFailed();
+  // UpstreamConnector::Callbacks
+  void onConnectorOperationStarted() override { ++pending_; }
+  void onConnectorOperationDone(UpstreamConnector::Operation op,
+                                const boost::system::error_code& ec) override;
+  void onTransportReady() override;
+  void onTransportFailed(bool timed_out) override;
   void startRead();
   void onRead(const boost::system::error_code& ec, size_t n);
   void processInput();
@@ -113,9 +115,7 @@ class UpstreamConnection final : public UpstreamRequest {
   Worker& worker_;
   HostState& host_;
   tls::TransportSocket socket_;
-  boost::asio::steady_timer connect_timer_;
-  boost::asio::ip::tcp::endpoint endpoint_;
-  Millis connect_timeout_;
+  UpstreamConnector connector_;
   IoBuffer in_;
   http::Http1Parser parser_;
   UpstreamCallbacks* cb_ = nullptr;
@@ -123,7 +123,6 @@ class UpstreamConnection final : public UpstreamRequest {
   bool reading_ = false;
   bool writing_ = false;
   bool paused_ = false;
-  bool connect_timed_out_ = false;
   bool response_bytes_ = false;
   bool upgrade_requested_ = false;
   bool tunnel_ = false;   // after a 101: raw bytes both ways
@@ -132,8 +131,6 @@ class UpstreamConnection final : public UpstreamRequest {
   uint32_t requests_ = 0;
   uint32_t max_requests_ = 0;  // per connection; 0: unlimited
   std::shared_ptr<CircuitBreakerState> breaker_;
-  std::shared_ptr<tls::ContextProvider> tls_;  // TLS origination; null for plaintext
-  stats::SeriesId ssl_handshake_, ssl_error_;
   std::chrono::steady_clock::time_point idle_since_;
 };
 
