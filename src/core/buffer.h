@@ -32,7 +32,7 @@ class IoBuffer {
   std::pair<char*, size_t> prepare(size_t min_free, size_t max_capacity) {
     if (!data_) {
       capacity_ = initial_;
-      data_ = std::make_unique<char[]>(capacity_);
+      data_ = std::make_unique_for_overwrite<char[]>(capacity_);  // no zero-fill
     }
     if (begin_ == end_) begin_ = end_ = 0;  // empty: reuse the storage from its start
     if (capacity_ - end_ < min_free && begin_ > 0) {
@@ -44,7 +44,7 @@ class IoBuffer {
       size_t cap = capacity_ * 2;
       while (cap - end_ < min_free) cap *= 2;
       if (cap > max_capacity) cap = max_capacity;
-      auto bigger = std::make_unique<char[]>(cap);
+      auto bigger = std::make_unique_for_overwrite<char[]>(cap);
       std::memcpy(bigger.get(), data_.get() + begin_, end_ - begin_);
       end_ -= begin_;
       begin_ = 0;

@@ -233,8 +233,7 @@ int parseErrorStatus(ParseError e) {
 }
 
 Http1Parser::Http1Parser(Type type, Limits limits) : type_(type), limits_(limits) {
-  request_.headers.reserve(16);
-  response_.headers.reserve(16);
+  (type == Type::kRequest ? request_.headers : response_.headers).reserve(16);
 }
 
 bool Http1Parser::inBody() const {

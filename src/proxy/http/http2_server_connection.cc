@@ -192,7 +192,7 @@ void Http2ServerConnection::start() {
 
 void Http2ServerConnection::startRead() {
   if (reading_ || closed_ || (read_done_ && !lingering_)) return;
-  if (!read_buf_) read_buf_ = std::make_unique<char[]>(kReadChunk);
+  if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<char[]>(kReadChunk);
   reading_ = true;
   ++pending_;
   socket_.asyncReadSome(boost::asio::buffer(read_buf_.get(), kReadChunk),
@@ -256,6 +256,21 @@ void Http2ServerConnection::receive(std::string_view bytes) {
 }
 
 void Http2ServerConnection::flush() {
+  if (closed_ || writing_ || flush_posted_) return;  // a write's completion flushes again
+  // Deferred to the end of this turn of the event loop: the responses that upstreams complete
+  // in one turn (and the frames a read produced) leave in one send: with h2load -c16 -m4,
+  // 0.5 -> 0.25 downstream sends per request (strace -c).
+  flush_posted_ = true;
+  ++pending_;
+  boost::asio::post(worker_.io(), [this] {
+    Guard g(this);
+    --pending_;
+    flush_posted_ = false;
+    flushNow();
+  });
+}
+
+void Http2ServerConnection::flushNow() {
   if (closed_) return;
   if (next_.size() < kMaxQueuedOutput) session_->send(next_, kMaxQueuedOutput);
   if (!writing_ && !next_.empty()) {
@@ -296,7 +311,7 @@ void Http2ServerConnection::onWrite(const boost::system::error_code& ec) {
   }
   last_activity_ = Clock::now();
   out_.clear();
-  flush();
+  flushNow();
 }
 
 void Http2ServerConnection::close() {

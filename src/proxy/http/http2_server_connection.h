@@ -57,8 +57,10 @@ class Http2ServerConnection final : public DownstreamConnection,
   void onRead(const boost::system::error_code& ec, size_t n);
   void receive(std::string_view bytes);
   // Moves frames from the session to the socket (bounded: a peer that does not read leaves
-  // them queued in nghttp2, which counts them).
+  // them queued in nghttp2, which counts them): flush() at the end of this turn of the event
+  // loop, flushNow() at once.
   void flush();
+  void flushNow();
   void onWrite(const boost::system::error_code& ec);
   void close();
 
@@ -79,6 +81,7 @@ class Http2ServerConnection final : public DownstreamConnection,
   bool closed_ = false;
   bool reading_ = false;
   bool writing_ = false;
+  bool flush_posted_ = false;
   bool receiving_ = false;
   bool read_done_ = false;  // the session wants no more input (GOAWAY)
   bool lingering_ = false;  // our GOAWAY is out: input is read and dropped until EOF

@@ -186,7 +186,7 @@ void TcpProxyConnection::pickCluster(std::string_view sni) {
 }
 
 void TcpProxyConnection::sniff() {
-  if (!up_.buf) up_.buf = std::make_unique<char[]>(kBufferSize);
+  if (!up_.buf) up_.buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
   ++pending_;
   downstream_.asyncReadSome(boost::asio::buffer(up_.buf.get(), kBufferSize),
                             [this](const boost::system::error_code& ec, size_t n) {
@@ -362,8 +362,8 @@ void TcpProxyConnection::onUpstreamSecure(const boost::system::error_code& ec) {
 
 void TcpProxyConnection::startRelay() {
   record(false);
-  if (!up_.buf) up_.buf = std::make_unique<char[]>(kBufferSize);
-  down_.buf = std::make_unique<char[]>(kBufferSize);
+  if (!up_.buf) up_.buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
+  down_.buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
   pump(upstream_, downstream_, down_);
   if (sniffed_.empty()) {
     pump(downstream_, upstream_, up_);
