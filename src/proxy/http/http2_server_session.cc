@@ -1,5 +1,6 @@
 #include "proxy/http/http2_server_session.h"
 
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -32,7 +33,7 @@ std::string lower(std::string_view s) {
   return out;
 }
 
-nghttp2_nv makeNv(const std::string& name, const std::string& value) {
+nghttp2_nv makeNv(std::string_view name, std::string_view value) {
   nghttp2_nv nv;
   nv.name = reinterpret_cast<uint8_t*>(const_cast<char*>(name.data()));
   nv.namelen = name.size();
@@ -46,6 +47,22 @@ nghttp2_nv makeNv(const std::string& name, const std::string& value) {
 
 struct Http2ServerSession::Stream {
   explicit Stream(int32_t i) : id(i), parser(http::Http1Parser::Type::kResponse) {}
+  // Ready for a new stream; the strings keep their capacity (a fresh stream's head and body
+  // otherwise cost a dozen allocations as they grow).
+  void reuse(int32_t i) {
+    id = i;
+    for (std::string* str : {&method, &path, &authority, &host, &cookie, &fields, &trailers, &in,
+                             &resp_in, &out}) {
+      str->clear();
+    }
+    header_bytes = 0;
+    has_content_length = head_done = chunked = request_ended = discard = false;
+    unacked = 0;
+    parser = http::Http1Parser(http::Http1Parser::Type::kResponse);
+    out_off = 0;
+    resp_trailers.clear();
+    response_submitted = response_eof = deferred = drain_wanted = false;
+  }
   int32_t id;
   // Request head, while its HEADERS (and CONTINUATION) frames arrive.
   std::string method, path, authority, host, cookie, fields, trailers;
@@ -225,7 +242,14 @@ int Http2ServerSession::onBeginHeaders(nghttp2_session* session, const nghttp2_f
   if (f->hd.type != NGHTTP2_HEADERS) return 0;
   if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
     ++self->total_streams_;
-    auto s = std::make_unique<Stream>(f->hd.stream_id);
+    std::unique_ptr<Stream> s;
+    if (self->spare_.empty()) {
+      s = std::make_unique<Stream>(f->hd.stream_id);
+    } else {
+      s = std::move(self->spare_.back());
+      self->spare_.pop_back();
+      s->reuse(f->hd.stream_id);
+    }
     nghttp2_session_set_stream_user_data(session, f->hd.stream_id, s.get());
     self->streams_[f->hd.stream_id] = std::move(s);
   } else if (Stream* s = self->find(f->hd.stream_id)) {
@@ -398,7 +422,11 @@ int Http2ServerSession::onStreamClose(nghttp2_session*, int32_t id, uint32_t cod
   auto it = self->streams_.find(id);
   if (it == self->streams_.end()) return 0;
   self->cb_.onStreamClose(id, code);  // may still ask requestEnded/responseComplete
-  self->streams_.erase(id);
+  it = self->streams_.find(id);  // the callback may have changed the map
+  if (it == self->streams_.end()) return 0;
+  std::unique_ptr<Stream> done = std::move(it->second);
+  self->streams_.erase(it);
+  if (self->spare_.size() < kSpareStreams) self->spare_.push_back(std::move(done));
   return 0;
 }
 
@@ -406,18 +434,24 @@ int Http2ServerSession::onStreamClose(nghttp2_session*, int32_t id, uint32_t cod
 // Response side
 
 bool Http2ServerSession::submitResponseHead(Stream& s, const http::ResponseHead& head) {
-  std::vector<std::string> strings;
-  strings.reserve(2 + 2 * head.headers.size());
-  strings.emplace_back(":status");
-  strings.emplace_back(std::to_string(head.status));
+  // Lower-cased names go into one buffer, sized first so that the views into it stay valid;
+  // values are views of the head (nghttp2 copies both during the submit).
+  size_t names = 16;  // the status code
+  for (const auto& h : head.headers) names += h.name.size();
+  nv_names_.clear();
+  nv_names_.reserve(names);
+  nv_.clear();
+  nv_names_.append(std::to_string(head.status));
+  nv_.push_back(makeNv(":status", nv_names_));
   for (const auto& h : head.headers) {
     if (connectionSpecific(h.name)) continue;
-    strings.push_back(lower(h.name));
-    strings.emplace_back(h.value);
+    size_t at = nv_names_.size();
+    for (char c : h.name) {
+      nv_names_.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    }
+    nv_.push_back(makeNv(std::string_view(nv_names_).substr(at, h.name.size()), h.value));
   }
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(strings.size() / 2);
-  for (size_t i = 0; i + 1 < strings.size(); i += 2) nv.push_back(makeNv(strings[i], strings[i + 1]));
+  std::vector<nghttp2_nv>& nv = nv_;
   const bool no_body =
       head.framing == http::BodyFraming::kNone ||
       (head.framing == http::BodyFraming::kContentLength && head.content_length == 0);
@@ -434,11 +468,17 @@ bool Http2ServerSession::writeResponse(int32_t id, std::string_view bytes) {
   Stream* s = find(id);
   if (s == nullptr) return true;
   if (s->response_eof) return true;
+  // Parsed where it is unless an incomplete head or chunk line is waiting; what stays
+  // unparsed is kept in resp_in (views into `bytes` are not used after this call).
+  std::string_view input = bytes;
+  if (!s->resp_in.empty()) {
     s->resp_in.append(bytes);
+    input = s->resp_in;
+  }
   using Event = http::Http1Parser::Event;
   size_t off = 0;
   while (!s->response_eof) {
-    auto r = s->parser.parse(std::string_view(s->resp_in).substr(off));
+    auto r = s->parser.parse(input.substr(off));
     off += r.consumed;
     if (r.event == Event::kNeedMore) break;
     if (r.event == Event::kError) {
@@ -466,7 +506,11 @@ bool Http2ServerSession::writeResponse(int32_t id, std::string_view bytes) {
       s->response_eof = true;
     }
   }
-  s->resp_in.erase(0, off);
+  if (input.data() == s->resp_in.data()) {
+    s->resp_in.erase(0, off);
+  } else {
+    s->resp_in.assign(input.substr(off));
+  }
   if (s->response_submitted && s->deferred && (s->out.size() > s->out_off || s->response_eof)) {
     s->deferred = false;
     nghttp2_session_resume_data(session_, id);

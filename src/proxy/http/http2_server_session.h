@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "core/http/http1_parser.h"
 #include "proxy/http/http2_limits.h"
@@ -103,6 +104,10 @@ class Http2ServerSession {
   Http2Limits limits_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  static constexpr size_t kSpareStreams = 16;
+  std::vector<std::unique_ptr<Stream>> spare_;  // closed streams kept for reuse
+  std::string nv_names_;                        // submitResponseHead's scratch
+  std::vector<nghttp2_nv> nv_;
   uint32_t goaway_code_ = 0;
   bool failed_ = false;
   size_t header_block_bytes_ = 0;
