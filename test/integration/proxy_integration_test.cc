@@ -684,6 +684,69 @@ clusters:
   EXPECT_GT(promSum(m, "istio_tcp_sent_bytes_total"), 300 * 50);
 }
 
+// A port on 127.0.0.1 where a connect hangs: a listener with backlog 0 whose accept queue is
+// full (one connection never accepted, one more in case the queue holds two) drops new SYNs.
+class BlackHoleListener {
+ public:
+  BlackHoleListener() {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    EXPECT_EQ(::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(listen_fd_, 0), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    filler_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    EXPECT_EQ(::connect(filler_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    extra_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    (void)::connect(extra_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));  // not waited
+  }
+  ~BlackHoleListener() {
+    for (int fd : {extra_fd_, filler_fd_, listen_fd_}) ::close(fd);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  int listen_fd_ = -1, filler_fd_ = -1, extra_fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+// The cluster's connectTimeout (Istio's connectionPool.tcp.connectTimeout) bounds the TCP
+// proxy's connect, as in Envoy: the client's connection is closed after about the timeout with
+// flag UF, the connect counts as timed out and failed, and outlier detection hears of it (one
+// gateway failure ejects the host here).
+TEST_F(ProxyIntegrationTest, TcpProxyConnectTimeoutClosesTheClientWithUF) {
+  BlackHoleListener hole;
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: tcp
+  address: 127.0.0.1:0
+  tcpProxy: {cluster: hole}
+clusters:
+)" + cluster("hole", {hole.port()}, "v1",
+                                          "  connectTimeout: 0.5s\n"
+                                          "  outlierDetection: {consecutiveGatewayFailure: 1}\n");
+  proxy_ = startProxy(dir_, yaml, {"tcp"});
+
+  auto t0 = Clock::now();
+  HttpResponse r = httpGet(proxy_.listeners["tcp"], "/", {}, "test.local", milliseconds(10000));
+  auto elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - t0);
+  EXPECT_FALSE(r.ok);
+  EXPECT_THAT(r.error, ::testing::AnyOf(HasSubstr("closed"), HasSubstr("reset")));
+  EXPECT_GE(elapsed, milliseconds(500));
+  EXPECT_LT(elapsed, milliseconds(3000));  // the kernel would retry its SYN for minutes
+
+  std::string m =
+      metricsWhen("istio_tcp_connections_closed_total", {"response_flags=\"UF\""}, 1);
+  EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}), 1) << m;
+  const std::vector<std::string> hole_cluster = {"cluster_name=\"hole\""};
+  EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_connect_timeout", hole_cluster), 1);
+  EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_connect_fail", hole_cluster), 1);
+  EXPECT_EQ(promSum(m, "envoy_cluster_outlier_detection_ejections_enforced_total", hole_cluster),
+            1);
+}
+
 // TLS passthrough routed by the ClientHello's server name, never terminated: the backends are
 // plain httpbins, which answer the TLS bytes with a 400 naming their version.
 TEST_F(ProxyIntegrationTest, SniRoutesPickTheClusterWithoutTerminatingTls) {

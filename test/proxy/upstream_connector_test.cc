@@ -1,7 +1,7 @@
 // The connect path both upstream connections share (UpstreamConnector), against real sockets on
 // 127.0.0.1: what the integration tests cannot reach: the connect timeout (during the TCP
-// connect and during the TLS handshake), an ALPN protocol the server did not select, and the
-// owner closing while operations are in flight.
+// connect and during the TLS handshake), an ALPN protocol the server did not select, the
+// source address, and the owner closing while operations are in flight.
 #include "proxy/upstream/upstream_connector.h"
 
 #include <gtest/gtest.h>
@@ -38,6 +38,13 @@ struct Owner : UpstreamConnector::Callbacks {
     done.push_back(op);
     connector->complete(op, ec);
   }
+  void onTcpConnected() override {
+    ++tcp_connected;
+    if (close_on_tcp_connected) {
+      connector->cancel();
+      socket->close();
+    }
+  }
   void onTransportReady() override { ++ready; }
   void onTransportFailed(bool t) override {
     ++failed;
@@ -45,6 +52,9 @@ struct Owner : UpstreamConnector::Callbacks {
   }
 
   UpstreamConnector* connector = nullptr;
+  tls::TransportSocket* socket = nullptr;
+  bool close_on_tcp_connected = false;
+  int tcp_connected = 0;
   int pending = 0;
   int ready = 0;
   int failed = 0;
@@ -58,6 +68,9 @@ class UpstreamConnectorTest : public ::testing::Test {
     cluster_.stats.ssl_handshake = store_.series(*store_.addCounter("ssl_handshake", ""));
     cluster_.stats.ssl_connection_error =
         store_.series(*store_.addCounter("ssl_connection_error", ""));
+    cluster_.stats.cx_connect_timeout =
+        store_.series(*store_.addCounter("upstream_cx_connect_timeout", ""));
+    owner_.socket = &socket_;
     cluster_.connect_timeout = milliseconds(30000);
   }
 
@@ -71,13 +84,15 @@ class UpstreamConnectorTest : public ::testing::Test {
   }
 
   // Starts connecting to `ep`; nothing completes inside connect().
-  void start(const tcp::endpoint& ep, std::string_view alpn = {}) {
+  void start(const tcp::endpoint& ep, std::string_view alpn = {},
+             std::string_view source = {}) {
     Host host;
     std::memcpy(&host.sockaddr, ep.data(), ep.size());
     host.sockaddr_len = static_cast<socklen_t>(ep.size());
     connector_ = std::make_unique<UpstreamConnector>(owner_, io_, stats_, socket_, key_, host,
                                                      cluster_, alpn);
     owner_.connector = connector_.get();
+    if (!source.empty()) connector_->setSourceAddress(source);
     connector_->connect();
     EXPECT_GT(owner_.pending, 0);
     EXPECT_EQ(owner_.ready + owner_.failed, 0);
@@ -101,6 +116,7 @@ class UpstreamConnectorTest : public ::testing::Test {
     EXPECT_EQ(owner_.failed, 1);
     EXPECT_TRUE(owner_.timed_out);
     EXPECT_GE(elapsed_, milliseconds(300));
+    EXPECT_EQ(counter(cluster_.stats.cx_connect_timeout), 1u);
   }
 
   uint64_t counter(stats::SeriesId id) const { return store_.counterValue(id); }
@@ -131,6 +147,8 @@ TEST_F(UpstreamConnectorTest, PlaintextIsReadyWithNoDelayAndTheTimerCancelled) {
   EXPECT_FALSE(socket_.secure());
   EXPECT_EQ(counter(cluster_.stats.ssl_handshake), 0u);
   EXPECT_EQ(counter(cluster_.stats.ssl_connection_error), 0u);
+  EXPECT_EQ(counter(cluster_.stats.cx_connect_timeout), 0u);
+  EXPECT_EQ(owner_.tcp_connected, 1);
 }
 
 TEST_F(UpstreamConnectorTest, RefusedConnectFailsAtOnceAndNotAsATimeout) {
@@ -145,6 +163,8 @@ TEST_F(UpstreamConnectorTest, RefusedConnectFailsAtOnceAndNotAsATimeout) {
   EXPECT_EQ(owner_.failed, 1);
   EXPECT_FALSE(owner_.timed_out);
   EXPECT_LT(elapsed_, milliseconds(10000));
+  EXPECT_EQ(counter(cluster_.stats.cx_connect_timeout), 0u);
+  EXPECT_EQ(owner_.tcp_connected, 0);
 }
 
 // A listener whose accept queue is full drops further SYNs: the connect hangs until the timeout.
@@ -165,6 +185,7 @@ TEST_F(UpstreamConnectorTest, TcpConnectTimeout) {
   expectTimeout(acceptor.local_endpoint());
   EXPECT_EQ(owner_.done, (std::vector<Operation>{Operation::kTimeout, Operation::kConnect}));
   EXPECT_EQ(counter(cluster_.stats.ssl_connection_error), 0u);  // plaintext: no TLS to fail
+  EXPECT_EQ(owner_.tcp_connected, 0);
 }
 
 // The timeout covers the handshake: a server that takes the connection and never answers the
@@ -177,6 +198,7 @@ TEST_F(UpstreamConnectorTest, TlsHandshakeTimeout) {
                                                  Operation::kHandshake}));
   EXPECT_EQ(counter(cluster_.stats.ssl_connection_error), 1u);
   EXPECT_EQ(counter(cluster_.stats.ssl_handshake), 0u);
+  EXPECT_EQ(owner_.tcp_connected, 1);  // the TCP connect itself succeeded
 }
 
 // A TLS server that accepts the connection, with the ALPN protocols it agrees to.
@@ -228,6 +250,40 @@ TEST_F(UpstreamConnectorTest, TlsWithoutTheAlpnProtocolFails) {
   EXPECT_EQ(owner_.failed, 1);
   EXPECT_FALSE(owner_.timed_out);
   EXPECT_EQ(counter(cluster_.stats.ssl_handshake), 0u);
+  EXPECT_EQ(counter(cluster_.stats.ssl_connection_error), 0u);
+}
+
+// The TCP proxy's upstreamBindAddress: the connection leaves from the given address (127.0.0.6,
+// as for Istio's InboundPassthroughCluster; all of 127/8 is this host's).
+TEST_F(UpstreamConnectorTest, ConnectsFromTheSourceAddress) {
+  tcp::acceptor acceptor(io_, loopback(0));
+  start(acceptor.local_endpoint(), {}, "127.0.0.6");
+  run();
+  EXPECT_EQ(owner_.ready, 1);
+  tcp::socket accepted = acceptor.accept();
+  EXPECT_EQ(accepted.remote_endpoint().address().to_string(), "127.0.0.6");
+}
+
+// A source of the other family than the destination is not used: the kernel picks.
+TEST_F(UpstreamConnectorTest, SourceOfTheOtherFamilyIsNotUsed) {
+  tcp::acceptor acceptor(io_, loopback(0));
+  start(acceptor.local_endpoint(), {}, "::1");
+  run();
+  EXPECT_EQ(owner_.ready, 1);
+  EXPECT_EQ(socket_.socket().local_endpoint().address().to_string(), "127.0.0.1");
+}
+
+// The owner closes when told the TCP connect succeeded: no handshake starts, nothing more is
+// reported, and every operation still completes through the owner.
+TEST_F(UpstreamConnectorTest, OwnerClosingOnTcpConnectedStopsTheConnector) {
+  clientTls();
+  owner_.close_on_tcp_connected = true;
+  tcp::acceptor acceptor(io_, loopback(0));
+  start(acceptor.local_endpoint());
+  run();
+  EXPECT_EQ(owner_.tcp_connected, 1);
+  EXPECT_EQ(owner_.ready + owner_.failed, 0);
+  EXPECT_EQ(owner_.done, (std::vector<Operation>{Operation::kConnect, Operation::kTimeout}));
   EXPECT_EQ(counter(cluster_.stats.ssl_connection_error), 0u);
 }
 

@@ -280,6 +280,7 @@ void Builder::buildClusters() {
     info->stats.rq_timeout = series(ctx_.upstream_rq_timeout);
     info->stats.cx_total = series(ctx_.upstream_cx_total);
     info->stats.cx_connect_fail = series(ctx_.upstream_cx_connect_fail);
+    info->stats.cx_connect_timeout = series(ctx_.upstream_cx_connect_timeout);
     if (c.has_tls()) {
       info->tls = upstreamTls(c.tls(), path + ".tls");
       info->pool_tag = "|tls:" + std::to_string(hash64(c.tls().SerializeAsString()));
@@ -1203,6 +1204,9 @@ SnapshotContext::SnapshotContext(stats::Store& store, IstioTelemetry& telemetry,
   upstream_cx_connect_fail =
       stats::registerFamily(store, "envoy_cluster_upstream_cx_connect_fail", MetricType::kCounter,
                             "Upstream connection failures.", cluster);
+  upstream_cx_connect_timeout = stats::registerFamily(
+      store, "envoy_cluster_upstream_cx_connect_timeout", MetricType::kCounter,
+      "Upstream connection attempts that reached the cluster's connect timeout.", cluster);
   upstream_no_host =
       stats::registerFamily(store, "envoy_cluster_upstream_cx_none_healthy", MetricType::kCounter,
                             "Requests that found no upstream host.", cluster);

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <boost/asio/write.hpp>
-#include <cstring>
 
 #include "core/log.h"
 #include "core/tls/client_hello.h"
@@ -261,7 +260,9 @@ void TcpProxyConnection::connectUpstream() {
       return;
     }
     worker_.stats().inc(info.stats.cx_total);
-    connectTo(*original_dst_);
+    connector_.emplace(callbacks(), worker_.io(), worker_.stats(), upstream_, info.name,
+                       *original_dst_, info);
+    startConnector();
     return;
   }
   LbContext ctx;
@@ -276,88 +277,44 @@ void TcpProxyConnection::connectUpstream() {
   worker_.stats().inc(info.stats.cx_total);
   worker_.stats().inc(info.hosts[host_].stats.cx_total);
   const Host& h = info.hosts[host_];
-  boost::asio::ip::tcp::endpoint ep;
-  std::memcpy(ep.data(), &h.sockaddr, h.sockaddr_len);
-  ep.resize(h.sockaddr_len);
-  connectTo(ep);
+  connector_.emplace(callbacks(), worker_.io(), worker_.stats(), upstream_, h.key, h, info);
+  startConnector();
 }
 
-void TcpProxyConnection::connectTo(const boost::asio::ip::tcp::endpoint& ep) {
-  const std::string& source = cluster_->info->upstream_bind_address;
-  if (!source.empty()) {
-    // Istio's upstream_bind_config: connect from this address (any port). A source of the other
-    // family than the destination is not used.
-    boost::system::error_code ec;
-    auto addr = boost::asio::ip::make_address(source, ec);
-    if (!ec && addr.is_v4() == ep.address().is_v4()) {
-      upstream_.socket().open(ep.protocol(), ec);
-      if (!ec) upstream_.socket().bind(boost::asio::ip::tcp::endpoint(addr, 0), ec);
-      if (ec) {
-        MESH_LOG("main", warn, "cannot bind upstream source {}: {}", source, ec.message());
-        boost::system::error_code ignored;
-        upstream_.socket().close(ignored);
-      }
-    }
+void TcpProxyConnection::startConnector() {
+  connector_->setSourceAddress(cluster_->info->upstream_bind_address);
+  connector_->connect();
+}
+
+void TcpProxyConnection::onConnectorOperationDone(UpstreamConnector::Operation op,
+                                                  const boost::system::error_code& ec) {
+  Guard g(this);
+  --pending_;
+  connector_->complete(op, ec);
+}
+
+void TcpProxyConnection::onTcpConnected() {
+  tcp_connected_ = true;
+  if (host_ >= 0) {
+    reportOutcome(*cluster_->info, static_cast<size_t>(host_), AttemptOutcome::kSuccess,
+                  worker_.stats());
   }
-  ++pending_;
-  upstream_.socket().async_connect(ep, [this](const boost::system::error_code& e) {
-    Guard g(this);
-    --pending_;
-    onConnect(e);
-  });
 }
 
-void TcpProxyConnection::onConnect(const boost::system::error_code& ec) {
-  if (closed_) return;
+void TcpProxyConnection::onTransportReady() { startRelay(); }
+
+// Envoy's TCP proxy: a connect failure or timeout closes the client with UF, and the host's
+// failure goes to outlier detection. A TLS handshake the upstream refused after its TCP connect
+// succeeded (already reported as a success) is a failure of the cluster only.
+void TcpProxyConnection::onTransportFailed(bool timed_out) {
   const ClusterInfo& info = *cluster_->info;
-  if (ec) {
-    worker_.stats().inc(info.stats.cx_connect_fail);
-    if (host_ < 0) {  // ORIGINAL_DST
-      close(kUpstreamConnectionFailure);
-      return;
-    }
+  worker_.stats().inc(info.stats.cx_connect_fail);
+  if (host_ >= 0 && (!tcp_connected_ || timed_out)) {
     worker_.stats().inc(info.hosts[host_].stats.cx_connect_fail);
-    if (info.outlier.enabled) {
-      recordOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kLocalFailure,
-                    outlierNowMs());
-    }
-    close(kUpstreamConnectionFailure);
-    return;
+    reportOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kLocalFailure,
+                  worker_.stats());
   }
-  if (info.outlier.enabled && host_ >= 0) {
-    recordOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kSuccess, outlierNowMs());
-  }
-  boost::system::error_code ignored;
-  upstream_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
-  if (info.tls) {
-    if (!upstream_.startTls(info.tls->current())) {
-      onUpstreamSecure(boost::asio::error::no_memory);
-      return;
-    }
-    ++pending_;
-    upstream_.asyncHandshake([this](const boost::system::error_code& e) {
-      Guard g(this);
-      --pending_;
-      onUpstreamSecure(e);
-    });
-    return;
-  }
-  startRelay();
-}
-
-void TcpProxyConnection::onUpstreamSecure(const boost::system::error_code& ec) {
-  if (closed_) return;
-  const ClusterInfo& info = *cluster_->info;
-  if (ec) {
-    worker_.stats().inc(info.stats.ssl_connection_error);
-    worker_.stats().inc(info.stats.cx_connect_fail);
-    MESH_LOG("upstream", debug, "TLS to {} failed: {}",
-             host_ >= 0 ? info.hosts[host_].key : info.name, upstream_.tlsError());
-    close(kUpstreamConnectionFailure);
-    return;
-  }
-  worker_.stats().inc(info.stats.ssl_handshake);
-  startRelay();
+  close(kUpstreamConnectionFailure);
 }
 
 void TcpProxyConnection::startRelay() {
@@ -502,6 +459,7 @@ void TcpProxyConnection::close(uint32_t flags) {
   detect_timer_.cancel();
   if (cluster_ != nullptr && host_ >= 0) --cluster_->active[host_];
   if (!handed_off_) downstream_.close();
+  if (connector_) connector_->cancel();
   upstream_.close();
   timer_.cancel();
 }

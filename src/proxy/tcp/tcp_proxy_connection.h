@@ -1,7 +1,9 @@
 // One downstream connection on a TCP proxy listener: picks a cluster by weight and a host by the
-// cluster's load balancer, connects, and relays bytes both ways. A half-close is passed on; the
-// connection ends when both directions are done, on an error, or after the idle timeout. Istio's
-// TCP metrics (opened, closed, bytes each way) are recorded per connection.
+// cluster's load balancer, connects (UpstreamConnector: the cluster's connect timeout, TLS
+// origination), and relays bytes both ways. A half-close is passed on; the connection ends when
+// both directions are done, on an error, or after the idle timeout. A connect that fails or
+// times out closes the client's connection with flag UF, with no retry and no other cluster.
+// Istio's TCP metrics (opened, closed, bytes each way) are recorded per connection.
 //
 // Lifetime: owned by itself, like HttpConnection; deleted once closed with no I/O outstanding.
 #pragma once
@@ -16,6 +18,7 @@
 
 #include "core/tls/transport_socket.h"
 #include "proxy/telemetry/istio_stats.h"
+#include "proxy/upstream/upstream_connector.h"
 
 namespace mesh::proxy {
 
@@ -24,7 +27,7 @@ struct SnapshotHolder;
 struct ClusterRuntime;
 struct ListenerInfo;
 
-class TcpProxyConnection {
+class TcpProxyConnection final : private UpstreamConnector::Callbacks {
  public:
   // A TLS socket arrives before its handshake, which this connection runs first.
   // `original_dst`: where a captured connection was going (see Listener.useOriginalDst); an
@@ -55,10 +58,18 @@ class TcpProxyConnection {
   void countConnection();
   void handOffToHttp();
   void connectUpstream();
-  // Connects upstream_ to `ep`, from the cluster's upstream bind address if it has one.
-  void connectTo(const boost::asio::ip::tcp::endpoint& ep);
-  void onConnect(const boost::system::error_code& ec);
-  void onUpstreamSecure(const boost::system::error_code& ec);
+  // Starts connector_, from the cluster's upstream bind address if it has one.
+  void startConnector();
+
+  // UpstreamConnector::Callbacks (a private base: std::optional cannot convert to it itself)
+  UpstreamConnector::Callbacks& callbacks() { return *this; }
+  void onConnectorOperationStarted() override { ++pending_; }
+  void onConnectorOperationDone(UpstreamConnector::Operation op,
+                                const boost::system::error_code& ec) override;
+  void onTcpConnected() override;
+  void onTransportReady() override;
+  void onTransportFailed(bool timed_out) override;
+
   void startRelay();
   void pump(tls::TransportSocket& from, tls::TransportSocket& to, Pipe& p);
   void armIdleTimer();
@@ -69,6 +80,7 @@ class TcpProxyConnection {
   Worker& worker_;
   tls::TransportSocket downstream_;
   tls::TransportSocket upstream_;
+  std::optional<UpstreamConnector> connector_;  // once the cluster is picked
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer detect_timer_;
   uint32_t slot_;
@@ -85,6 +97,7 @@ class TcpProxyConnection {
   bool detect_timed_out_ = false;
   bool counted_ = false;     // counted as a TCP connection of the listener
   bool handed_off_ = false;  // the socket went to an HttpConnection
+  bool tcp_connected_ = false;  // the upstream TCP connect succeeded (TLS may still fail)
   std::chrono::steady_clock::time_point sniff_deadline_;
   uint32_t flags_ = 0;
   uint32_t peer_workload_ = 0;  // mTLS: the client's SPIFFE id as a telemetry workload

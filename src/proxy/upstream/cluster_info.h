@@ -55,6 +55,7 @@ struct ClusterStats {
   stats::SeriesId rq_timeout;
   stats::SeriesId cx_total;
   stats::SeriesId cx_connect_fail;
+  stats::SeriesId cx_connect_timeout;  // counted by the UpstreamConnector, once per connection
   stats::SeriesId rq_no_host;
   stats::SeriesId rq_pending_overflow;  // requests refused by a circuit breaker (flag UO)
   stats::SeriesId rq_pending_active;    // gauge: requests queued for a connection

@@ -153,11 +153,6 @@ class Http2Upstream::Stream final : public UpstreamRequest, public Http2Response
     busy_ = true;
     while (cb_ != nullptr) {
       UpstreamCallbacks* cb = cb_;
-      if (connect_failed_) {
-        cb_ = nullptr;
-        cb->onUpstreamConnectFailure(connect_timed_out_);
-        break;
-      }
       if (ready_) {
         ready_ = false;
         cb->onUpstreamReady();
@@ -213,8 +208,6 @@ class Http2Upstream::Stream final : public UpstreamRequest, public Http2Response
   bool write_pending_ = false;
   bool write_done_ = false;
   bool ready_ = false;
-  bool connect_failed_ = false;
-  bool connect_timed_out_ = false;
   bool busy_ = false;
   bool touched_ = false;
 };
@@ -308,7 +301,9 @@ void Http2Upstream::fail(bool connect_failure, bool connect_timed_out) {
     s->conn_ = nullptr;
     s->closed_ = true;
     if (s->busy_) {
-      s->reset_ = true;  // its deliver() is on the stack: it reports the reset and goes
+      // Its deliver() is on the stack: it reports the reset and goes. Never a connect failure,
+      // which comes from the connector's completion, not from inside a stream's callback.
+      s->reset_ = true;
       continue;
     }
     UpstreamCallbacks* cb = s->cb_;

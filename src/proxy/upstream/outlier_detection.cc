@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 
+#include "core/log.h"
+
 namespace mesh::proxy {
 
 AttemptOutcome outcomeOfStatus(uint16_t status) {
@@ -66,6 +68,16 @@ bool recordOutcome(const ClusterInfo& c, size_t index, AttemptOutcome o, int64_t
   h->consecutive_5xx.store(0, std::memory_order_relaxed);
   h->consecutive_gateway.store(0, std::memory_order_relaxed);
   return true;
+}
+
+void reportOutcome(const ClusterInfo& c, size_t index, AttemptOutcome o,
+                   stats::ThreadStats& stats) {
+  if (!c.outlier.enabled) return;
+  if (recordOutcome(c, index, o, outlierNowMs())) {
+    stats.inc(c.stats.outlier_ejections);
+    MESH_LOG("upstream", info, "outlier detection ejected {} of cluster {}", c.hosts[index].key,
+             c.name);
+  }
 }
 
 }  // namespace mesh::proxy

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "core/stats/store.h"
 #include "proxy/upstream/cluster_info.h"
 
 namespace mesh::proxy {
@@ -21,6 +22,10 @@ AttemptOutcome outcomeOfStatus(uint16_t status);
 
 // Records one attempt's outcome for host `index` of `c`; true when this call ejected the host.
 bool recordOutcome(const ClusterInfo& c, size_t index, AttemptOutcome o, int64_t now_ms);
+
+// What a connection reports: when `c` has outlier detection, records the outcome now, and an
+// ejection it caused is counted (outlier_ejections on `stats`) and logged.
+void reportOutcome(const ClusterInfo& c, size_t index, AttemptOutcome o, stats::ThreadStats& stats);
 
 inline bool isEjected(const Host& h, int64_t now_ms) {
   return h.health != nullptr && h.health->ejected_until_ms.load(std::memory_order_relaxed) > now_ms;

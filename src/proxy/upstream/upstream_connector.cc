@@ -8,23 +8,38 @@
 
 namespace mesh::proxy {
 
+namespace {
+boost::asio::ip::tcp::endpoint endpointOf(const Host& host) {
+  boost::asio::ip::tcp::endpoint ep;
+  std::memcpy(ep.data(), &host.sockaddr, host.sockaddr_len);
+  ep.resize(host.sockaddr_len);
+  return ep;
+}
+}  // namespace
+
 UpstreamConnector::UpstreamConnector(Callbacks& callbacks, boost::asio::io_context& io,
                                      stats::ThreadStats& stats, tls::TransportSocket& socket,
                                      const std::string& host_key, const Host& host,
+                                     const ClusterInfo& cluster, std::string_view alpn)
+    : UpstreamConnector(callbacks, io, stats, socket, host_key, endpointOf(host), cluster, alpn) {}
+
+UpstreamConnector::UpstreamConnector(Callbacks& callbacks, boost::asio::io_context& io,
+                                     stats::ThreadStats& stats, tls::TransportSocket& socket,
+                                     const std::string& host_key,
+                                     const boost::asio::ip::tcp::endpoint& endpoint,
                                      const ClusterInfo& cluster, std::string_view alpn)
     : callbacks_(callbacks),
       stats_(stats),
       socket_(socket),
       host_key_(host_key),
       timer_(io),
+      endpoint_(endpoint),
       timeout_(cluster.connect_timeout),
       tls_(cluster.tls),
       ssl_handshake_(cluster.stats.ssl_handshake),
       ssl_error_(cluster.stats.ssl_connection_error),
-      alpn_(alpn) {
-  std::memcpy(endpoint_.data(), &host.sockaddr, host.sockaddr_len);
-  endpoint_.resize(host.sockaddr_len);
-}
+      connect_timeout_(cluster.stats.cx_connect_timeout),
+      alpn_(alpn) {}
 
 void UpstreamConnector::start(Operation op) {
   callbacks_.onConnectorOperationStarted();
@@ -45,8 +60,23 @@ void UpstreamConnector::start(Operation op) {
   }
 }
 
+void UpstreamConnector::bindSource() {
+  boost::system::error_code ec;
+  auto addr = boost::asio::ip::make_address(source_, ec);
+  if (ec || addr.is_v4() != endpoint_.address().is_v4()) return;
+  auto& s = socket_.socket();
+  s.open(endpoint_.protocol(), ec);
+  if (!ec) s.bind(boost::asio::ip::tcp::endpoint(addr, 0), ec);
+  if (ec) {
+    MESH_LOG("upstream", warn, "cannot bind upstream source {}: {}", source_, ec.message());
+    boost::system::error_code ignored;
+    s.close(ignored);  // async_connect opens it again, unbound
+  }
+}
+
 void UpstreamConnector::connect() {
   state_ = State::kConnecting;
+  if (!source_.empty()) bindSource();
   start(Operation::kConnect);
   if (timeout_.count() > 0) start(Operation::kTimeout);
 }
@@ -75,11 +105,13 @@ void UpstreamConnector::complete(Operation op, const boost::system::error_code& 
 
 void UpstreamConnector::onConnect(const boost::system::error_code& ec) {
   if (state_ != State::kConnecting) return;
-  if (ec) {
+  if (ec || timed_out_) {  // timed out: the connect may have completed just before the close
     timer_.cancel();
     fail();
     return;
   }
+  callbacks_.onTcpConnected();
+  if (state_ != State::kConnecting) return;  // the owner closed
   boost::system::error_code ignored;
   socket_.socket().set_option(boost::asio::ip::tcp::no_delay(true), ignored);
   if (!tls_) {
@@ -131,6 +163,7 @@ void UpstreamConnector::onSecure(const boost::system::error_code& ec) {
 
 void UpstreamConnector::fail() {
   state_ = State::kDone;
+  if (timed_out_ && connect_timeout_.valid()) stats_.inc(connect_timeout_);
   callbacks_.onTransportFailed(timed_out_);
 }
 

@@ -2,8 +2,9 @@
 // pooled HTTP/2 connection alike: the TCP connect under the cluster's connect timeout, then
 // TCP_NODELAY, then TLS origination with the cluster's context when it has one (the timeout
 // covers the handshake, and a refused handshake is a connect failure), and the cluster's
-// ssl_handshake / ssl_connection_error counters. The owner keeps the socket and uses it once
-// the transport is ready.
+// ssl_handshake / ssl_connection_error / upstream_cx_connect_timeout counters. The owner keeps
+// the socket and uses it once the transport is ready. The TCP proxy's connections use it too,
+// with a local address to connect from.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -37,11 +38,16 @@ class UpstreamConnector {
     // callbacks below, and the owner may delete itself once the guard goes).
     virtual void onConnectorOperationStarted() = 0;
     virtual void onConnectorOperationDone(Operation op, const boost::system::error_code& ec) = 0;
+    // The TCP connect succeeded; the TLS handshake, if any, comes next. The owner may close
+    // here (then nothing else is reported). The TCP proxy reports outlier-detection success
+    // at this point.
+    virtual void onTcpConnected() {}
     // The transport is established (and secured, with TLS): the socket is the owner's to use.
     // Called at most once, from complete().
     virtual void onTransportReady() = 0;
     // Terminal: the connect or the handshake failed, the peer did not agree to the ALPN
-    // protocol, or the connect timeout fired (timed_out). Called at most once, from complete().
+    // protocol, or the connect timeout fired (timed_out; the connector has counted the
+    // cluster's upstream_cx_connect_timeout). Called at most once, from complete().
     virtual void onTransportFailed(bool timed_out) = 0;
   };
 
@@ -51,6 +57,18 @@ class UpstreamConnector {
   UpstreamConnector(Callbacks& callbacks, boost::asio::io_context& io, stats::ThreadStats& stats,
                     tls::TransportSocket& socket, const std::string& host_key, const Host& host,
                     const ClusterInfo& cluster, std::string_view alpn = {});
+  // To an address that is not one of the cluster's hosts: an ORIGINAL_DST connection's own
+  // destination.
+  UpstreamConnector(Callbacks& callbacks, boost::asio::io_context& io, stats::ThreadStats& stats,
+                    tls::TransportSocket& socket, const std::string& host_key,
+                    const boost::asio::ip::tcp::endpoint& endpoint, const ClusterInfo& cluster,
+                    std::string_view alpn = {});
+
+  // Before connect(): the local IP to connect from, any port (Istio's upstream_bind_config,
+  // 127.0.0.6 for the InboundPassthroughCluster). An address of the other family than the
+  // destination is not used, and one that cannot be bound is logged and not used: the kernel
+  // picks, as with none.
+  void setSourceAddress(std::string_view ip) { source_ = ip; }
 
   // Starts connecting (once); onTransportReady or onTransportFailed follows.
   void connect();
@@ -67,6 +85,7 @@ class UpstreamConnector {
   enum class State : uint8_t { kIdle, kConnecting, kDone };
 
   void start(Operation op);
+  void bindSource();
   void onConnect(const boost::system::error_code& ec);
   void onSecure(const boost::system::error_code& ec);
   bool alpnSelected() const;
@@ -80,8 +99,9 @@ class UpstreamConnector {
   boost::asio::ip::tcp::endpoint endpoint_;
   const Millis timeout_;
   const std::shared_ptr<tls::ContextProvider> tls_;  // null for plaintext
-  const stats::SeriesId ssl_handshake_, ssl_error_;
+  const stats::SeriesId ssl_handshake_, ssl_error_, connect_timeout_;
   const std::string alpn_;
+  std::string source_;
   State state_ = State::kIdle;
   bool timed_out_ = false;
 };
