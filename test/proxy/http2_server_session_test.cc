@@ -204,6 +204,49 @@ TEST_F(Http2ServerSessionTest, ResponseLosesConnectionFieldsAndKeepsTrailers) {
   EXPECT_EQ(router_.closed[id], NGHTTP2_NO_ERROR);
 }
 
+// Closed streams are reused (with their buffers) for new ones: nothing of an earlier exchange
+// (request body and trailers, a response head that arrived in pieces, response trailers) may
+// show in a later one. More streams than the session keeps spare, one after another.
+TEST_F(Http2ServerSessionTest, LaterStreamsStartCleanAfterReuse) {
+  using Fields = std::vector<std::pair<std::string, std::string>>;
+  view_.body_to_send = "hello";
+  view_.send_trailers = true;
+  int32_t first = request({{":method", "POST"}, {":scheme", "http"}, {":path", "/p"},
+                           {":authority", "a"}},
+                          true);
+  pump();
+  EXPECT_EQ(takeRequest(first),
+            "POST /p HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
+            "5\r\nhello\r\n0\r\nx-checksum: 42\r\n\r\n");
+  EXPECT_TRUE(server_.writeResponse(first, "HTTP/1.1 201 Created\r\nX-One: 1\r\nTransfer-"));
+  EXPECT_FALSE(server_.writeResponse(  // false: the body waits to be framed
+      first, "Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\ngrpc-status: 3\r\n\r\n"));
+  pump();
+  EXPECT_EQ(view_.headers[first], (Fields{{":status", "201"}, {"x-one", "1"}}));
+  EXPECT_EQ(view_.body[first], "ok");
+  EXPECT_EQ(view_.trailers[first], (Fields{{"grpc-status", "3"}}));
+  ASSERT_EQ(router_.closed.count(first), 1u);
+
+  for (int i = 0; i < 40; ++i) {
+    std::string path = "/n" + std::to_string(i);
+    int32_t id = request({{":method", "GET"}, {":scheme", "http"}, {":path", path},
+                          {":authority", "b"}});
+    pump();
+    ASSERT_TRUE(server_.requestEnded(id)) << i;
+    EXPECT_EQ(takeRequest(id), "GET " + path + " HTTP/1.1\r\nhost: b\r\n\r\n") << i;
+    std::string body = std::to_string(i);
+    EXPECT_FALSE(server_.writeResponse(id, "HTTP/1.1 200 OK\r\nContent-Length: " +
+                                              std::to_string(body.size()) + "\r\n\r\n" + body));
+    pump();
+    EXPECT_EQ(view_.headers[id], (Fields{{":status", "200"},
+                                         {"content-length", std::to_string(body.size())}}))
+        << i;
+    EXPECT_EQ(view_.body[id], body) << i;
+    EXPECT_TRUE(view_.trailers[id].empty()) << i;
+    EXPECT_EQ(view_.closed[id], NGHTTP2_NO_ERROR) << i;
+  }
+}
+
 TEST_F(Http2ServerSessionTest, HeadResponseHasNoBody) {
   int32_t id = request({{":method", "HEAD"}, {":scheme", "http"}, {":path", "/"},
                         {":authority", "a"}});
