@@ -1277,13 +1277,7 @@ void HttpConnection::failRequest(uint16_t status, std::string_view body, uint32_
 
 void HttpConnection::noteOutcome(AttemptOutcome o) {
   if (rq_.cluster == nullptr || rq_.host_index < 0) return;
-  const ClusterInfo& c = *rq_.cluster->info;
-  if (!c.outlier.enabled) return;
-  if (recordOutcome(c, static_cast<size_t>(rq_.host_index), o, outlierNowMs())) {
-    worker_.stats().inc(c.stats.outlier_ejections);
-    MESH_LOG("upstream", info, "outlier detection ejected {} of cluster {}",
-             c.hosts[rq_.host_index].key, c.name);
-  }
+  reportOutcome(*rq_.cluster->info, static_cast<size_t>(rq_.host_index), o, worker_.stats());
 }
 
 void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
