@@ -318,6 +318,14 @@ void TcpProxyConnection::onTransportFailed(bool timed_out) {
 }
 
 void TcpProxyConnection::startRelay() {
+  if (upstream_.secure()) {
+    if (!upstream_.localPrincipal().empty()) {
+      own_principal_ = worker_.istio().peerWorkload(upstream_.localPrincipal());
+    }
+    if (!upstream_.peerPrincipal().empty()) {
+      upstream_principal_ = worker_.istio().peerWorkload(upstream_.peerPrincipal());
+    }
+  }
   record(false);
   if (!up_.buf) up_.buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
   down_.buf = std::make_unique_for_overwrite<char[]>(kBufferSize);
@@ -428,6 +436,10 @@ RequestKey TcpProxyConnection::telemetryKey() const {
     key.reporter = Reporter::kSource;
     key.source_workload = snap.node.workload_id;
     if (info != nullptr && host_ >= 0) key.destination_workload = info->hosts[host_].workload_id;
+    // Over (m)TLS to the upstream, the identities of both ends of that hop, as the HTTP side
+    // reports them; connection_security_policy stays "unknown" on this side, as in Istio.
+key.source_principal = own_principal_;
+key.destination_principal = upstream_principal_;
   }
   return key;
 }

@@ -80,6 +80,10 @@ class TcpProxyConnection final : private UpstreamConnector::Callbacks {
   Worker& worker_;
   tls::TransportSocket downstream_;
   tls::TransportSocket upstream_;
+  // Over (m)TLS to the upstream: this proxy's and the upstream's SPIFFE ids (as telemetry
+  // workload ids; 0 = none), for the source reporter's principals.
+  uint32_t own_principal_ = 0;
+  uint32_t upstream_principal_ = 0;
   std::optional<UpstreamConnector> connector_;  // once the cluster is picked
   boost::asio::steady_timer timer_;
   boost::asio::steady_timer detect_timer_;
