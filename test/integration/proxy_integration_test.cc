@@ -724,9 +724,10 @@ TEST_F(ProxyIntegrationTest, TcpProxyConnectTimeoutClosesTheClientWithUF) {
   address: 127.0.0.1:0
   tcpProxy: {cluster: hole}
 clusters:
-)" + cluster("hole", {hole.port()}, "v1",
-                                          "  connectTimeout: 0.5s\n"
-                                          "  outlierDetection: {consecutiveGatewayFailure: 1}\n");
+)" +
+                     cluster("hole", {hole.port()}, "v1",
+                             "  connectTimeout: 0.5s\n"
+                             "  outlierDetection: {consecutiveGatewayFailure: 1}\n");
   proxy_ = startProxy(dir_, yaml, {"tcp"});
 
   auto t0 = Clock::now();
@@ -737,8 +738,7 @@ clusters:
   EXPECT_GE(elapsed, milliseconds(500));
   EXPECT_LT(elapsed, milliseconds(3000));  // the kernel would retry its SYN for minutes
 
-  std::string m =
-      metricsWhen("istio_tcp_connections_closed_total", {"response_flags=\"UF\""}, 1);
+  std::string m = metricsWhen("istio_tcp_connections_closed_total", {"response_flags=\"UF\""}, 1);
   EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", {"response_flags=\"UF\""}), 1) << m;
   const std::vector<std::string> hole_cluster = {"cluster_name=\"hole\""};
   EXPECT_EQ(promSum(m, "envoy_cluster_upstream_cx_connect_timeout", hole_cluster), 1);

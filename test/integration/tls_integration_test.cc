@@ -362,10 +362,10 @@ TEST_F(TlsIntegrationTest, SourceReporterNamesBothPrincipalsOverMutualTls) {
   // HTTP exchange over it is done.
   HttpResponse tcp = httpGet(a_.listeners["tcp-out"], "/status/200");
   ASSERT_TRUE(tcp.ok) << tcp.error;
-  std::vector<std::string> tcp_labels = {
-      "reporter=\"source\"", "source_principal=\"" + std::string(kClientId) + "\"",
-      "destination_principal=\"" + std::string(kServerId) + "\"",
-      "connection_security_policy=\"unknown\""};
+  std::vector<std::string> tcp_labels = {"reporter=\"source\"",
+                                         "source_principal=\"" + std::string(kClientId) + "\"",
+                                         "destination_principal=\"" + std::string(kServerId) + "\"",
+                                         "connection_security_policy=\"unknown\""};
   m = metricsWhen(a_, "istio_tcp_connections_closed_total", tcp_labels, 1);
   EXPECT_EQ(promSum(m, "istio_tcp_connections_opened_total", tcp_labels), 1) << m;
   EXPECT_EQ(promSum(m, "istio_tcp_connections_closed_total", tcp_labels), 1) << m;

@@ -211,9 +211,8 @@ TEST_F(Http2ServerSessionTest, LaterStreamsStartCleanAfterReuse) {
   using Fields = std::vector<std::pair<std::string, std::string>>;
   view_.body_to_send = "hello";
   view_.send_trailers = true;
-  int32_t first = request({{":method", "POST"}, {":scheme", "http"}, {":path", "/p"},
-                           {":authority", "a"}},
-                          true);
+  int32_t first = request(
+      {{":method", "POST"}, {":scheme", "http"}, {":path", "/p"}, {":authority", "a"}}, true);
   pump();
   EXPECT_EQ(takeRequest(first),
             "POST /p HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n"
@@ -229,17 +228,17 @@ TEST_F(Http2ServerSessionTest, LaterStreamsStartCleanAfterReuse) {
 
   for (int i = 0; i < 40; ++i) {
     std::string path = "/n" + std::to_string(i);
-    int32_t id = request({{":method", "GET"}, {":scheme", "http"}, {":path", path},
-                          {":authority", "b"}});
+    int32_t id =
+        request({{":method", "GET"}, {":scheme", "http"}, {":path", path}, {":authority", "b"}});
     pump();
     ASSERT_TRUE(server_.requestEnded(id)) << i;
     EXPECT_EQ(takeRequest(id), "GET " + path + " HTTP/1.1\r\nhost: b\r\n\r\n") << i;
     std::string body = std::to_string(i);
     EXPECT_FALSE(server_.writeResponse(id, "HTTP/1.1 200 OK\r\nContent-Length: " +
-                                              std::to_string(body.size()) + "\r\n\r\n" + body));
+                                               std::to_string(body.size()) + "\r\n\r\n" + body));
     pump();
-    EXPECT_EQ(view_.headers[id], (Fields{{":status", "200"},
-                                         {"content-length", std::to_string(body.size())}}))
+    EXPECT_EQ(view_.headers[id],
+              (Fields{{":status", "200"}, {"content-length", std::to_string(body.size())}}))
         << i;
     EXPECT_EQ(view_.body[id], body) << i;
     EXPECT_TRUE(view_.trailers[id].empty()) << i;

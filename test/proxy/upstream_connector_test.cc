@@ -84,8 +84,7 @@ class UpstreamConnectorTest : public ::testing::Test {
   }
 
   // Starts connecting to `ep`; nothing completes inside connect().
-  void start(const tcp::endpoint& ep, std::string_view alpn = {},
-             std::string_view source = {}) {
+  void start(const tcp::endpoint& ep, std::string_view alpn = {}, std::string_view source = {}) {
     Host host;
     std::memcpy(&host.sockaddr, ep.data(), ep.size());
     host.sockaddr_len = static_cast<socklen_t>(ep.size());

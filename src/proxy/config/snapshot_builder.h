@@ -46,8 +46,9 @@ class SnapshotContext {
   // Stat families for listeners, clusters and hosts.
   stats::FamilyId cx_total, cx_active, rq_total, rq_xx, protocol_error;
   stats::FamilyId upstream_rq_total, upstream_rq_retry, upstream_rq_timeout, upstream_cx_total,
-      upstream_cx_connect_fail, upstream_cx_connect_timeout, upstream_no_host, upstream_rq_pending_overflow,
-      upstream_rq_pending_active, upstream_outlier_ejections, upstream_rq_retry_overflow;
+      upstream_cx_connect_fail, upstream_cx_connect_timeout, upstream_no_host,
+      upstream_rq_pending_overflow, upstream_rq_pending_active, upstream_outlier_ejections,
+      upstream_rq_retry_overflow;
   stats::FamilyId host_rq_total, host_rq_error, host_cx_total, host_cx_connect_fail;
   stats::FamilyId listener_ssl_handshake, listener_ssl_connection_error, upstream_ssl_handshake,
       upstream_ssl_connection_error;

@@ -1,5 +1,6 @@
 #include "proxy/http/http2_server_session.h"
 
+#include <array>
 #include <cctype>
 #include <cstdio>
 #include <cstring>
@@ -51,10 +52,7 @@ struct Http2ServerSession::Stream {
   // otherwise cost a dozen allocations as they grow).
   void reuse(int32_t i) {
     id = i;
-    for (std::string* str : {&method, &path, &authority, &host, &cookie, &fields, &trailers, &in,
-                             &resp_in, &out}) {
-      str->clear();
-    }
+    for (std::string* str : strings()) str->clear();
     header_bytes = 0;
     has_content_length = head_done = chunked = request_ended = discard = false;
     unacked = 0;
@@ -63,6 +61,18 @@ struct Http2ServerSession::Stream {
     resp_trailers.clear();
     response_submitted = response_eof = deferred = drain_wanted = false;
   }
+  // Parked for reuse: a buffer a large exchange grew is freed, so that an idle connection does
+  // not keep up to kSpareStreams windows' worth of memory.
+  void park() {
+    for (std::string* str : strings()) {
+      if (str->capacity() > kKeepCapacity) std::string().swap(*str);
+    }
+  }
+  std::array<std::string*, 10> strings() {
+    return {&method, &path, &authority, &host, &cookie, &fields, &trailers, &in, &resp_in, &out};
+  }
+  static constexpr size_t kKeepCapacity = 4096;
+
   int32_t id;
   // Request head, while its HEADERS (and CONTINUATION) frames arrive.
   std::string method, path, authority, host, cookie, fields, trailers;
@@ -422,11 +432,14 @@ int Http2ServerSession::onStreamClose(nghttp2_session*, int32_t id, uint32_t cod
   auto it = self->streams_.find(id);
   if (it == self->streams_.end()) return 0;
   self->cb_.onStreamClose(id, code);  // may still ask requestEnded/responseComplete
-  it = self->streams_.find(id);  // the callback may have changed the map
+  it = self->streams_.find(id);       // the callback may have changed the map
   if (it == self->streams_.end()) return 0;
   std::unique_ptr<Stream> done = std::move(it->second);
   self->streams_.erase(it);
-  if (self->spare_.size() < kSpareStreams) self->spare_.push_back(std::move(done));
+  if (self->spare_.size() < kSpareStreams) {
+    done->park();
+    self->spare_.push_back(std::move(done));
+  }
   return 0;
 }
 
@@ -451,14 +464,14 @@ bool Http2ServerSession::submitResponseHead(Stream& s, const http::ResponseHead&
     }
     nv_.push_back(makeNv(std::string_view(nv_names_).substr(at, h.name.size()), h.value));
   }
-  std::vector<nghttp2_nv>& nv = nv_;
   const bool no_body =
       head.framing == http::BodyFraming::kNone ||
       (head.framing == http::BodyFraming::kContentLength && head.content_length == 0);
   nghttp2_data_provider prd;
   prd.source.ptr = &s;
   prd.read_callback = &Http2ServerSession::readResponseData;
-  int rv = nghttp2_submit_response(session_, s.id, nv.data(), nv.size(), no_body ? nullptr : &prd);
+  int rv =
+      nghttp2_submit_response(session_, s.id, nv_.data(), nv_.size(), no_body ? nullptr : &prd);
   if (rv != 0) return false;
   s.response_submitted = true;
   return true;

@@ -311,8 +311,7 @@ void TcpProxyConnection::onTransportFailed(bool timed_out) {
   worker_.stats().inc(info.stats.cx_connect_fail);
   if (host_ >= 0 && (!tcp_connected_ || timed_out)) {
     worker_.stats().inc(info.hosts[host_].stats.cx_connect_fail);
-    reportOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kLocalFailure,
-                  worker_.stats());
+    reportOutcome(info, static_cast<size_t>(host_), AttemptOutcome::kLocalFailure, worker_.stats());
   }
   close(kUpstreamConnectionFailure);
 }
@@ -438,8 +437,8 @@ RequestKey TcpProxyConnection::telemetryKey() const {
     if (info != nullptr && host_ >= 0) key.destination_workload = info->hosts[host_].workload_id;
     // Over (m)TLS to the upstream, the identities of both ends of that hop, as the HTTP side
     // reports them; connection_security_policy stays "unknown" on this side, as in Istio.
-key.source_principal = own_principal_;
-key.destination_principal = upstream_principal_;
+    key.source_principal = own_principal_;
+    key.destination_principal = upstream_principal_;
   }
   return key;
 }
