@@ -289,8 +289,17 @@ std::vector<Push> Discovery::nextPushes(uint64_t conn) {
     p.sent_own = pushes.back().own_bytes;
     p.sent_shared = std::move(t.shared);
     p.sent_shared_hash = t.shared_hash;
+    if (warned_version_ != version) {
+      warned_version_ = version;
+      warned_.clear();
+    }
     for (const auto& w : t.warnings) {
-      MESH_LOG("pilot", warn, "proxy {}: {}", identity.id, w);
+      if (warned_.insert(w).second) {
+        MESH_LOG("pilot", warn, "config version {}: {} (first seen for proxy {})", version, w,
+                 identity.id);
+      } else {
+        MESH_LOG("pilot", debug, "proxy {}: {}", identity.id, w);
+      }
     }
   }
   if (p.assignments_subscribed) {

@@ -181,6 +181,11 @@ class Discovery {
   std::map<uint64_t, ProxyState> proxies_;
   uint64_t next_conn_ = 1;
   uint64_t next_nonce_ = 1;
+  // Translation warnings already logged for config version warned_version_: each is logged once
+  // per config version (at warning level, naming the first proxy it came up for), not once per
+  // proxy; the repeats go to debug.
+  std::string warned_version_;
+  std::set<std::string> warned_;
 };
 
 // The Kubernetes Endpoints objects ("namespace/name") added, removed or changed from `before` to

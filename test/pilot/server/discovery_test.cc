@@ -4,10 +4,13 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
 
 #include <set>
+#include <sstream>
 
 #include "config/resource.h"
+#include "core/log.h"
 #include "discovery/v1/discovery.pb.h"
 
 namespace mesh::pilot::server {
@@ -329,6 +332,53 @@ TEST_F(DiscoveryTest, BadConfigKeepsTheLastGoodOneAndShowsItsErrors) {
   ASSERT_TRUE(d_.applyConfig(configOf(entry(81))));
   EXPECT_THAT(d_.configz(), HasSubstr("\"errors\":[]"));
   EXPECT_THAT(d_.metrics(), HasSubstr("pilot_config_errors 0"));
+}
+
+// A translation warning (here: match.scheme, which the proxy cannot match on) is the same for
+// every proxy that sees the rule: logged once per config version, not once per proxy.
+TEST_F(DiscoveryTest, TranslationWarningIsLoggedOncePerConfigVersion) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  spdlog::logger& logger = log::get("pilot");
+  logger.sinks().push_back(sink);
+  const std::string rule = R"(---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - match: [{scheme: {exact: https}}]
+    route: [{destination: {host: reviews.default.svc.cluster.local}}]
+)";
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.1", rule))));
+  auto pushAll = [&](const std::vector<uint64_t>& conns) {
+    for (uint64_t c : conns) ASSERT_TRUE(nextPush(c).has_value());
+  };
+  std::vector<uint64_t> conns;
+  for (int i = 1; i <= 3; ++i) {
+    translate::ProxyIdentity p = proxy();
+    p.ip = "10.0.0." + std::to_string(i);
+    p.id = "sidecar~" + p.ip + "~app" + std::to_string(i) + ".default~default.svc.cluster.local";
+    conns.push_back(d_.connect(p, [] {}));
+  }
+  pushAll(conns);
+  auto count = [&](const std::string& what) {
+    std::string text = out.str();
+    size_t n = 0;
+    for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("match.scheme is not supported"), 1u) << out.str();
+  EXPECT_EQ(count("config version 1:"), 1u) << out.str();
+
+  // A new version that still has the rule (and one more service, so every proxy's Bootstrap
+  // changes): once more.
+  ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.1", rule + "---\n" + entry(80)))));
+  pushAll(conns);
+  EXPECT_EQ(count("match.scheme is not supported"), 2u) << out.str();
+  EXPECT_EQ(count("config version 2:"), 1u) << out.str();
+  logger.sinks().pop_back();
 }
 
 TEST_F(DiscoveryTest, ConnectedGaugeFollowsStreams) {
