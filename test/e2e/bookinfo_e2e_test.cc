@@ -173,6 +173,16 @@ class BookinfoE2eTest : public ::testing::Test {
   static std::string metrics(const Pod& p) {
     return httpGet(p.prometheus, "/stats/prometheus").body;
   }
+  // istio_requests_total of a pod over `labels`, once it has reached `at_least` (a proxy records
+  // a request when it ends, which can be just after its client read the response), or after
+  // the wait's bound.
+  static double requestsWhen(const Pod& p, const std::vector<std::string>& labels,
+                             double at_least) {
+    std::string page = waitForPage(p.prometheus, "/stats/prometheus", [&](const std::string& m) {
+      return promSum(m, "istio_requests_total", labels) >= at_least;
+    });
+    return promSum(page, "istio_requests_total", labels);
+  }
 
   static TempDir* tmp_;
   static Process* mesh_;
@@ -197,26 +207,28 @@ TEST_F(BookinfoE2eTest, IngressGatewayServesTheProductPage) {
   // Only the paths bookinfo's VirtualService binds to the gateway are routed.
   EXPECT_EQ(httpGet(gw, "/headers", {}, "bookinfo.example.com").status, 404);
   EXPECT_EQ(httpGet(gw, "/api/v1/products", {}, "bookinfo.example.com").status, 200);
-  EXPECT_GE(promSum(metrics(pod("istio-ingressgateway")), "istio_requests_total",
-                    {"reporter=\"source\"", "source_workload=\"istio-ingressgateway\"",
-                     "destination_service_name=\"productpage\"", "response_code=\"200\""}),
+  EXPECT_GE(requestsWhen(pod("istio-ingressgateway"),
+                         {"reporter=\"source\"", "source_workload=\"istio-ingressgateway\"",
+                          "destination_service_name=\"productpage\"", "response_code=\"200\""},
+                         1),
             1);
   HttpResponse r = productPage();
   ASSERT_EQ(r.status, 200) << r.error << r.body;
   EXPECT_THAT(r.body, HasSubstr("William Shakespeare"));  // details
   EXPECT_THAT(r.body, HasSubstr("Reviewer1"));            // reviews
   // Both hops were seen by sidecars: productpage's inbound, and its outbound to reviews.
-  EXPECT_GE(promSum(metrics(pod("productpage-v1")), "istio_requests_total",
-                    {"reporter=\"source\"", "destination_service_name=\"reviews\""}),
+  EXPECT_GE(requestsWhen(pod("productpage-v1"),
+                         {"reporter=\"source\"", "destination_service_name=\"reviews\""}, 1),
             1);
   // reviews' sidecar names its caller (Istio's metadata exchange), as Istio's dashboards expect.
-  EXPECT_GE(promSum(metrics(pod("reviews-v1")), "istio_requests_total",
-                    {"reporter=\"destination\"", "destination_workload=\"reviews-v1\"",
-                     "destination_version=\"v1\"", "source_workload=\"productpage-v1\"",
-                     "source_app=\"productpage\"", "source_version=\"v1\""}),
+  EXPECT_GE(requestsWhen(pod("reviews-v1"),
+                         {"reporter=\"destination\"", "destination_workload=\"reviews-v1\"",
+                          "destination_version=\"v1\"", "source_workload=\"productpage-v1\"",
+                          "source_app=\"productpage\"", "source_version=\"v1\""},
+                         1),
             1);
-  EXPECT_GE(promSum(metrics(pod("productpage-v1")), "istio_requests_total",
-                    {"reporter=\"source\"", "destination_workload=\"reviews-v1\""}),
+  EXPECT_GE(requestsWhen(pod("productpage-v1"),
+                         {"reporter=\"source\"", "destination_workload=\"reviews-v1\""}, 1),
             1);
 }
 
@@ -284,9 +296,10 @@ TEST_F(BookinfoE2eTest, FaultInjectionAbortForJason) {
   EXPECT_EQ(reviewsPod(jason.body), "reviews-v2-0");
   EXPECT_THAT(jason.body, HasSubstr("Ratings service is currently unavailable"));
   // reviews-v2's sidecar answered the call to ratings itself, with the abort status and FI.
-  EXPECT_GE(promSum(metrics(pod("reviews-v2")), "istio_requests_total",
-                    {"reporter=\"source\"", "destination_service_name=\"ratings\"",
-                     "response_code=\"500\"", "response_flags=\"FI\""}),
+  EXPECT_GE(requestsWhen(pod("reviews-v2"),
+                         {"reporter=\"source\"", "destination_service_name=\"ratings\"",
+                          "response_code=\"500\"", "response_flags=\"FI\""},
+                         1),
             1);
   EXPECT_THAT(productPage().body, HasSubstr("Reviewer1"));
 }
@@ -301,9 +314,10 @@ TEST_F(BookinfoE2eTest, RequestTimeoutOnReviews) {
   EXPECT_THAT(r.body, HasSubstr("Sorry, product reviews are currently unavailable"));
   EXPECT_GE(took, milliseconds(450));
   EXPECT_LT(took, milliseconds(1900));
-  EXPECT_GE(promSum(metrics(pod("productpage-v1")), "istio_requests_total",
-                    {"reporter=\"source\"", "destination_service_name=\"reviews\"",
-                     "response_code=\"504\"", "response_flags=\"UT\""}),
+  EXPECT_GE(requestsWhen(pod("productpage-v1"),
+                         {"reporter=\"source\"", "destination_service_name=\"reviews\"",
+                          "response_code=\"504\"", "response_flags=\"UT\""},
+                         1),
             1);
 }
 
@@ -351,9 +365,10 @@ TEST_F(BookinfoE2eTest, CircuitBreakingUnderConcurrentLoad) {
   EXPECT_GT(ok.load(), 0);
   EXPECT_GT(overflow.load(), 0);
   EXPECT_EQ(other.load(), 0);
-  EXPECT_EQ(promSum(metrics(pod("productpage-v1")), "istio_requests_total",
-                    {"reporter=\"source\"", "destination_service_name=\"httpbin\"",
-                     "response_flags=\"UO\""}),
+  EXPECT_EQ(requestsWhen(pod("productpage-v1"),
+                         {"reporter=\"source\"", "destination_service_name=\"httpbin\"",
+                          "response_flags=\"UO\""},
+                         overflow.load()),
             overflow.load());
 }
 
