@@ -12,6 +12,7 @@
 #include "config/resource.h"
 #include "core/log.h"
 #include "discovery/v1/discovery.pb.h"
+#include "test/pilot/istio_yaml.h"
 
 namespace mesh::pilot::server {
 namespace {
@@ -341,16 +342,13 @@ TEST_F(DiscoveryTest, TranslationWarningIsLoggedOncePerConfigVersion) {
   auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
   spdlog::logger& logger = log::get("pilot");
   logger.sinks().push_back(sink);
-  const std::string rule = R"(---
-apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  http:
-  - match: [{scheme: {exact: https}}]
-    route: [{destination: {host: reviews.default.svc.cluster.local}}]
-)";
+  const std::string rule =
+      "---\n" + pilot::testing::virtualService("reviews", "default",
+                                               "  hosts: [reviews.default.svc.cluster.local]\n"
+                                               "  http:\n"
+                                               "  - match: [{scheme: {exact: https}}]\n"
+                                               "    route: [{destination: {host: "
+                                               "reviews.default.svc.cluster.local}}]\n");
   ASSERT_TRUE(d_.applyConfig(configOf(twoServices("10.2.0.1", rule))));
   auto pushAll = [&](const std::vector<uint64_t>& conns) {
     for (uint64_t c : conns) ASSERT_TRUE(nextPush(c).has_value());
