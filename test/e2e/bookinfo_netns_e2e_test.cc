@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <regex>
 
 #include "test/integration/harness.h"
@@ -59,6 +60,23 @@ class BookinfoNetnsE2eTest : public ::testing::Test {
       mesh_->signal(SIGINT);
       mesh_->wait(milliseconds(30000));
     }
+  }
+
+  // Starts `istioctl local up samples/bookinfo --netns` and returns its state.json once written
+  // (bounded); nullopt, with the reason and the runner's log as a test failure, if it is not.
+  std::optional<std::string> startMesh() {
+    std::string bin = fs::path(binPath("istioctl")).parent_path().string();
+    mesh_ = std::make_unique<Process>(
+        std::vector<std::string>{binPath("istioctl"), "local", "up",
+                                 std::string(MESH_SOURCE_DIR) + "/samples/bookinfo", "--netns",
+                                 "--state-dir", state_dir_, "--bin-dir", bin},
+        dir_.file("local-up.log"));
+    std::string error;
+    auto state = waitForFileMatching(
+        state_dir_ + "/state.json", *mesh_, [](const std::string& c) { return !c.empty(); },
+        milliseconds(90000), &error);
+    if (!state) ADD_FAILURE() << "istioctl local up --netns: " << error << "\n" << mesh_->log();
+    return state;
   }
 
   std::pair<int, std::string> istioctl(std::vector<std::string> args) {
@@ -132,17 +150,8 @@ class BookinfoNetnsE2eTest : public ::testing::Test {
 };
 
 TEST_F(BookinfoNetnsE2eTest, CapturedMeshWithMtlsAndCleanTeardown) {
-  std::string bin = fs::path(binPath("istioctl")).parent_path().string();
-  mesh_ = std::make_unique<Process>(
-      std::vector<std::string>{binPath("istioctl"), "local", "up",
-                               std::string(MESH_SOURCE_DIR) + "/samples/bookinfo", "--netns",
-                               "--state-dir", state_dir_, "--bin-dir", bin},
-      dir_.file("local-up.log"));
-  std::string error;
-  auto state = waitForFileMatching(
-      state_dir_ + "/state.json", *mesh_, [](const std::string& c) { return !c.empty(); },
-      milliseconds(90000), &error);
-  ASSERT_TRUE(state) << "istioctl local up --netns: " << error << "\n" << mesh_->log();
+  std::optional<std::string> state = startMesh();
+  ASSERT_TRUE(state);
   state_ = *state;
   EXPECT_THAT(state_, HasSubstr("\"netns\":true"));
   const std::string bridge = jsonString(state_, "bridge");
@@ -222,6 +231,7 @@ TEST_F(BookinfoNetnsE2eTest, CapturedMeshWithMtlsAndCleanTeardown) {
         {tool("ip"), "netns", "exec", ratings_pod.netns, binPath("httpbin"), "--listen",
          "0.0.0.0:9999", "--instance", "unlisted-app", "--port-file", pf, "--threads", "1"},
         dir_.file("extra.log"));
+    std::string error;
     ASSERT_TRUE(waitForFile(pf, extra, kWait, &error)) << error << extra.log();
     auto [rc_pass, pass] = curl("http://" + ratings_pod.ip + ":9999/headers");
     EXPECT_EQ(rc_pass, 0) << pass;
@@ -291,17 +301,8 @@ TEST_F(BookinfoNetnsE2eTest, KilledRunIsCleanedUpByDownAndNonRootIsRefused) {
     EXPECT_EQ(rc, 1) << out;
     EXPECT_THAT(out, HasSubstr("--netns needs root"));
   }
-  std::string bin = fs::path(binPath("istioctl")).parent_path().string();
-  mesh_ = std::make_unique<Process>(
-      std::vector<std::string>{binPath("istioctl"), "local", "up",
-                               std::string(MESH_SOURCE_DIR) + "/samples/bookinfo", "--netns",
-                               "--state-dir", state_dir_, "--bin-dir", bin},
-      dir_.file("local-up.log"));
-  std::string error;
-  auto state = waitForFileMatching(
-      state_dir_ + "/state.json", *mesh_, [](const std::string& c) { return !c.empty(); },
-      milliseconds(90000), &error);
-  ASSERT_TRUE(state) << "istioctl local up --netns: " << error << "\n" << mesh_->log();
+  std::optional<std::string> state = startMesh();
+  ASSERT_TRUE(state);
   const std::string bridge = jsonString(*state, "bridge");
   std::vector<std::string> namespaces;
   std::vector<pid_t> pids;

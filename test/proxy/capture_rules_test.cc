@@ -9,38 +9,42 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 
+// The part of the default rules that does not depend on the address family: the chains, the
+// two redirects, inbound capture with Istio's own ports (and ssh) exempt, the OUTPUT hook.
+constexpr const char* kDefaultHead =
+    "*nat\n"
+    ":ISTIO_INBOUND - [0:0]\n"
+    ":ISTIO_IN_REDIRECT - [0:0]\n"
+    ":ISTIO_OUTPUT - [0:0]\n"
+    ":ISTIO_REDIRECT - [0:0]\n"
+    "-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006\n"
+    "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n"
+    "-A PREROUTING -p tcp -j ISTIO_INBOUND\n"
+    "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN\n"
+    "-A ISTIO_INBOUND -p tcp --dport 22 -j RETURN\n"
+    "-A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN\n"
+    "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN\n"
+    "-A ISTIO_INBOUND -p tcp --dport 15020 -j RETURN\n"
+    "-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT\n"
+    "-A OUTPUT -p tcp -j ISTIO_OUTPUT\n";
+
 // Istio's defaults: everything captured, the proxy's uid and gid 1337 exempt.
 TEST(CaptureRulesTest, DefaultsAreIstios) {
   auto rules = captureRules(CaptureOptions{});
   ASSERT_TRUE(rules.ok()) << rules.status().message();
-  EXPECT_EQ(*rules,
-            "*nat\n"
-            ":ISTIO_INBOUND - [0:0]\n"
-            ":ISTIO_IN_REDIRECT - [0:0]\n"
-            ":ISTIO_OUTPUT - [0:0]\n"
-            ":ISTIO_REDIRECT - [0:0]\n"
-            "-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006\n"
-            "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n"
-            "-A PREROUTING -p tcp -j ISTIO_INBOUND\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 22 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15020 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT\n"
-            "-A OUTPUT -p tcp -j ISTIO_OUTPUT\n"
-            "-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN\n"
-            "-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -m owner --uid-owner 1337 -j "
-            "ISTIO_IN_REDIRECT\n"
-            "-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -m owner --gid-owner 1337 -j "
-            "ISTIO_IN_REDIRECT\n"
-            "-A ISTIO_OUTPUT -o lo -m owner ! --gid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN\n"
-            "-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n"
-            "COMMIT\n");
+  EXPECT_EQ(*rules, std::string(kDefaultHead) +
+                        "-A ISTIO_OUTPUT -o lo -s 127.0.0.6/32 -j RETURN\n"
+                        "-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -m owner --uid-owner 1337 -j "
+                        "ISTIO_IN_REDIRECT\n"
+                        "-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN\n"
+                        "-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN\n"
+                        "-A ISTIO_OUTPUT -o lo ! -d 127.0.0.1/32 -m owner --gid-owner 1337 -j "
+                        "ISTIO_IN_REDIRECT\n"
+                        "-A ISTIO_OUTPUT -o lo -m owner ! --gid-owner 1337 -j RETURN\n"
+                        "-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN\n"
+                        "-A ISTIO_OUTPUT -d 127.0.0.1/32 -j RETURN\n"
+                        "-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n"
+                        "COMMIT\n");
 }
 
 TEST(CaptureRulesTest, IncludeAndExcludeLists) {
@@ -127,32 +131,19 @@ TEST(CaptureRulesTest, Ipv6RulesMirrorIpv4) {
   CaptureOptions o;
   auto rules = captureRules(o, IpFamily::kIpv6);
   ASSERT_TRUE(rules.ok()) << rules.status().message();
-  EXPECT_EQ(*rules,
-            "*nat\n"
-            ":ISTIO_INBOUND - [0:0]\n"
-            ":ISTIO_IN_REDIRECT - [0:0]\n"
-            ":ISTIO_OUTPUT - [0:0]\n"
-            ":ISTIO_REDIRECT - [0:0]\n"
-            "-A ISTIO_IN_REDIRECT -p tcp -j REDIRECT --to-ports 15006\n"
-            "-A ISTIO_REDIRECT -p tcp -j REDIRECT --to-ports 15001\n"
-            "-A PREROUTING -p tcp -j ISTIO_INBOUND\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15008 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 22 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15090 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15021 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp --dport 15020 -j RETURN\n"
-            "-A ISTIO_INBOUND -p tcp -j ISTIO_IN_REDIRECT\n"
-            "-A OUTPUT -p tcp -j ISTIO_OUTPUT\n"
-            "-A ISTIO_OUTPUT -o lo -s ::6/128 -j RETURN\n"
-            "-A ISTIO_OUTPUT -o lo ! -d ::1/128 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT\n"
-            "-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -o lo ! -d ::1/128 -m owner --gid-owner 1337 -j ISTIO_IN_REDIRECT\n"
-            "-A ISTIO_OUTPUT -o lo -m owner ! --gid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN\n"
-            "-A ISTIO_OUTPUT -d ::1/128 -j RETURN\n"
-            "-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n"
-            "COMMIT\n");
+  EXPECT_EQ(
+      *rules,
+      std::string(kDefaultHead) +
+          "-A ISTIO_OUTPUT -o lo -s ::6/128 -j RETURN\n"
+          "-A ISTIO_OUTPUT -o lo ! -d ::1/128 -m owner --uid-owner 1337 -j ISTIO_IN_REDIRECT\n"
+          "-A ISTIO_OUTPUT -o lo -m owner ! --uid-owner 1337 -j RETURN\n"
+          "-A ISTIO_OUTPUT -m owner --uid-owner 1337 -j RETURN\n"
+          "-A ISTIO_OUTPUT -o lo ! -d ::1/128 -m owner --gid-owner 1337 -j ISTIO_IN_REDIRECT\n"
+          "-A ISTIO_OUTPUT -o lo -m owner ! --gid-owner 1337 -j RETURN\n"
+          "-A ISTIO_OUTPUT -m owner --gid-owner 1337 -j RETURN\n"
+          "-A ISTIO_OUTPUT -d ::1/128 -j RETURN\n"
+          "-A ISTIO_OUTPUT -j ISTIO_REDIRECT\n"
+          "COMMIT\n");
 
   o.include_cidrs = "10.250.0.0/16,fd00:1::/64";
   o.exclude_cidrs = "fd00:1::9/128,10.250.9.0/24";

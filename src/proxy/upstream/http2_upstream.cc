@@ -402,7 +402,7 @@ void Http2Upstream::kick() {
 
 void Http2Upstream::startRead() {
   if (reading_ || state_ != State::kConnected) return;
-  if (!read_buf_) read_buf_ = std::make_unique<char[]>(kReadChunk);
+  if (!read_buf_) read_buf_ = std::make_unique_for_overwrite<char[]>(kReadChunk);
   reading_ = true;
   ++pending_;
   socket_.asyncReadSome(boost::asio::buffer(read_buf_.get(), kReadChunk),
