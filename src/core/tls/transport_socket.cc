@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 namespace mesh::tls {
 
@@ -23,6 +24,10 @@ struct SocketBioState {
   size_t end = 0;
   bool eof = false;     // the peer closed its side and `in` is drained up to it
   bool failed = false;  // reading failed (reset): reported once `in` is drained
+  // Batched mode (the loop has a SendBatcher): ciphertext collects here and TransportSocket
+  // queues it after the OpenSSL call; null: written to the socket at once.
+  std::string* out = nullptr;
+  bool out_failed = false;  // a batched send failed: later writes fail too
 };
 
 namespace {
@@ -30,6 +35,11 @@ namespace {
 int bioWrite(BIO* b, const char* data, int len) {
   auto* s = static_cast<SocketBioState*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
+  if (s->out != nullptr) {
+    if (s->out_failed) return -1;
+    s->out->append(data, static_cast<size_t>(len));
+    return len;
+  }
   ssize_t n = ::send(s->fd, data, static_cast<size_t>(len), MSG_NOSIGNAL);
   if (n < 0) {
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) BIO_set_retry_write(b);
@@ -113,13 +123,132 @@ TransportSocket::TransportSocket(TransportSocket&& o) noexcept
       local_principal_(std::move(o.local_principal_)),
       handshake_done_(o.handshake_done_),
       peer_certified_(o.peer_certified_),
-      closed_(o.closed_) {
+      closed_(o.closed_),
+      batcher_checked_(o.batcher_checked_),
+      batcher_(o.batcher_),
+      batched_(std::move(o.batched_)),
+      tls_out_(std::move(o.tls_out_)) {
   o.ssl_ = nullptr;
   o.in_ = nullptr;
+  if (in_ != nullptr && in_->out != nullptr) in_->out = &tls_out_;
+  if (batched_) batched_->owner = this;
 }
 
 TransportSocket::~TransportSocket() {
+  sendBatchedNow(true);
+  if (alive_) *alive_ = nullptr;
   if (ssl_ != nullptr) SSL_free(ssl_);
+}
+
+void TransportSocket::onBatchedSend(int result) {
+  if (ssl_ != nullptr) return onTlsBatchSent(result);
+  IoHandler h = std::move(write_handler_);
+  write_handler_ = nullptr;
+  size_t total = batched_->total;
+  if (result >= 0 && static_cast<size_t>(result) == total) return h({}, total);
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    return h(boost::system::error_code(-result, boost::asio::error::get_system_category()), 0);
+  }
+  // The socket took part of it (or none): the rest waits for room as any Asio write does.
+  size_t sent = result > 0 ? static_cast<size_t>(result) : 0;
+  std::vector<boost::asio::const_buffer> rest;
+  size_t skip = sent;
+  for (int i = 0; i < batched_->iovcnt; ++i) {
+    const iovec& v = batched_->iov[i];
+    if (skip >= v.iov_len) {
+      skip -= v.iov_len;
+      continue;
+    }
+    rest.emplace_back(static_cast<const char*>(v.iov_base) + skip, v.iov_len - skip);
+    skip = 0;
+  }
+  boost::asio::async_write(socket_, rest,
+                           [h = std::move(h), sent](const boost::system::error_code& ec,
+                                                    size_t n) { h(ec, sent + n); });
+}
+
+void TransportSocket::sendBatchedNow(bool closing) {
+  if (!batched_ || batcher_ == nullptr || !batcher_->queued(*batched_)) return;
+  batcher_->cancel(*batched_);
+  // What Asio's immediate send did before this call: one try; what does not fit is cut off by
+  // the close or the shutdown that follows.
+  msghdr msg{};
+  msg.msg_iov = batched_->iov;
+  msg.msg_iovlen = static_cast<size_t>(batched_->iovcnt);
+  ssize_t n = ::sendmsg(batched_->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  bool whole = n >= 0 && static_cast<size_t>(n) == batched_->total;
+  if (ssl_ != nullptr) {
+    tls_sending_.clear();
+    tls_sending_busy_ = false;
+    if (whole && !tls_out_.empty()) {
+      n = ::send(batched_->fd, tls_out_.data(), tls_out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      whole = n >= 0 && static_cast<size_t>(n) == tls_out_.size();
+    }
+    tls_out_.clear();
+    if (!whole) in_->out_failed = true;
+    if (!tls_write_waiting_) return;
+    tls_write_waiting_ = false;
+  }
+  IoHandler h = std::move(write_handler_);
+  write_handler_ = nullptr;
+  size_t total = ssl_ != nullptr ? write_buf_.size() : batched_->total;
+  boost::system::error_code ec;
+  if (!whole) {
+    ec = closing ? boost::asio::error::operation_aborted : boost::asio::error::broken_pipe;
+  }
+  boost::asio::post(socket_.get_executor(),
+                    [h = std::move(h), ec, total] { h(ec, ec ? 0 : total); });
+}
+
+void TransportSocket::flushTls() {
+  if (tls_out_.empty() || tls_sending_busy_ || closed_) return;
+  tls_sending_.swap(tls_out_);
+  tls_out_.clear();
+  tls_sending_busy_ = true;
+  BatchedWrite& w = *batched_;
+  w.iov[0].iov_base = tls_sending_.data();
+  w.iov[0].iov_len = tls_sending_.size();
+  w.iovcnt = 1;
+  w.total = tls_sending_.size();
+  w.fd = socket_.native_handle();
+  batcher_->queue(w, socket_.get_executor());
+}
+
+void TransportSocket::onTlsBatchSent(int result) {
+  size_t total = tls_sending_.size();
+  if (result >= 0 && static_cast<size_t>(result) == total) return onTlsSent({});
+  if (result < 0 && result != -EAGAIN && result != -EWOULDBLOCK) {
+    return onTlsSent(boost::system::error_code(-result, boost::asio::error::get_system_category()));
+  }
+  // The rest waits for room. Nothing else guarantees this object outlives that wait (a flush
+  // can follow a handshake or a read whose handler has run), hence the liveness cell.
+  size_t sent = result > 0 ? static_cast<size_t>(result) : 0;
+  if (!alive_) alive_ = std::make_shared<TransportSocket*>(this);
+  boost::asio::async_write(
+      socket_, boost::asio::buffer(tls_sending_.data() + sent, total - sent),
+      [alive = alive_](const boost::system::error_code& ec, size_t) {
+        if (*alive != nullptr) (*alive)->onTlsSent(ec);
+      });
+}
+
+void TransportSocket::onTlsSent(const boost::system::error_code& ec) {
+  tls_sending_busy_ = false;
+  tls_sending_.clear();
+  if (ec) {
+    in_->out_failed = true;
+    tls_out_.clear();
+    if (error_.empty()) error_ = "connection reset";
+  } else if (!tls_out_.empty()) {
+    flushTls();  // more came meanwhile; a waiting write completes after it
+    if (tls_sending_busy_) return;
+  }
+  if (shutdown_pending_) {
+    shutdown_pending_ = false;
+    shutdownSend();
+  }
+  if (!tls_write_waiting_) return;
+  tls_write_waiting_ = false;
+  finishWrite(ec ? boost::asio::error::connection_reset : ec, false);
 }
 
 bool TransportSocket::startTls(std::shared_ptr<const TlsContext> ctx) {
@@ -138,6 +267,15 @@ bool TransportSocket::startTls(std::shared_ptr<const TlsContext> ctx) {
   }
   in_ = static_cast<SocketBioState*>(BIO_get_data(bio));
   in_->fd = socket_.native_handle();
+  if (!batcher_checked_) {
+    batcher_checked_ = true;
+    batcher_ = net::SendBatcher::of(socket_.get_executor());
+  }
+  if (batcher_ != nullptr) {
+    in_->out = &tls_out_;
+    batched_ = std::make_unique<BatchedWrite>();
+    batched_->owner = this;
+  }
   SSL_set_bio(ssl, bio, bio);  // one reference, owned by the SSL
   ssl_ = ssl;
   ctx_ = std::move(ctx);
@@ -161,6 +299,7 @@ void TransportSocket::doHandshake(bool initiating) {
   if (closed_) return finishHandshake(boost::asio::error::operation_aborted, initiating);
   ERR_clear_error();
   int r = SSL_do_handshake(ssl_);
+  flushTls();
   if (r == 1) {
     handshake_done_ = true;
     peer_certified_ = SSL_get0_peer_certificate(ssl_) != nullptr &&
@@ -214,6 +353,7 @@ void TransportSocket::doRead(bool initiating) {
   ERR_clear_error();
   size_t n = 0;
   int r = SSL_read_ex(ssl_, read_buf_.data(), read_buf_.size(), &n);
+  flushTls();  // a read can answer (a key update, a session ticket's ack)
   if (r == 1) {
     handshake_done_ = true;
     return finishRead({}, n, initiating);
@@ -326,6 +466,7 @@ void TransportSocket::doWrite(bool initiating) {
       continue;
     }
     int e = SSL_get_error(ssl_, r);
+    flushTls();  // what the records before this one produced
     if (e == SSL_ERROR_WANT_READ) {  // a TLS 1.2 renegotiation or a post-handshake message
       write_wants_input_ = true;
       if (!startFill()) {
@@ -345,6 +486,14 @@ void TransportSocket::doWrite(bool initiating) {
     error_ = e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0 ? "connection reset" : lastError();
     return finishWrite(boost::asio::error::connection_reset, initiating);
   }
+  if (!closed_ && in_->out != nullptr) {
+    // Batched: done when the ciphertext has left.
+    flushTls();
+    if (tls_sending_busy_) {
+      tls_write_waiting_ = true;
+      return;
+    }
+  }
   finishWrite(closed_ ? boost::asio::error::operation_aborted : boost::system::error_code(),
               initiating);
 }
@@ -362,6 +511,12 @@ void TransportSocket::finishWrite(const boost::system::error_code& ec, bool init
 }
 
 void TransportSocket::shutdownSend() {
+  sendBatchedNow(false);
+  if (ssl_ != nullptr && tls_sending_busy_) {
+    shutdown_pending_ = true;  // after the ciphertext still waiting for room
+    return;
+  }
+  if (in_ != nullptr) in_->out = nullptr;  // close_notify goes out at once
   boost::system::error_code ignored;
   if (ssl_ != nullptr && handshake_done_ && !write_handler_) {
     ERR_clear_error();
@@ -380,6 +535,8 @@ void TransportSocket::cancelRead() {
 void TransportSocket::close() {
   if (closed_) return;
   closed_ = true;
+  sendBatchedNow(true);
+  if (in_ != nullptr) in_->out = nullptr;  // close_notify goes out at once
   if (ssl_ != nullptr && handshake_done_ && !write_handler_) {
     ERR_clear_error();
     SSL_shutdown(ssl_);  // best-effort close_notify, never waited for

@@ -17,6 +17,7 @@
 #include <memory>
 #include <string>
 
+#include "core/net/send_batcher.h"
 #include "core/tls/tls_context.h"
 
 namespace mesh::tls {
@@ -69,10 +70,17 @@ class TransportSocket {
     doRead(true);
   }
 
-  // Writes all of `buffers` (a ConstBufferSequence).
+  // Writes all of `buffers` (a ConstBufferSequence). Plaintext leaves in the loop turn's
+  // batch (net::SendBatcher) where there is one; close() and shutdownSend() send a write still
+  // waiting for it first, as the immediate send it replaces would have.
   template <typename Buffers, typename Handler>
   void asyncWrite(const Buffers& buffers, Handler&& h) {
     if (ssl_ == nullptr) {
+      if (prepareBatched(buffers)) {
+        write_handler_ = std::forward<Handler>(h);
+        batcher_->queue(*batched_, socket_.get_executor());
+        return;
+      }
       boost::asio::async_write(socket_, buffers, std::forward<Handler>(h));
       return;
     }
@@ -94,6 +102,51 @@ class TransportSocket {
   void close();
 
  private:
+  struct BatchedWrite final : net::SendBatcher::Send {
+    TransportSocket* owner = nullptr;
+    size_t total = 0;
+    void sent(int result) override { owner->onBatchedSend(result); }
+  };
+
+  // Fills batched_ from `buffers` when the batch can take them.
+  template <typename Buffers>
+  bool prepareBatched(const Buffers& buffers) {
+    if (!batcher_checked_) {
+      batcher_checked_ = true;
+      batcher_ = net::SendBatcher::of(socket_.get_executor());
+    }
+    if (batcher_ == nullptr || closed_) return false;
+    if (!batched_) {
+      batched_ = std::make_unique<BatchedWrite>();
+      batched_->owner = this;
+    }
+    BatchedWrite& w = *batched_;
+    int n = 0;
+    size_t total = 0;
+    for (auto it = boost::asio::buffer_sequence_begin(buffers);
+         it != boost::asio::buffer_sequence_end(buffers); ++it) {
+      boost::asio::const_buffer cb(*it);
+      if (cb.size() == 0) continue;
+      if (n == net::SendBatcher::kMaxIov) return false;
+      w.iov[n].iov_base = const_cast<void*>(cb.data());
+      w.iov[n].iov_len = cb.size();
+      total += cb.size();
+      ++n;
+    }
+    if (total == 0) return false;
+    w.iovcnt = n;
+    w.total = total;
+    w.fd = socket_.native_handle();
+    return true;
+  }
+  void onBatchedSend(int result);
+  // TLS, batched: queues the ciphertext OpenSSL produced (unless a send of it is under way).
+  void flushTls();
+  void onTlsBatchSent(int result);
+  void onTlsSent(const boost::system::error_code& ec);
+  // A write still waiting for the batch is sent now (close, shutdown, destruction).
+  void sendBatchedNow(bool closing);
+
   void doRead(bool initiating);
   void doWrite(bool initiating);
   void doHandshake(bool initiating);
@@ -126,6 +179,15 @@ class TransportSocket {
   bool read_wants_input_ = false;
   bool write_wants_input_ = false;
   bool closed_ = false;
+  bool batcher_checked_ = false;
+  net::SendBatcher* batcher_ = nullptr;
+  std::unique_ptr<BatchedWrite> batched_;
+  std::string tls_out_;      // ciphertext not queued yet (batched TLS)
+  std::string tls_sending_;  // ciphertext being sent
+  bool tls_sending_busy_ = false;
+  bool tls_write_waiting_ = false;  // a write's records are written, its ciphertext not yet
+  bool shutdown_pending_ = false;
+  std::shared_ptr<TransportSocket*> alive_;  // null'd by the destructor, for waits on room
 };
 
 }  // namespace mesh::tls
