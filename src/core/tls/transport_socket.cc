@@ -9,6 +9,8 @@
 #include <cstring>
 #include <vector>
 
+#include "core/net/readable_wait.h"
+
 namespace mesh::tls {
 
 // A BIO over a non-blocking descriptor. Writes go straight to the socket with MSG_NOSIGNAL (a
@@ -24,7 +26,7 @@ struct SocketBioState {
   size_t end = 0;
   bool eof = false;     // the peer closed its side and `in` is drained up to it
   bool failed = false;  // reading failed (reset): reported once `in` is drained
-  // Batched mode (the loop has a SendBatcher): ciphertext collects here and TransportSocket
+  // Batched mode (the loop has an IoBatcher): ciphertext collects here and TransportSocket
   // queues it after the OpenSSL call; null: written to the socket at once.
   std::string* out = nullptr;
   bool out_failed = false;  // a batched send failed: later writes fail too
@@ -136,7 +138,19 @@ TransportSocket::TransportSocket(TransportSocket&& o) noexcept
 
 TransportSocket::~TransportSocket() {
   sendBatchedNow(true);
+  bool recv_dropped = dropBatchedRecv();
   if (alive_) *alive_ = nullptr;
+  if (recv_dropped || fill_pending_) {
+    // As Asio does for a destroyed socket: what waited completes, aborted.
+    auto ex = socket_.get_executor();
+    auto aborted = boost::asio::error::operation_aborted;
+    if (read_handler_)
+      boost::asio::post(ex, [h = std::move(read_handler_), aborted] { h(aborted, 0); });
+    if (write_handler_ && ssl_ != nullptr)
+      boost::asio::post(ex, [h = std::move(write_handler_), aborted] { h(aborted, 0); });
+    if (handshake_handler_)
+      boost::asio::post(ex, [h = std::move(handshake_handler_), aborted] { h(aborted); });
+  }
   if (ssl_ != nullptr) SSL_free(ssl_);
 }
 
@@ -165,6 +179,75 @@ void TransportSocket::onBatchedSend(int result) {
   boost::asio::async_write(socket_, rest,
                            [h = std::move(h), sent](const boost::system::error_code& ec,
                                                     size_t n) { h(ec, sent + n); });
+}
+
+std::unique_ptr<TransportSocket::BatchedOp> TransportSocket::newOp(net::IoBatcher::Op::Kind kind) {
+  auto op = std::make_unique<BatchedOp>();
+  op->owner = this;
+  op->kind = kind;
+  return op;
+}
+
+void TransportSocket::queueRecv(boost::asio::mutable_buffer b) {
+  if (!batched_read_) batched_read_ = newOp(net::IoBatcher::Op::Kind::kRecv);
+  BatchedOp& r = *batched_read_;
+  r.iov[0].iov_base = b.data();
+  r.iov[0].iov_len = b.size();
+  r.iovcnt = 1;
+  r.fd = socket_.native_handle();
+  batcher_->queue(r, socket_.get_executor());
+}
+
+void TransportSocket::onBatchedRecv(int result) {
+  if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    // Nothing there yet: wait for readability (no syscall: see readable_wait.h), then receive
+    // in that turn's batch. The wait may outlive this object; hence the liveness cell.
+    if (!alive_) alive_ = std::make_shared<TransportSocket*>(this);
+    if (reactor_ == nullptr) reactor_ = &net::reactorOf(socket_.get_executor());
+    if (ssl_ != nullptr) {
+      net::asyncWaitReadable(*reactor_, socket_,
+                             [alive = alive_](const boost::system::error_code& ec) {
+                           TransportSocket* self = *alive;
+                           if (self == nullptr) return;
+                           if (ec) return self->onFill(ec, 0);
+                           SocketBioState* in = self->in_;
+                           self->queueRecv(boost::asio::buffer(
+                               in->in.get() + in->end, SocketBioState::kCapacity - in->end));
+                         });
+      return;
+    }
+    IoHandler h = std::move(read_handler_);
+    read_handler_ = nullptr;
+    net::asyncWaitReadable(
+        *reactor_, socket_,
+        [alive = alive_, h = std::move(h)](const boost::system::error_code& ec) mutable {
+          TransportSocket* self = *alive;
+          if (self == nullptr) return h(boost::asio::error::operation_aborted, 0);
+          if (ec) return h(ec, 0);
+          self->read_handler_ = std::move(h);
+          self->queueRecv(self->read_buf_);
+        });
+    return;
+  }
+  boost::system::error_code ec;
+  size_t n = 0;
+  if (result > 0) {
+    n = static_cast<size_t>(result);
+  } else if (result == 0) {
+    ec = boost::asio::error::eof;
+  } else {
+    ec = boost::system::error_code(-result, boost::asio::error::get_system_category());
+  }
+  if (ssl_ != nullptr) return onFill(ec, n);
+  IoHandler h = std::move(read_handler_);
+  read_handler_ = nullptr;
+  h(ec, n);
+}
+
+bool TransportSocket::dropBatchedRecv() {
+  if (!batched_read_ || batcher_ == nullptr || !batcher_->queued(*batched_read_)) return false;
+  batcher_->cancel(*batched_read_);
+  return true;
 }
 
 void TransportSocket::sendBatchedNow(bool closing) {
@@ -205,7 +288,7 @@ void TransportSocket::flushTls() {
   tls_sending_.swap(tls_out_);
   tls_out_.clear();
   tls_sending_busy_ = true;
-  BatchedWrite& w = *batched_;
+  BatchedOp& w = *batched_;
   w.iov[0].iov_base = tls_sending_.data();
   w.iov[0].iov_len = tls_sending_.size();
   w.iovcnt = 1;
@@ -267,14 +350,9 @@ bool TransportSocket::startTls(std::shared_ptr<const TlsContext> ctx) {
   }
   in_ = static_cast<SocketBioState*>(BIO_get_data(bio));
   in_->fd = socket_.native_handle();
-  if (!batcher_checked_) {
-    batcher_checked_ = true;
-    batcher_ = net::SendBatcher::of(socket_.get_executor());
-  }
-  if (batcher_ != nullptr) {
+  if (batching()) {
     in_->out = &tls_out_;
-    batched_ = std::make_unique<BatchedWrite>();
-    batched_->owner = this;
+    if (!batched_) batched_ = newOp(net::IoBatcher::Op::Kind::kSend);
   }
   SSL_set_bio(ssl, bio, bio);  // one reference, owned by the SSL
   ssl_ = ssl;
@@ -403,9 +481,14 @@ bool TransportSocket::startFill() {
     in_->begin = 0;
   }
   fill_pending_ = true;
-  socket_.async_read_some(
-      boost::asio::buffer(in_->in.get() + in_->end, SocketBioState::kCapacity - in_->end),
-      [this](const boost::system::error_code& ec, size_t n) { onFill(ec, n); });
+  boost::asio::mutable_buffer room(in_->in.get() + in_->end, SocketBioState::kCapacity - in_->end);
+  if (batching()) {
+    queueRecv(room);
+    return true;
+  }
+  socket_.async_read_some(room, [this](const boost::system::error_code& ec, size_t n) {
+    onFill(ec, n);
+  });
   return true;
 }
 
@@ -528,14 +611,29 @@ void TransportSocket::shutdownSend() {
 
 void TransportSocket::cancelRead() {
   if (ssl_ != nullptr && read_handler_) cancel_read_ = true;
+  abortBatchedRecv();
   boost::system::error_code ignored;
   socket_.cancel(ignored);
+}
+
+void TransportSocket::abortBatchedRecv() {
+  if (!dropBatchedRecv()) return;
+  if (!alive_) alive_ = std::make_shared<TransportSocket*>(this);
+  boost::asio::post(socket_.get_executor(), [alive = alive_] {
+    TransportSocket* self = *alive;
+    if (self == nullptr) return;  // the destructor completed what waited
+    if (self->ssl_ != nullptr) return self->onFill(boost::asio::error::operation_aborted, 0);
+    IoHandler h = std::move(self->read_handler_);
+    self->read_handler_ = nullptr;
+    if (h) h(boost::asio::error::operation_aborted, 0);
+  });
 }
 
 void TransportSocket::close() {
   if (closed_) return;
   closed_ = true;
   sendBatchedNow(true);
+  abortBatchedRecv();
   if (in_ != nullptr) in_->out = nullptr;  // close_notify goes out at once
   if (ssl_ != nullptr && handshake_done_ && !write_handler_) {
     ERR_clear_error();

@@ -11,13 +11,14 @@
 
 #include <openssl/ssl.h>
 
+#include <boost/asio/detail/epoll_reactor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 
-#include "core/net/send_batcher.h"
+#include "core/net/io_batcher.h"
 #include "core/tls/tls_context.h"
 
 namespace mesh::tls {
@@ -62,6 +63,12 @@ class TransportSocket {
   template <typename Handler>
   void asyncReadSome(boost::asio::mutable_buffer b, Handler&& h) {
     if (ssl_ == nullptr) {
+      if (batching()) {
+        read_buf_ = b;
+        read_handler_ = std::forward<Handler>(h);
+        queueRecv(b);
+        return;
+      }
       socket_.async_read_some(b, std::forward<Handler>(h));
       return;
     }
@@ -71,7 +78,7 @@ class TransportSocket {
   }
 
   // Writes all of `buffers` (a ConstBufferSequence). Plaintext leaves in the loop turn's
-  // batch (net::SendBatcher) where there is one; close() and shutdownSend() send a write still
+  // batch (net::IoBatcher) where there is one; close() and shutdownSend() send a write still
   // waiting for it first, as the immediate send it replaces would have.
   template <typename Buffers, typename Handler>
   void asyncWrite(const Buffers& buffers, Handler&& h) {
@@ -102,32 +109,39 @@ class TransportSocket {
   void close();
 
  private:
-  struct BatchedWrite final : net::SendBatcher::Send {
+  struct BatchedOp final : net::IoBatcher::Op {
     TransportSocket* owner = nullptr;
     size_t total = 0;
-    void sent(int result) override { owner->onBatchedSend(result); }
+    void done(int result) override {
+      if (kind == Kind::kRecv) {
+        owner->onBatchedRecv(result);
+      } else {
+        owner->onBatchedSend(result);
+      }
+    }
   };
 
+  // Whether this loop batches socket I/O (asked once).
+  bool batching() {
+    if (!batcher_checked_) {
+      batcher_checked_ = true;
+      batcher_ = net::IoBatcher::of(socket_.get_executor());
+    }
+    return batcher_ != nullptr;
+  }
   // Fills batched_ from `buffers` when the batch can take them.
   template <typename Buffers>
   bool prepareBatched(const Buffers& buffers) {
-    if (!batcher_checked_) {
-      batcher_checked_ = true;
-      batcher_ = net::SendBatcher::of(socket_.get_executor());
-    }
-    if (batcher_ == nullptr || closed_) return false;
-    if (!batched_) {
-      batched_ = std::make_unique<BatchedWrite>();
-      batched_->owner = this;
-    }
-    BatchedWrite& w = *batched_;
+    if (!batching() || closed_) return false;
+    if (!batched_) batched_ = newOp(net::IoBatcher::Op::Kind::kSend);
+    BatchedOp& w = *batched_;
     int n = 0;
     size_t total = 0;
     for (auto it = boost::asio::buffer_sequence_begin(buffers);
          it != boost::asio::buffer_sequence_end(buffers); ++it) {
       boost::asio::const_buffer cb(*it);
       if (cb.size() == 0) continue;
-      if (n == net::SendBatcher::kMaxIov) return false;
+      if (n == net::IoBatcher::kMaxIov) return false;
       w.iov[n].iov_base = const_cast<void*>(cb.data());
       w.iov[n].iov_len = cb.size();
       total += cb.size();
@@ -139,6 +153,14 @@ class TransportSocket {
     w.fd = socket_.native_handle();
     return true;
   }
+  std::unique_ptr<BatchedOp> newOp(net::IoBatcher::Op::Kind kind);
+  // Queues a receive into `b` (the plaintext read's buffer, or TLS's read-ahead).
+  void queueRecv(boost::asio::mutable_buffer b);
+  void onBatchedRecv(int result);
+  // A receive still waiting for the batch is dropped; true if there was one.
+  bool dropBatchedRecv();
+  // ... and its reader hears operation_aborted (in a later turn).
+  void abortBatchedRecv();
   void onBatchedSend(int result);
   // TLS, batched: queues the ciphertext OpenSSL produced (unless a send of it is under way).
   void flushTls();
@@ -180,8 +202,10 @@ class TransportSocket {
   bool write_wants_input_ = false;
   bool closed_ = false;
   bool batcher_checked_ = false;
-  net::SendBatcher* batcher_ = nullptr;
-  std::unique_ptr<BatchedWrite> batched_;
+  net::IoBatcher* batcher_ = nullptr;
+  boost::asio::detail::epoll_reactor* reactor_ = nullptr;  // for net::asyncWaitReadable
+  std::unique_ptr<BatchedOp> batched_;       // the write's
+  std::unique_ptr<BatchedOp> batched_read_;  // the read's (plaintext) or the read-ahead's (TLS)
   std::string tls_out_;      // ciphertext not queued yet (batched TLS)
   std::string tls_sending_;  // ciphertext being sent
   bool tls_sending_busy_ = false;

@@ -1,0 +1,210 @@
+#include "core/net/io_batcher.h"
+
+#include <liburing.h>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+namespace mesh::net {
+
+namespace {
+
+constexpr unsigned kRingEntries = 256;
+
+bool batchingWanted() {
+  const char* v = std::getenv("MESH_IO_BATCH");
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+}  // namespace
+
+struct IoBatcher::Ring {
+  io_uring ring{};
+};
+
+namespace {
+
+// Whether this kernel completes a MSG_DONTWAIT receive inside the submission when there is
+// nothing to read (the flush relies on it: a receive left in flight would outlive its buffer).
+bool completesInline(io_uring& ring) {
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return false;
+  char byte;
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+  io_uring_prep_recv(sqe, sv[0], &byte, 1, MSG_DONTWAIT);
+  io_uring_sqe_set_data64(sqe, 1);
+  bool inline_eagain = false;
+  if (io_uring_submit(&ring) == 1) {
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_peek_cqe(&ring, &cqe) == 0) {
+      inline_eagain = cqe->res == -EAGAIN;
+      io_uring_cqe_seen(&ring, cqe);
+    } else {
+      // Left in flight: a byte completes it, so the ring is clean before it is dropped.
+      (void)!::write(sv[1], "x", 1);
+      if (io_uring_wait_cqe(&ring, &cqe) == 0) io_uring_cqe_seen(&ring, cqe);
+    }
+  }
+  ::close(sv[0]);
+  ::close(sv[1]);
+  return inline_eagain;
+}
+
+}  // namespace
+
+boost::asio::execution_context::id IoBatcher::id;
+
+IoBatcher::IoBatcher(boost::asio::execution_context& ctx)
+    : boost::asio::execution_context::service(ctx) {
+  if (!batchingWanted()) return;
+  auto r = std::make_unique<Ring>();
+  // A small ring, completions inline (MSG_DONTWAIT): no kernel thread, no registered files.
+  int rc = io_uring_queue_init(kRingEntries, &r->ring, 0);
+  const char* why = rc != 0 ? std::strerror(-rc) : nullptr;
+  if (rc == 0 && !completesInline(r->ring)) {
+    io_uring_queue_exit(&r->ring);
+    why = "a non-blocking receive did not complete inside the submission";
+  }
+  if (why != nullptr) {
+    static bool said = false;
+    if (!said) {
+      said = true;
+      log::get("net").info("io_uring unavailable ({}): socket I/O is not batched", why);
+    }
+    return;
+  }
+  ring_ = std::move(r);
+  queue_.reserve(64);
+  running_.reserve(64);
+  results_.reserve(64);
+}
+
+IoBatcher::~IoBatcher() {
+  if (ring_) io_uring_queue_exit(&ring_->ring);
+}
+
+void IoBatcher::shutdown() {
+  // The io_context is going away with whatever owned the queued sends.
+  for (Op* s : queue_)
+    if (s != nullptr) s->where_ = 0;
+  queue_.clear();
+}
+
+IoBatcher* IoBatcher::of(const boost::asio::any_io_executor& ex) {
+  auto& ctx = boost::asio::query(ex, boost::asio::execution::context);
+  auto& b = boost::asio::use_service<IoBatcher>(ctx);
+  return b.ring_ ? &b : nullptr;
+}
+
+void IoBatcher::queue(Op& s, const boost::asio::any_io_executor& ex) {
+  s.where_ = 1;
+  s.slot_ = queue_.size();
+  queue_.push_back(&s);
+  if (flush_posted_) return;
+  flush_posted_ = true;
+  boost::asio::post(ex, [this] { flush(); });
+}
+
+void IoBatcher::cancel(Op& s) {
+  if (s.where_ == 1) queue_[s.slot_] = nullptr;
+  if (s.where_ == 2) running_[s.slot_] = nullptr;
+  s.where_ = 0;
+}
+
+void IoBatcher::runPlain(size_t i) {
+  // io_uring is off after a failure: the same operation, one syscall.
+  Op* s = running_[i];
+  if (s == nullptr) return;
+  ssize_t r;
+  if (s->kind == Op::Kind::kRecv) {
+    r = ::recv(s->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_DONTWAIT);
+  } else {
+    msghdr msg{};
+    msg.msg_iov = s->iov;
+    msg.msg_iovlen = static_cast<size_t>(s->iovcnt);
+    r = ::sendmsg(s->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  }
+  results_[i] = r >= 0 ? static_cast<int>(r) : -errno;
+}
+
+void IoBatcher::flush() {
+  flush_posted_ = false;
+  running_.swap(queue_);  // what the callbacks below queue goes to the next flush
+  queue_.clear();
+  results_.assign(running_.size(), -ECANCELED);
+  if (!ring_) {
+    for (size_t i = 0; i < running_.size(); ++i) runPlain(i);
+  }
+  size_t next = 0;
+  while (ring_ && next < running_.size()) {
+    io_uring& ring = ring_->ring;
+    unsigned n = 0;
+    size_t begin = next;
+    for (; next < running_.size() && n < kRingEntries; ++next) {
+      Op* s = running_[next];
+      if (s == nullptr) continue;
+      s->where_ = 2;
+      s->slot_ = next;
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+      if (s->kind == Op::Kind::kRecv) {
+        io_uring_prep_recv(sqe, s->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_DONTWAIT);
+      } else if (s->iovcnt == 1) {
+        io_uring_prep_send(sqe, s->fd, s->iov[0].iov_base, s->iov[0].iov_len,
+                           MSG_NOSIGNAL | MSG_DONTWAIT);
+      } else {
+        s->msg_ = {};
+        s->msg_.msg_iov = s->iov;
+        s->msg_.msg_iovlen = static_cast<size_t>(s->iovcnt);
+        io_uring_prep_sendmsg(sqe, s->fd, &s->msg_, MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+      io_uring_sqe_set_data64(sqe, next);
+      ++n;
+    }
+    if (n == 0) break;
+    ++flushes_;
+    submitted_ += n;
+    int rc;
+    do {
+      rc = io_uring_submit(&ring);
+    } while (rc == -EINTR);
+    unsigned submitted = rc > 0 ? static_cast<unsigned>(rc) : 0;
+    // With MSG_DONTWAIT every operation completes inside the submission (done, partly done or
+    // EAGAIN; checked when the ring was made), so the completions are already here.
+    for (unsigned seen = 0; seen < submitted; ++seen) {
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_peek_cqe(&ring, &cqe) != 0 && io_uring_wait_cqe(&ring, &cqe) != 0) break;
+      size_t i = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
+      if (i >= begin && i < next) results_[i] = cqe->res;
+      io_uring_cqe_seen(&ring, cqe);
+    }
+    if (submitted < n) {
+      // The kernel took fewer than asked (out of memory): drop the ring, and with it the
+      // entries it did not take, so none can run later; they run the plain way.
+      log::get("net").warn("io_uring took {} of {} operations ({}): socket I/O is not batched any more",
+                           submitted, n, rc < 0 ? std::strerror(-rc) : "short");
+      io_uring_queue_exit(&ring);
+      ring_.reset();
+      for (size_t i = begin; i < running_.size(); ++i) {
+        if (i >= next || results_[i] == -ECANCELED) runPlain(i);
+      }
+      break;
+    }
+  }
+  for (size_t i = 0; i < running_.size(); ++i) {
+    Op* s = running_[i];
+    if (s == nullptr) continue;  // cancelled by an earlier callback
+    s->where_ = 0;
+    s->done(results_[i]);
+  }
+  running_.clear();
+}
+
+}  // namespace mesh::net
