@@ -56,9 +56,9 @@ TEST(IoBatcherTest, OneTurnsWritesLeaveInOneSubmissionInOrder) {
   bool inline_completion = false;
   boost::asio::post(io, [&] {
     for (size_t i = 0; i < p.out.size(); ++i) {
-      std::vector<boost::asio::const_buffer> bufs{boost::asio::buffer(payloads[i].data(), 4),
-                                                  boost::asio::buffer(payloads[i].data() + 4,
-                                                                      payloads[i].size() - 4)};
+      std::vector<boost::asio::const_buffer> bufs{
+          boost::asio::buffer(payloads[i].data(), 4),
+          boost::asio::buffer(payloads[i].data() + 4, payloads[i].size() - 4)};
       p.out[i]->asyncWrite(bufs, [&, i](const boost::system::error_code& ec, size_t n) {
         EXPECT_FALSE(ec) << ec.message();
         written[i] = n;
@@ -168,8 +168,8 @@ TEST(IoBatcherTest, SocketsAndTheirLoopDestroyedWithAFlushPending) {
   {
     boost::asio::io_context io;
     if (!batching(io)) GTEST_SKIP() << "io_uring is not available here";
+    std::string data = "never run";  // outlives the sockets, as a write's buffer must
     Pairs p(io, 3);
-    std::string data = "never run";
     for (auto& s : p.out)
       s->asyncWrite(boost::asio::buffer(data),
                     [&](const boost::system::error_code&, size_t) { ++completions; });
@@ -230,21 +230,21 @@ TEST(IoBatcherTest, ReadsWaitForDataAndSeeTheFinBehindIt) {
   boost::system::error_code last;
   int reads = 0;
   std::function<void()> read = [&] {
-    reader.asyncReadSome(boost::asio::buffer(buf), [&](const boost::system::error_code& ec,
-                                                         size_t n) {
-      ++reads;
-      if (ec) {
-        last = ec;
-        return;
-      }
-      got.append(buf, n);
-      if (got == "first") {
-        // Both at once, before the reader's next receive.
-        boost::asio::write(writer, boost::asio::buffer(std::string_view("second")));
-        writer.shutdown(tcp::socket::shutdown_send);
-      }
-      read();
-    });
+    reader.asyncReadSome(
+        boost::asio::buffer(buf), [&](const boost::system::error_code& ec, size_t n) {
+          ++reads;
+          if (ec) {
+            last = ec;
+            return;
+          }
+          got.append(buf, n);
+          if (got == "first") {
+            // Both at once, before the reader's next receive.
+            boost::asio::write(writer, boost::asio::buffer(std::string_view("second")));
+            writer.shutdown(tcp::socket::shutdown_send);
+          }
+          read();
+        });
   };
   read();
   boost::asio::post(io, [&] {  // after the first receive found nothing

@@ -1,15 +1,14 @@
 #include "core/net/io_batcher.h"
 
 #include <liburing.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/query.hpp>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "core/log.h"
 
@@ -140,6 +139,11 @@ void IoBatcher::flush() {
   running_.swap(queue_);  // what the callbacks below queue goes to the next flush
   queue_.clear();
   results_.assign(running_.size(), -ECANCELED);
+  for (size_t i = 0; i < running_.size(); ++i) {
+    if (running_[i] == nullptr) continue;
+    running_[i]->where_ = 2;  // a callback's cancel() finds it here from now on
+    running_[i]->slot_ = i;
+  }
   if (!ring_) {
     for (size_t i = 0; i < running_.size(); ++i) runPlain(i);
   }
@@ -151,8 +155,6 @@ void IoBatcher::flush() {
     for (; next < running_.size() && n < kRingEntries; ++next) {
       Op* s = running_[next];
       if (s == nullptr) continue;
-      s->where_ = 2;
-      s->slot_ = next;
       io_uring_sqe* sqe = io_uring_get_sqe(&ring);
       if (s->kind == Op::Kind::kRecv) {
         io_uring_prep_recv(sqe, s->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_DONTWAIT);
@@ -188,8 +190,9 @@ void IoBatcher::flush() {
     if (submitted < n) {
       // The kernel took fewer than asked (out of memory): drop the ring, and with it the
       // entries it did not take, so none can run later; they run the plain way.
-      log::get("net").warn("io_uring took {} of {} operations ({}): socket I/O is not batched any more",
-                           submitted, n, rc < 0 ? std::strerror(-rc) : "short");
+      log::get("net").warn(
+          "io_uring took {} of {} operations ({}): socket I/O is not batched any more", submitted,
+          n, rc < 0 ? std::strerror(-rc) : "short");
       io_uring_queue_exit(&ring);
       ring_.reset();
       for (size_t i = begin; i < running_.size(); ++i) {

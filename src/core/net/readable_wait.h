@@ -1,6 +1,6 @@
-// asyncWaitReadable(reactor, socket, handler): handler(ec) once the socket is readable again, costing no
-// syscall to start. For a caller that has just seen EAGAIN from a non-blocking receive (the
-// IoBatcher's), so the next data to arrive makes a fresh edge on Asio's edge-triggered epoll.
+// asyncWaitReadable(reactor, socket, handler): handler(ec) once the socket is readable again,
+// costing no syscall to start. For a caller that has just seen EAGAIN from a non-blocking receive
+// (the IoBatcher's), so the next data to arrive makes a fresh edge on Asio's edge-triggered epoll.
 //
 // Asio's own async_wait(wait_read) re-arms the descriptor with epoll_ctl(EPOLL_CTL_MOD) each
 // time (it cannot know the caller saw EAGAIN), which cost as much as the EAGAIN receive it was
@@ -66,8 +66,7 @@ using Reactor = boost::asio::detail::epoll_reactor;
 
 // The reactor of the loop behind `ex` (a service lookup: keep it).
 inline Reactor& reactorOf(const boost::asio::any_io_executor& ex) {
-  return boost::asio::use_service<Reactor>(
-      boost::asio::query(ex, boost::asio::execution::context));
+  return boost::asio::use_service<Reactor>(boost::asio::query(ex, boost::asio::execution::context));
 }
 
 // `reactor` is reactorOf(socket.get_executor()).

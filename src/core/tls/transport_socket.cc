@@ -3,8 +3,8 @@
 #include <openssl/err.h>
 #include <sys/socket.h>
 
-#include <boost/asio/post.hpp>
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <cerrno>
 #include <cstring>
 #include <vector>
@@ -176,9 +176,9 @@ void TransportSocket::onBatchedSend(int result) {
     rest.emplace_back(static_cast<const char*>(v.iov_base) + skip, v.iov_len - skip);
     skip = 0;
   }
-  boost::asio::async_write(socket_, rest,
-                           [h = std::move(h), sent](const boost::system::error_code& ec,
-                                                    size_t n) { h(ec, sent + n); });
+  boost::asio::async_write(
+      socket_, rest,
+      [h = std::move(h), sent](const boost::system::error_code& ec, size_t n) { h(ec, sent + n); });
 }
 
 std::unique_ptr<TransportSocket::BatchedOp> TransportSocket::newOp(net::IoBatcher::Op::Kind kind) {
@@ -205,15 +205,15 @@ void TransportSocket::onBatchedRecv(int result) {
     if (!alive_) alive_ = std::make_shared<TransportSocket*>(this);
     if (reactor_ == nullptr) reactor_ = &net::reactorOf(socket_.get_executor());
     if (ssl_ != nullptr) {
-      net::asyncWaitReadable(*reactor_, socket_,
-                             [alive = alive_](const boost::system::error_code& ec) {
-                           TransportSocket* self = *alive;
-                           if (self == nullptr) return;
-                           if (ec) return self->onFill(ec, 0);
-                           SocketBioState* in = self->in_;
-                           self->queueRecv(boost::asio::buffer(
-                               in->in.get() + in->end, SocketBioState::kCapacity - in->end));
-                         });
+      net::asyncWaitReadable(
+          *reactor_, socket_, [alive = alive_](const boost::system::error_code& ec) {
+            TransportSocket* self = *alive;
+            if (self == nullptr) return;
+            if (ec) return self->onFill(ec, 0);
+            SocketBioState* in = self->in_;
+            self->queueRecv(
+                boost::asio::buffer(in->in.get() + in->end, SocketBioState::kCapacity - in->end));
+          });
       return;
     }
     IoHandler h = std::move(read_handler_);
@@ -307,11 +307,10 @@ void TransportSocket::onTlsBatchSent(int result) {
   // can follow a handshake or a read whose handler has run), hence the liveness cell.
   size_t sent = result > 0 ? static_cast<size_t>(result) : 0;
   if (!alive_) alive_ = std::make_shared<TransportSocket*>(this);
-  boost::asio::async_write(
-      socket_, boost::asio::buffer(tls_sending_.data() + sent, total - sent),
-      [alive = alive_](const boost::system::error_code& ec, size_t) {
-        if (*alive != nullptr) (*alive)->onTlsSent(ec);
-      });
+  boost::asio::async_write(socket_, boost::asio::buffer(tls_sending_.data() + sent, total - sent),
+                           [alive = alive_](const boost::system::error_code& ec, size_t) {
+                             if (*alive != nullptr) (*alive)->onTlsSent(ec);
+                           });
 }
 
 void TransportSocket::onTlsSent(const boost::system::error_code& ec) {
@@ -486,9 +485,8 @@ bool TransportSocket::startFill() {
     queueRecv(room);
     return true;
   }
-  socket_.async_read_some(room, [this](const boost::system::error_code& ec, size_t n) {
-    onFill(ec, n);
-  });
+  socket_.async_read_some(room,
+                          [this](const boost::system::error_code& ec, size_t n) { onFill(ec, n); });
   return true;
 }
 
@@ -549,7 +547,7 @@ void TransportSocket::doWrite(bool initiating) {
       continue;
     }
     int e = SSL_get_error(ssl_, r);
-    flushTls();  // what the records before this one produced
+    flushTls();                      // what the records before this one produced
     if (e == SSL_ERROR_WANT_READ) {  // a TLS 1.2 renegotiation or a post-handshake message
       write_wants_input_ = true;
       if (!startFill()) {

@@ -204,10 +204,10 @@ class TransportSocket {
   bool batcher_checked_ = false;
   net::IoBatcher* batcher_ = nullptr;
   boost::asio::detail::epoll_reactor* reactor_ = nullptr;  // for net::asyncWaitReadable
-  std::unique_ptr<BatchedOp> batched_;       // the write's
+  std::unique_ptr<BatchedOp> batched_;                     // the write's
   std::unique_ptr<BatchedOp> batched_read_;  // the read's (plaintext) or the read-ahead's (TLS)
-  std::string tls_out_;      // ciphertext not queued yet (batched TLS)
-  std::string tls_sending_;  // ciphertext being sent
+  std::string tls_out_;                      // ciphertext not queued yet (batched TLS)
+  std::string tls_sending_;                  // ciphertext being sent
   bool tls_sending_busy_ = false;
   bool tls_write_waiting_ = false;  // a write's records are written, its ciphertext not yet
   bool shutdown_pending_ = false;
