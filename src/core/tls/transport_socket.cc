@@ -262,7 +262,6 @@ void TransportSocket::sendBatchedNow(bool closing) {
   bool whole = n >= 0 && static_cast<size_t>(n) == batched_->total;
   if (ssl_ != nullptr) {
     tls_sending_.clear();
-    tls_sending_busy_ = false;
     if (whole && !tls_out_.empty()) {
       n = ::send(batched_->fd, tls_out_.data(), tls_out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
       whole = n >= 0 && static_cast<size_t>(n) == tls_out_.size();
@@ -284,10 +283,8 @@ void TransportSocket::sendBatchedNow(bool closing) {
 }
 
 void TransportSocket::flushTls() {
-  if (tls_out_.empty() || tls_sending_busy_ || closed_) return;
-  tls_sending_.swap(tls_out_);
-  tls_out_.clear();
-  tls_sending_busy_ = true;
+  if (tls_out_.empty() || !tls_sending_.empty() || closed_) return;
+  tls_sending_.swap(tls_out_);  // tls_out_ is empty again
   BatchedOp& w = *batched_;
   w.iov[0].iov_base = tls_sending_.data();
   w.iov[0].iov_len = tls_sending_.size();
@@ -314,7 +311,6 @@ void TransportSocket::onTlsBatchSent(int result) {
 }
 
 void TransportSocket::onTlsSent(const boost::system::error_code& ec) {
-  tls_sending_busy_ = false;
   tls_sending_.clear();
   if (ec) {
     in_->out_failed = true;
@@ -322,7 +318,7 @@ void TransportSocket::onTlsSent(const boost::system::error_code& ec) {
     if (error_.empty()) error_ = "connection reset";
   } else if (!tls_out_.empty()) {
     flushTls();  // more came meanwhile; a waiting write completes after it
-    if (tls_sending_busy_) return;
+    if (!tls_sending_.empty()) return;
   }
   if (shutdown_pending_) {
     shutdown_pending_ = false;
@@ -570,7 +566,7 @@ void TransportSocket::doWrite(bool initiating) {
   if (!closed_ && in_->out != nullptr) {
     // Batched: done when the ciphertext has left.
     flushTls();
-    if (tls_sending_busy_) {
+    if (!tls_sending_.empty()) {
       tls_write_waiting_ = true;
       return;
     }
@@ -593,7 +589,7 @@ void TransportSocket::finishWrite(const boost::system::error_code& ec, bool init
 
 void TransportSocket::shutdownSend() {
   sendBatchedNow(false);
-  if (ssl_ != nullptr && tls_sending_busy_) {
+  if (ssl_ != nullptr && !tls_sending_.empty()) {
     shutdown_pending_ = true;  // after the ciphertext still waiting for room
     return;
   }

@@ -207,11 +207,11 @@ class TransportSocket {
   std::unique_ptr<BatchedOp> batched_;                     // the write's
   std::unique_ptr<BatchedOp> batched_read_;  // the read's (plaintext) or the read-ahead's (TLS)
   std::string tls_out_;                      // ciphertext not queued yet (batched TLS)
-  std::string tls_sending_;                  // ciphertext being sent
-  bool tls_sending_busy_ = false;
+  std::string tls_sending_;                  // ciphertext being sent (empty: none)
   bool tls_write_waiting_ = false;  // a write's records are written, its ciphertext not yet
   bool shutdown_pending_ = false;
-  std::shared_ptr<TransportSocket*> alive_;  // null'd by the destructor, for waits on room
+  std::shared_ptr<TransportSocket*>
+      alive_;  // null'd by the destructor: for waits that may outlive it
 };
 
 }  // namespace mesh::tls
