@@ -255,6 +255,45 @@ TEST(IoBatcherTest, ReadsWaitForDataAndSeeTheFinBehindIt) {
   EXPECT_EQ(reads, 3);
 }
 
+// After a receive that emptied the socket a readiness wait stays armed with no read on it; bytes
+// that arrive before the next read must still reach it, and the idle wait must not keep run()
+// from returning.
+TEST(IoBatcherTest, BytesArrivingBetweenReadsReachTheNextRead) {
+  boost::asio::io_context io;
+  if (!batching(io)) GTEST_SKIP() << "io_uring is not available here";
+  Pairs p(io, 1);
+  char buf[16];
+  std::string got;
+  auto readOnce = [&] {
+    p.out[0]->asyncReadSome(boost::asio::buffer(buf),
+                            [&](const boost::system::error_code& ec, size_t n) {
+                              ASSERT_FALSE(ec) << ec.message();
+                              got.append(buf, n);
+                            });
+  };
+  boost::asio::write(p.in[0], boost::asio::buffer(std::string_view("a")));
+  readOnce();
+  io.run();  // returns although a wait is armed
+  io.restart();
+  EXPECT_EQ(got, "a");
+  // Arrives with no read pending (its readiness event finds the idle wait).
+  boost::asio::write(p.in[0], boost::asio::buffer(std::string_view("b")));
+  io.poll();
+  io.restart();
+  readOnce();
+  io.run();
+  EXPECT_EQ(got, "ab");
+  // Same for a FIN.
+  p.in[0].shutdown(tcp::socket::shutdown_send);
+  io.poll();
+  io.restart();
+  boost::system::error_code last;
+  p.out[0]->asyncReadSome(boost::asio::buffer(buf),
+                          [&](const boost::system::error_code& ec, size_t) { last = ec; });
+  io.run();
+  EXPECT_EQ(last, boost::asio::error::eof);
+}
+
 TEST(IoBatcherTest, CancelReadBeforeTheFlushConsumesNothing) {
   boost::asio::io_context io;
   if (!batching(io)) GTEST_SKIP() << "io_uring is not available here";

@@ -212,17 +212,17 @@ TEST_F(GrpcHttp1IntegrationTest, FaultAbortsAndLocalRepliesAreGrpcReplies) {
 
   std::vector<std::string> fi = {"request_protocol=\"grpc\"", "grpc_response_status=\"14\"",
                                  "response_flags=\"FI\""};
+  // A request is recorded when it ends, which can be just after its client read the response:
+  // wait (bounded) for each count before checking the totals.
+  std::vector<std::string> nr = {"grpc_response_status=\"12\"", "response_flags=\"NR\""};
+  std::vector<std::string> plain503 = {"request_protocol=\"http\"", "grpc_response_status=\"-\"",
+                                       "response_code=\"503\""};
+  metricsWhen(nr, 1);
+  metricsWhen(plain503, 1);
   std::string m = metricsWhen(fi, 2);
   EXPECT_EQ(promSum(m, "istio_requests_total", fi), 2) << m;
-  EXPECT_EQ(
-      promSum(m, "istio_requests_total", {"grpc_response_status=\"12\"", "response_flags=\"NR\""}),
-      1)
-      << m;
-  EXPECT_EQ(
-      promSum(m, "istio_requests_total",
-              {"request_protocol=\"http\"", "grpc_response_status=\"-\"", "response_code=\"503\""}),
-      1)
-      << m;
+  EXPECT_EQ(promSum(m, "istio_requests_total", nr), 1) << m;
+  EXPECT_EQ(promSum(m, "istio_requests_total", plain503), 1) << m;
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "core/net/io_batcher.h"
 
 #include <liburing.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -57,6 +58,51 @@ bool completesInline(io_uring& ring) {
   return inline_eagain;
 }
 
+// Whether a receive that leaves bytes, or only a FIN, behind it says so in its completion (see
+// drainSignal()). Over loopback TCP: "ab" then FIN; one byte read must report more (the "b"),
+// the next must report more (the FIN), and reading the only byte of an open socket must not.
+bool signalsDrain(io_uring& ring) {
+  int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int cfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int sfd = -1, sfd2 = -1, cfd2 = -1;
+  bool ok = false;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  auto recvOne = [&](int fd, unsigned* flags) {
+    char byte;
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring);
+    io_uring_prep_recv(sqe, fd, &byte, 1, MSG_DONTWAIT);
+    io_uring_cqe* cqe = nullptr;
+    if (io_uring_submit(&ring) != 1 || io_uring_peek_cqe(&ring, &cqe) != 0) return -1;
+    int res = cqe->res;
+    *flags = cqe->flags;
+    io_uring_cqe_seen(&ring, cqe);
+    return res;
+  };
+  if (lfd >= 0 && cfd >= 0 && ::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::listen(lfd, 2) == 0 && ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len) == 0 &&
+      ::connect(cfd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      (sfd = ::accept(lfd, nullptr, nullptr)) >= 0 &&
+      (cfd2 = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) >= 0 &&
+      ::connect(cfd2, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      (sfd2 = ::accept(lfd, nullptr, nullptr)) >= 0 && ::send(cfd, "ab", 2, 0) == 2 &&
+      ::shutdown(cfd, SHUT_WR) == 0 && ::send(cfd2, "c", 1, 0) == 1) {
+    // Loopback delivers inside send(): the bytes and the FIN are queued already.
+    unsigned f1 = 0, f2 = 0, f3 = 0;
+    int r1 = recvOne(sfd, &f1);
+    int r2 = recvOne(sfd, &f2);
+    int r3 = recvOne(sfd2, &f3);
+    ok = r1 == 1 && (f1 & IORING_CQE_F_SOCK_NONEMPTY) != 0 && r2 == 1 &&
+         (f2 & IORING_CQE_F_SOCK_NONEMPTY) != 0 && r3 == 1 &&
+         (f3 & IORING_CQE_F_SOCK_NONEMPTY) == 0;
+  }
+  for (int fd : {lfd, cfd, sfd, cfd2, sfd2})
+    if (fd >= 0) ::close(fd);
+  return ok;
+}
+
 }  // namespace
 
 boost::asio::execution_context::id IoBatcher::id;
@@ -80,6 +126,7 @@ IoBatcher::IoBatcher(boost::asio::execution_context& ctx)
     }
     return;
   }
+  drain_signal_ = signalsDrain(r->ring);
   ring_ = std::move(r);
   queue_.reserve(64);
   running_.reserve(64);
@@ -132,6 +179,7 @@ void IoBatcher::runPlain(size_t i) {
     r = ::sendmsg(s->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
   }
   results_[i] = r >= 0 ? static_cast<int>(r) : -errno;
+  s->more = true;
 }
 
 void IoBatcher::flush() {
@@ -184,7 +232,11 @@ void IoBatcher::flush() {
       io_uring_cqe* cqe = nullptr;
       if (io_uring_peek_cqe(&ring, &cqe) != 0 && io_uring_wait_cqe(&ring, &cqe) != 0) break;
       size_t i = static_cast<size_t>(io_uring_cqe_get_data64(cqe));
-      if (i >= begin && i < next) results_[i] = cqe->res;
+      if (i >= begin && i < next) {
+        results_[i] = cqe->res;
+        if (running_[i] != nullptr)
+          running_[i]->more = !drain_signal_ || (cqe->flags & IORING_CQE_F_SOCK_NONEMPTY) != 0;
+      }
       io_uring_cqe_seen(&ring, cqe);
     }
     if (submitted < n) {

@@ -46,6 +46,9 @@ class IoBatcher : public boost::asio::execution_context::service {
 
     Kind kind = Kind::kSend;
     int fd = -1;
+    // Set with a receive's result: the socket may hold more (data, or a FIN behind it). False
+    // only where drainSignal(): then the next read can wait for readiness without a receive.
+    bool more = true;
     iovec iov[kMaxIov] = {};  // a receive uses iov[0]
     int iovcnt = 0;
 
@@ -72,6 +75,10 @@ class IoBatcher : public boost::asio::execution_context::service {
   // `op` no longer waits: a send may or may not have left, done() will not be called.
   void cancel(Op& op);
   bool queued(const Op& op) const { return op.where_ != 0; }
+  // Whether a receive's `more` is exact: the kernel flags a socket left with data or a pending
+  // FIN (IORING_CQE_F_SOCK_NONEMPTY from TCP's inq hint, Linux 6.0+), checked when the ring was
+  // made. Without it a read after a short one must try a receive (usually EAGAIN) first.
+  bool drainSignal() const { return drain_signal_; }
 
   // Counters for tests: flushes that submitted something, and operations submitted.
   size_t flushes() const { return flushes_; }
@@ -88,6 +95,8 @@ class IoBatcher : public boost::asio::execution_context::service {
   std::vector<Op*> running_;
   std::vector<int> results_;
   bool flush_posted_ = false;
+  bool drain_signal_ = false;
+
   size_t flushes_ = 0;
   size_t submitted_ = 0;
 };

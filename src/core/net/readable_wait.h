@@ -23,6 +23,7 @@
 
 #include <boost/asio/detail/epoll_reactor.hpp>
 #include <boost/asio/detail/reactor_op.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 
 namespace mesh::net {
 
@@ -69,7 +70,17 @@ inline Reactor& reactorOf(const boost::asio::any_io_executor& ex) {
   return boost::asio::use_service<Reactor>(boost::asio::query(ex, boost::asio::execution::context));
 }
 
-// `reactor` is reactorOf(socket.get_executor()).
+// The loop's run queue, whose count of outstanding work keeps io_context::run() going. A wait
+// that nobody is reading on yet should not count (a test's run() would never return): the
+// caller takes it off with work_finished() and gives it back with work_started() before the
+// wait completes or is dropped, since the completion counts one down again.
+using Scheduler = boost::asio::detail::scheduler;
+inline Scheduler& schedulerOf(const boost::asio::any_io_executor& ex) {
+  return boost::asio::use_service<Scheduler>(
+      boost::asio::query(ex, boost::asio::execution::context));
+}
+
+// `reactor` is reactorOf(socket.get_executor()). Counts as outstanding work, as an Asio read.
 template <typename Handler>
 void asyncWaitReadable(Reactor& reactor, boost::asio::ip::tcp::socket& socket, Handler&& handler) {
   using Op = readable_wait_detail::WaitOp<std::decay_t<Handler>>;

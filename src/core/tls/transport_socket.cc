@@ -134,13 +134,15 @@ TransportSocket::TransportSocket(TransportSocket&& o) noexcept
   o.in_ = nullptr;
   if (in_ != nullptr && in_->out != nullptr) in_->out = &tls_out_;
   if (batched_) batched_->owner = this;
+  o.releaseIdleWait();  // the wait stays on the descriptor, stale: this object receives at once
 }
 
 TransportSocket::~TransportSocket() {
   sendBatchedNow(true);
+  releaseIdleWait();
   bool recv_dropped = dropBatchedRecv();
   if (alive_) *alive_ = nullptr;
-  if (recv_dropped || fill_pending_) {
+  if (recv_dropped || fill_pending_ || read_waiting_) {
     // As Asio does for a destroyed socket: what waited completes, aborted.
     auto ex = socket_.get_executor();
     auto aborted = boost::asio::error::operation_aborted;
@@ -188,7 +190,20 @@ std::unique_ptr<TransportSocket::BatchedOp> TransportSocket::newOp(net::IoBatche
   return op;
 }
 
-void TransportSocket::queueRecv(boost::asio::mutable_buffer b) {
+void TransportSocket::startRecv() {
+  if (wait_armed_) {
+    read_waiting_ = true;        // the armed wait receives when the socket turns readable
+    scheduler_->work_started();  // from now on it is work, as a pending read
+    return;
+  }
+  queueRecv();
+}
+
+void TransportSocket::queueRecv() {
+  boost::asio::mutable_buffer b = read_buf_;
+  if (ssl_ != nullptr) {
+    b = boost::asio::buffer(in_->in.get() + in_->end, SocketBioState::kCapacity - in_->end);
+  }
   if (!batched_read_) batched_read_ = newOp(net::IoBatcher::Op::Kind::kRecv);
   BatchedOp& r = *batched_read_;
   r.iov[0].iov_base = b.data();
@@ -198,37 +213,54 @@ void TransportSocket::queueRecv(boost::asio::mutable_buffer b) {
   batcher_->queue(r, socket_.get_executor());
 }
 
-void TransportSocket::onBatchedRecv(int result) {
-  if (result == -EAGAIN || result == -EWOULDBLOCK) {
-    // Nothing there yet: wait for readability (no syscall: see readable_wait.h), then receive
-    // in that turn's batch. The wait may outlive this object; hence the liveness cell.
-    if (!alive_) alive_ = std::make_shared<TransportSocket*>(this);
-    if (reactor_ == nullptr) reactor_ = &net::reactorOf(socket_.get_executor());
-    if (ssl_ != nullptr) {
-      net::asyncWaitReadable(
-          *reactor_, socket_, [alive = alive_](const boost::system::error_code& ec) {
-            TransportSocket* self = *alive;
-            if (self == nullptr) return;
-            if (ec) return self->onFill(ec, 0);
-            SocketBioState* in = self->in_;
-            self->queueRecv(
-                boost::asio::buffer(in->in.get() + in->end, SocketBioState::kCapacity - in->end));
-          });
-      return;
-    }
-    IoHandler h = std::move(read_handler_);
-    read_handler_ = nullptr;
-    net::asyncWaitReadable(
-        *reactor_, socket_,
-        [alive = alive_, h = std::move(h)](const boost::system::error_code& ec) mutable {
-          TransportSocket* self = *alive;
-          if (self == nullptr) return h(boost::asio::error::operation_aborted, 0);
-          if (ec) return h(ec, 0);
-          self->read_handler_ = std::move(h);
-          self->queueRecv(self->read_buf_);
-        });
+void TransportSocket::armReadable() {
+  if (wait_armed_) return;
+  // No syscall (see readable_wait.h). The wait may outlive this object: the liveness cell.
+  if (!alive_) alive_ = std::make_shared<TransportSocket*>(this);
+  if (reactor_ == nullptr) {
+    reactor_ = &net::reactorOf(socket_.get_executor());
+    scheduler_ = &net::schedulerOf(socket_.get_executor());
+  }
+  wait_armed_ = true;
+  net::asyncWaitReadable(*reactor_, socket_,
+                         [alive = alive_, gen = ++wait_gen_](const boost::system::error_code& ec) {
+                           TransportSocket* self = *alive;
+                           if (self != nullptr && gen == self->wait_gen_) self->onReadable(ec);
+                         });
+  if (!read_waiting_) scheduler_->work_finished();  // nobody reads yet: not work
+}
+
+void TransportSocket::releaseIdleWait() {
+  // The completion of a wait nobody reads on counts work down: give it back first.
+  if (!wait_armed_ || read_waiting_) return;
+  wait_armed_ = false;
+  ++wait_gen_;
+  scheduler_->work_started();
+}
+
+void TransportSocket::onReadable(const boost::system::error_code& ec) {
+  if (!read_waiting_) {
+    releaseIdleWait();  // no read yet: the next one receives at once
     return;
   }
+  wait_armed_ = false;
+  read_waiting_ = false;
+  if (!ec) return queueRecv();
+  if (ssl_ != nullptr) return onFill(ec, 0);
+  IoHandler h = std::move(read_handler_);
+  read_handler_ = nullptr;
+  h(ec, 0);
+}
+
+void TransportSocket::onBatchedRecv(int result) {
+  if (result == -EAGAIN || result == -EWOULDBLOCK) {
+    read_waiting_ = true;
+    return armReadable();
+  }
+  // Emptied, no FIN behind (IoBatcher::drainSignal): the next bytes or FIN make a fresh
+  // readiness event. Arming the wait now, before the loop polls again, catches it whenever the
+  // next read starts, and that read then needs no receive that would say EAGAIN.
+  if (result > 0 && !batched_read_->more) armReadable();
   boost::system::error_code ec;
   size_t n = 0;
   if (result > 0) {
@@ -476,11 +508,11 @@ bool TransportSocket::startFill() {
     in_->begin = 0;
   }
   fill_pending_ = true;
-  boost::asio::mutable_buffer room(in_->in.get() + in_->end, SocketBioState::kCapacity - in_->end);
   if (batching()) {
-    queueRecv(room);
+    startRecv();
     return true;
   }
+  boost::asio::mutable_buffer room(in_->in.get() + in_->end, SocketBioState::kCapacity - in_->end);
   socket_.async_read_some(room,
                           [this](const boost::system::error_code& ec, size_t n) { onFill(ec, n); });
   return true;
@@ -606,6 +638,7 @@ void TransportSocket::shutdownSend() {
 void TransportSocket::cancelRead() {
   if (ssl_ != nullptr && read_handler_) cancel_read_ = true;
   abortBatchedRecv();
+  releaseIdleWait();  // its aborted completion must not reach a read started after this call
   boost::system::error_code ignored;
   socket_.cancel(ignored);
 }

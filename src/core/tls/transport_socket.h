@@ -12,6 +12,7 @@
 #include <openssl/ssl.h>
 
 #include <boost/asio/detail/epoll_reactor.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/write.hpp>
 #include <functional>
@@ -66,7 +67,7 @@ class TransportSocket {
       if (batching()) {
         read_buf_ = b;
         read_handler_ = std::forward<Handler>(h);
-        queueRecv(b);
+        startRecv();
         return;
       }
       socket_.async_read_some(b, std::forward<Handler>(h));
@@ -154,8 +155,14 @@ class TransportSocket {
     return true;
   }
   std::unique_ptr<BatchedOp> newOp(net::IoBatcher::Op::Kind kind);
-  // Queues a receive into `b` (the plaintext read's buffer, or TLS's read-ahead).
-  void queueRecv(boost::asio::mutable_buffer b);
+  // Receives into the plaintext read's buffer (read_buf_) or TLS's read-ahead: in the batch at
+  // once, or when the readiness wait armed after a receive that drained the socket fires.
+  void startRecv();
+  void queueRecv();
+  void armReadable();
+  void onReadable(const boost::system::error_code& ec);
+  // An armed wait with no read on it is let go (stale from now on).
+  void releaseIdleWait();
   void onBatchedRecv(int result);
   // A receive still waiting for the batch is dropped; true if there was one.
   bool dropBatchedRecv();
@@ -202,8 +209,12 @@ class TransportSocket {
   bool write_wants_input_ = false;
   bool closed_ = false;
   bool batcher_checked_ = false;
+  bool wait_armed_ = false;    // a readiness wait is queued (after EAGAIN or a draining receive)
+  bool read_waiting_ = false;  // ... and a read (TLS: the read-ahead) waits on it
+  uint64_t wait_gen_ = 0;      // which wait is the armed one (a cancelled one may still complete)
   net::IoBatcher* batcher_ = nullptr;
   boost::asio::detail::epoll_reactor* reactor_ = nullptr;  // for net::asyncWaitReadable
+  boost::asio::detail::scheduler* scheduler_ = nullptr;
   std::unique_ptr<BatchedOp> batched_;                     // the write's
   std::unique_ptr<BatchedOp> batched_read_;  // the read's (plaintext) or the read-ahead's (TLS)
   std::string tls_out_;                      // ciphertext not queued yet (batched TLS)
