@@ -455,6 +455,15 @@ void TransportSocket::doRead(bool initiating) {
     cancel_read_ = false;
     return finishRead(boost::asio::error::operation_aborted, 0, initiating);
   }
+  if (handshake_done_ && in_->begin == in_->end && !in_->eof && !in_->failed &&
+      SSL_has_pending(ssl_) == 0) {
+    // No ciphertext here and no record inside OpenSSL: SSL_read_ex could only want input.
+    // Skipped, with its ERR_clear_error and SSL_get_error: every keep-alive request's read
+    // after its response came here once.
+    read_wants_input_ = true;
+    startFill();  // cannot fail: the buffer is empty
+    return;
+  }
   ERR_clear_error();
   size_t n = 0;
   int r = SSL_read_ex(ssl_, read_buf_.data(), read_buf_.size(), &n);
