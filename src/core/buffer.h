@@ -55,6 +55,15 @@ class IoBuffer {
   }
   void commit(size_t n) { end_ += n; }
 
+  // Empty again, keeping the storage (a storage grown past the initial capacity is freed). Only
+  // when no read is in flight into it.
+  void reset() {
+    begin_ = end_ = 0;
+    if (capacity_ > initial_) {
+      data_.reset();
+      capacity_ = 0;
+    }
+  }
   // Frees the storage when nothing is buffered (idle keep-alive connections).
   void release() {
     if (begin_ == end_) {

@@ -33,6 +33,7 @@ class HeaderList {
 
   void clear() { items_.clear(); }
   void reserve(size_t n) { items_.reserve(n); }
+  void swap(HeaderList& other) noexcept { items_.swap(other.items_); }
   void add(std::string_view name, std::string_view value) { items_.push_back({name, value}); }
   size_t size() const { return items_.size(); }
   bool empty() const { return items_.empty(); }

@@ -236,6 +236,20 @@ Http1Parser::Http1Parser(Type type, Limits limits) : type_(type), limits_(limits
   (type == Type::kRequest ? request_.headers : response_.headers).reserve(16);
 }
 
+Http1Parser::Http1Parser(Type type, const Limits& limits, NoReserve)
+    : type_(type), limits_(limits) {}
+
+void Http1Parser::reset(const Limits& limits) {
+  Http1Parser fresh(type_, limits, NoReserve{});
+  fresh.request_.headers.swap(request_.headers);
+  fresh.response_.headers.swap(response_.headers);
+  fresh.trailers_.swap(trailers_);
+  fresh.request_.headers.clear();
+  fresh.response_.headers.clear();
+  fresh.trailers_.clear();
+  *this = std::move(fresh);
+}
+
 bool Http1Parser::inBody() const {
   switch (state_) {
     case State::kBodyLength:

@@ -110,6 +110,10 @@ class Http1Parser {
 
   explicit Http1Parser(Type type, Limits limits = {});
 
+  // As newly made with `limits` (same type), keeping the capacity of its header lists: a parser
+  // reused for a new exchange (a pooled HTTP/2 stream) allocates nothing.
+  void reset(const Limits& limits);
+
   Result parse(std::string_view input);
   // The peer closed its side. `unconsumed` is how many bytes the caller still holds unparsed.
   // kMessageComplete ends a body delimited by close; kNeedMore means a clean close between
@@ -144,6 +148,9 @@ class Http1Parser {
     kUpgraded,
     kError,
   };
+
+  struct NoReserve {};
+  Http1Parser(Type type, const Limits& limits, NoReserve);
 
   Result fail(ParseError e);
   // Finds the end of a header block starting at input[0]; resumes at scan_pos_. `start_line`:

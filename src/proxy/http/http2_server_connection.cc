@@ -242,8 +242,7 @@ void Http2ServerConnection::receive(std::string_view bytes) {
     if (it == streams_.end()) continue;
     Stream* s = it->second;
     s->setRouter();
-    auto* router = new HttpConnection(worker_, tls::TransportSocket(worker_.io()), slot_, {},
-                                      original_dst_);
+    HttpConnection* router = HttpConnection::forStream(worker_, slot_, original_dst_);
     router->attachStream(s, peer_);
     router->start();
   }

@@ -56,7 +56,7 @@ struct Http2ServerSession::Stream {
     header_bytes = 0;
     has_content_length = head_done = chunked = request_ended = discard = false;
     unacked = 0;
-    parser = http::Http1Parser(http::Http1Parser::Type::kResponse);
+    parser.reset(http::Limits{});
     out_off = 0;
     resp_trailers.clear();
     response_submitted = response_eof = deferred = drain_wanted = false;
@@ -314,7 +314,10 @@ int Http2ServerSession::onHeader(nghttp2_session*, const nghttp2_frame* f, const
 }
 
 void Http2ServerSession::finishRequestHead(Stream& s, bool end_stream) {
-  std::string head;
+  // The synthesized head goes into `in` (empty until now) and keeps its capacity, as `fields`
+  // and `cookie` do theirs, for the stream's next use.
+  std::string& head = s.in;
+  head.clear();
   head.reserve(s.method.size() + s.path.size() + s.authority.size() + s.fields.size() +
                s.cookie.size() + 64);
   head.append(s.method).push_back(' ');
@@ -328,12 +331,11 @@ void Http2ServerSession::finishRequestHead(Stream& s, bool end_stream) {
   s.chunked = !end_stream && !s.has_content_length;
   if (s.chunked) head.append("transfer-encoding: chunked\r\n");
   head.append(kCrlf);
-  s.in = std::move(head);
   s.head_done = true;
   s.parser.setRequestWasHead(s.method == "HEAD");
   s.request_ended = end_stream;
-  std::string().swap(s.fields);
-  std::string().swap(s.cookie);
+  s.fields.clear();
+  s.cookie.clear();
   cb_.onRequest(s.id);
 }
 

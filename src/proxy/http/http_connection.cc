@@ -129,7 +129,7 @@ void appendOps(std::string& out, const HeaderOps& ops) {
 struct HttpConnection::Guard {
   explicit Guard(HttpConnection* c) : c_(c) { ++c_->depth_; }
   ~Guard() {
-    if (--c_->depth_ == 0 && c_->closed_ && c_->pending_ == 0) delete c_;
+    if (--c_->depth_ == 0 && c_->closed_ && c_->pending_ == 0) c_->finish();
   }
   HttpConnection* c_;
 };
@@ -156,6 +156,68 @@ HttpConnection::HttpConnection(Worker& worker, tls::TransportSocket socket, uint
 }
 
 HttpConnection::~HttpConnection() = default;
+
+HttpConnection* HttpConnection::forStream(
+    Worker& worker, uint32_t listener_slot,
+    const std::optional<boost::asio::ip::tcp::endpoint>& original_dst) {
+  if (HttpConnection* c = worker.takeStreamRouter()) {
+    c->resetForStream(listener_slot, original_dst);
+    return c;
+  }
+  return new HttpConnection(worker, tls::TransportSocket(worker.io()), listener_slot, {},
+                            original_dst);
+}
+
+void HttpConnection::finish() {
+  // Kept only when nothing of the stream can reach it any more: closed, no operation pending
+  // (reads, writes, timers, posts all count in pending_), upstream and stream let go.
+  if (http2_ && upstream_ == nullptr && stream_ == nullptr && worker_.keepStreamRouter(this)) {
+    return;
+  }
+  delete this;
+}
+
+void HttpConnection::resetForStream(
+    uint32_t listener_slot, const std::optional<boost::asio::ip::tcp::endpoint>& original_dst) {
+  constexpr size_t kKeepCapacity = 4096;  // a string a large exchange grew is freed
+  auto clearString = [](std::string& str) {
+    if (str.capacity() > kKeepCapacity) {
+      std::string().swap(str);
+    } else {
+      str.clear();
+    }
+  };
+  slot_ = listener_slot;
+  original_dst_ = original_dst;
+  in_.reset();
+  const ListenerInfo* l = worker_.snapshot().listenerBySlot(listener_slot);
+  parser_.reset(l ? l->limits : http::Limits{});
+  upstream_ = nullptr;
+  stream_ = nullptr;
+  stream_principal_.clear();
+  closed_ = reading_ = writing_ = in_process_ = wait_upstream_ = false;
+  upstream_write_inflight_ = stop_parsing_ = peer_eof_ = close_after_ = http2_ = false;
+  maybe_preface_ = true;
+  write_kind_ = WriteKind::kNone;
+  queued_write_.reset();
+  pending_ = depth_ = 0;
+  cx_active_ = {};
+  ssl_handshake_ = {};
+  ssl_error_ = {};
+  peer_workload_ = 0;
+  mutual_tls_ = stream_secure_ = false;
+  last_activity_ = {};
+  remote_hash_ = 0;
+  resetRequest();
+  rq_.active = false;
+  for (std::string* str :
+       {&upstream_head_, &cors_headers_, &shadow_body_, &response_head_, &replay_, &scratch_,
+        &set_cookie_, &log_method_, &log_path_, &log_authority_, &log_user_agent_, &log_request_id_,
+        &log_xff_, &log_traceparent_, &remote_address_, &local_address_}) {
+    clearString(*str);
+  }
+  shadow_clusters_.clear();
+}
 
 void HttpConnection::attachStream(DownstreamStream* stream, const DownstreamPeer& peer) {
   stream_ = stream;

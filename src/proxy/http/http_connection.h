@@ -45,6 +45,11 @@ class HttpConnection final : public UpstreamCallbacks, public DownstreamConnecti
                  std::optional<boost::asio::ip::tcp::endpoint> original_dst = std::nullopt);
   ~HttpConnection() override;
 
+  // A router for one HTTP/2 stream: one the worker kept from a finished stream (made like new),
+  // else a new one. attachStream() and start() follow.
+  static HttpConnection* forStream(
+      Worker& worker, uint32_t listener_slot,
+      const std::optional<boost::asio::ip::tcp::endpoint>& original_dst);
   // The router of one HTTP/2 stream: requests are read from, and responses written to,
   // `stream` instead of the socket; `peer` describes the client's connection. Before start().
   void attachStream(DownstreamStream* stream, const DownstreamPeer& peer);
@@ -153,6 +158,13 @@ class HttpConnection final : public UpstreamCallbacks, public DownstreamConnecti
   void writeDownstream(const BufferList& b, WriteKind kind);
   void onDownstreamWrite(const boost::system::error_code& ec);
   void close();
+  // Closed with nothing in flight: a stream's router goes back to the worker for the next
+  // stream, anything else is deleted.
+  void finish();
+  // A kept stream router back to the state of a new one (keeping its storage); every member
+  // below that a stream can change is reset here.
+  void resetForStream(uint32_t listener_slot,
+                      const std::optional<boost::asio::ip::tcp::endpoint>& original_dst);
   // The client speaks HTTP/2 (connection preface, or ALPN "h2"): an Http2ServerConnection
   // takes over the socket and what was read.
   void handOffToHttp2();

@@ -186,7 +186,8 @@ Worker::Worker(uint32_t index, stats::Store& store, IstioTelemetry& telemetry)
 
 Worker::~Worker() {
   // Connections delete themselves as their operations finish; whatever is left when the loop
-  // stopped is dropped with the process.
+  // stopped is dropped with the process. Kept routers have nothing in flight.
+  for (HttpConnection* c : spare_stream_routers_) delete c;
 }
 
 void Worker::start() {
@@ -478,6 +479,19 @@ void Worker::onHttp2StreamDone(Http2Upstream* c) {
 }
 
 void Worker::addConnection(DownstreamConnection* c) { connections_.push_back(c); }
+
+HttpConnection* Worker::takeStreamRouter() {
+  if (spare_stream_routers_.empty()) return nullptr;
+  HttpConnection* c = spare_stream_routers_.back();
+  spare_stream_routers_.pop_back();
+  return c;
+}
+
+bool Worker::keepStreamRouter(HttpConnection* c) {
+  if (draining_ || spare_stream_routers_.size() >= kSpareStreamRouters) return false;
+  spare_stream_routers_.push_back(c);
+  return true;
+}
 
 void Worker::removeConnection(DownstreamConnection* c) {
   auto it = std::find(connections_.begin(), connections_.end(), c);

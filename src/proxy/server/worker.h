@@ -26,6 +26,7 @@
 namespace mesh::proxy {
 
 class DownstreamConnection;
+class HttpConnection;
 class UpstreamConnection;
 class UpstreamCallbacks;
 class UpstreamRequest;
@@ -118,6 +119,11 @@ class Worker {
   // Downstream HTTP connections (HTTP/1.x, HTTP/2, and the routers of HTTP/2 streams).
   void addConnection(DownstreamConnection* c);
   void removeConnection(DownstreamConnection* c);
+  // Routers of finished HTTP/2 streams, kept for the next streams so that a stream allocates no
+  // router, parser, buffer or timer (HttpConnection::forStream). take: null when none is kept.
+  // keep: false when enough are kept (the caller deletes it).
+  HttpConnection* takeStreamRouter();
+  bool keepStreamRouter(HttpConnection* c);
 
   // ORIGINAL_DST for HTTP: a runtime like `base` (an ORIGINAL_DST cluster of the current or an
   // older snapshot) whose one host is `destination`, with its own connection pool. Kept while
@@ -161,6 +167,8 @@ class Worker {
 
   std::vector<Acceptor*> acceptors_;  // by slot; each deletes itself when closed
   std::vector<DownstreamConnection*> connections_;
+  static constexpr size_t kSpareStreamRouters = 32;
+  std::vector<HttpConnection*> spare_stream_routers_;
   size_t tcp_connections_ = 0;
   bool draining_ = false;
   std::function<void()> drain_done_;
