@@ -1505,5 +1505,52 @@ TEST(Http1ResponseTest, ResponseHostFieldsAreNotChecked) {
   ASSERT_EQ(out.messages.size(), 1u);
 }
 
+// reset(): a parser left in the middle of anything (a chunked body, trailers, an error) parses
+// the next message as a new parser would, under the limits it was reset with.
+TEST(Http1ParserResetTest, LeavesNothingOfTheLastExchangeAndTakesTheNewLimits) {
+  Http1Parser p(Type::kResponse);
+  std::string first =
+      "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n5\r\nhello\r\n0\r\n"
+      "x-trailer: t\r\n";  // cut inside the trailers
+  std::string_view in = first;
+  std::vector<Event> events;
+  for (;;) {
+    auto r = p.parse(in);
+    in.remove_prefix(r.consumed);
+    if (r.event == Event::kNeedMore) break;
+    ASSERT_NE(r.event, Event::kError);
+    events.push_back(r.event);
+  }
+  EXPECT_EQ(events, (std::vector<Event>{Event::kHead, Event::kBody}));
+  EXPECT_TRUE(p.inBody());
+  p.setRequestWasHead(true);  // for the next answer: reset forgets it
+  p.reset(Limits{});
+  std::string second = "HTTP/1.1 404 Not Found\r\ncontent-length: 3\r\n\r\nabc";
+  auto r = p.parse(second);
+  ASSERT_EQ(r.event, Event::kHead);
+  EXPECT_EQ(p.response().status, 404);
+  ASSERT_EQ(p.response().headers.size(), 1u);
+  EXPECT_EQ(p.response().headers[0].name, "content-length");
+  std::string_view rest = std::string_view(second).substr(r.consumed);
+  r = p.parse(rest);
+  ASSERT_EQ(r.event, Event::kBody);  // not a HEAD answer any more
+  EXPECT_EQ(r.data, "abc");
+  r = p.parse(rest.substr(r.consumed));
+  EXPECT_EQ(r.event, Event::kMessageComplete);
+  EXPECT_TRUE(p.trailers().empty());
+
+  // After an error, and with tighter limits: two fields are one too many.
+  auto bad = p.parse("HTTP/1.1 200 OK\r\nbad header\r\n\r\n");
+  ASSERT_EQ(bad.event, Event::kError);
+  Limits tight;
+  tight.max_headers = 1;
+  p.reset(tight);
+  EXPECT_TRUE(p.idle());
+  EXPECT_EQ(p.error(), ParseError::kNone);
+  r = p.parse("HTTP/1.1 200 OK\r\na: 1\r\nb: 2\r\n\r\n");
+  EXPECT_EQ(r.event, Event::kError);
+  EXPECT_EQ(p.error(), ParseError::kTooManyHeaders);
+}
+
 }  // namespace
 }  // namespace mesh::http
