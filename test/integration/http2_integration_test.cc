@@ -149,6 +149,7 @@ class Http2IntegrationTest : public ::testing::Test {
     hb_ = startHttpbin(dir_, "httpbin-v1", "v1");
     auto [crt, key] = writeCertifiedKey(dir_, "server", ca_.issue({"localhost"}, 100));
     log_path_ = dir_.file("access.log");
+    tls_log_path_ = dir_.file("access-tls.log");
     std::string yaml = proxyPreamble() +
                        "listeners:\n"
                        "- name: http\n  address: 127.0.0.1:0\n"
@@ -157,7 +158,7 @@ class Http2IntegrationTest : public ::testing::Test {
                        "}}\n"
                        "- name: https\n  address: 127.0.0.1:0\n"
                        "  http: {routeConfigName: r, accessLog: {enabled: true, path: " +
-                       log_path_ +
+                       tls_log_path_ +
                        "}}\n"
                        "  tls: {certificateChain: " +
                        crt + ", privateKey: " + key +
@@ -205,7 +206,7 @@ class Http2IntegrationTest : public ::testing::Test {
   TestCa ca_{"h2 test root"};
   Httpbin hb_;
   Proxy proxy_;
-  std::string log_path_;  // both listeners log here
+  std::string log_path_, tls_log_path_;  // each listener logs to its own file
   uint16_t port_ = 0, tls_port_ = 0;
 };
 
@@ -343,7 +344,7 @@ TEST_F(Http2IntegrationTest, LaterStreamsOnKeptRoutersStartClean) {
   // ended, which a route timeout may change).
   std::string log;
   auto deadline = Clock::now() + milliseconds(5000);
-  while (countOf(log, "\n") < 6 && Clock::now() < deadline) log = readFile(log_path_);
+  while (countOf(log, "\n") < 6 && Clock::now() < deadline) log = readFile(tls_log_path_);
   auto value = [](const std::string& line, const std::string& name) {
     size_t at = line.find("\"" + name + "\":");
     if (at == std::string::npos) return std::string("?");
@@ -363,6 +364,8 @@ TEST_F(Http2IntegrationTest, LaterStreamsOnKeptRoutersStartClean) {
                                    "/headers 200 -",          "/headers 200 -",
                                    "/slow/delay/5000 504 UT", "/status/418 418 -"};
   EXPECT_EQ(seen, want) << log;
+  // The plaintext listener's own log file has none of them.
+  EXPECT_EQ(readFile(log_path_).find("/status/418"), std::string::npos);
 }
 
 TEST_F(Http2IntegrationTest, CurlOverTlsNegotiatesH2ByAlpn) {

@@ -1619,11 +1619,7 @@ void HttpConnection::recordRequest() {
     worker_.istio().record(ts, key, ms, rq_.request_body_bytes, rq_.response_body_bytes);
   }
   if (l.access_log) {
-    AccessLogWriter& w = worker_.accessLog();
-    if (!w.isOpen()) {
-      Status st = w.open(l.access_log_path);
-      if (!st.ok()) MESH_LOG("main", warn, "{}", st.message());
-    }
+    AccessLogWriter& w = worker_.accessLog(l.access_log_path);
     AccessLogEntry e;
     e.start_time = rq_.start_wall;
     e.method = log_method_;

@@ -246,14 +246,8 @@ void Worker::applySnapshot(std::shared_ptr<const Snapshot> snapshot) {
     h.clusters.push_back(rt);
   }
   current_ = &h;
-  if (!access_log_.isOpen()) {
-    for (const auto& l : h.snapshot->listeners) {
-      if (l.access_log) {
-        Status st = access_log_.open(l.access_log_path);
-        if (!st.ok()) MESH_LOG("main", warn, "{}", st.message());
-        break;
-      }
-    }
+  for (const auto& l : h.snapshot->listeners) {
+    if (l.access_log) accessLog(l.access_log_path);  // a path that cannot be opened is logged now
   }
   collectGarbage();
 }
@@ -479,6 +473,20 @@ void Worker::onHttp2StreamDone(Http2Upstream* c) {
 }
 
 void Worker::addConnection(DownstreamConnection* c) { connections_.push_back(c); }
+
+AccessLogWriter& Worker::accessLog(const std::string& path) {
+  for (auto& [p, w] : access_logs_) {
+    if (p == path) {
+      // A path that could not be opened is tried again (its warning was logged once).
+      if (!w->isOpen()) static_cast<void>(w->open(path));
+      return *w;
+    }
+  }
+  auto& [p, w] = access_logs_.emplace_back(path, std::make_unique<AccessLogWriter>());
+  Status st = w->open(path);
+  if (!st.ok()) MESH_LOG("main", warn, "{}", st.message());
+  return *w;
+}
 
 HttpConnection* Worker::takeStreamRouter() {
   if (spare_stream_routers_.empty()) return nullptr;

@@ -134,7 +134,9 @@ class Worker {
   stats::ThreadStats& stats() { return stats_; }
   IstioTelemetry::WorkerCache& istio() { return istio_; }
   Random& random() { return random_; }
-  AccessLogWriter& accessLog() { return access_log_; }
+  // The access log writer for a listener's path (opened on first use; "" is stdout). Each
+  // listener's requests go to its own file.
+  AccessLogWriter& accessLog(const std::string& path);
   // Coarse clock, updated once per loop turn of the tick; for idle bookkeeping only.
   std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
 
@@ -156,7 +158,8 @@ class Worker {
   stats::ThreadStats& stats_;
   IstioTelemetry::WorkerCache istio_;
   FastRandom random_;
-  AccessLogWriter access_log_;
+  // By path; a handful at most (one per listener with an access log).
+  std::vector<std::pair<std::string, std::unique_ptr<AccessLogWriter>>> access_logs_;
   boost::asio::steady_timer tick_timer_;
 
   std::list<SnapshotHolder> holders_;
