@@ -1,7 +1,6 @@
 #include "proxy/http/http2_server_session.h"
 
 #include <array>
-#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <utility>
@@ -461,8 +460,9 @@ bool Http2ServerSession::submitResponseHead(Stream& s, const http::ResponseHead&
   for (const auto& h : head.headers) {
     if (connectionSpecific(h.name)) continue;
     size_t at = nv_names_.size();
-    for (char c : h.name) {
-      nv_names_.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+    nv_names_.append(h.name);
+    for (size_t i = at; i < nv_names_.size(); ++i) {
+      nv_names_[i] = http::toLowerAscii(nv_names_[i]);  // ASCII, not the C locale's tolower
     }
     nv_.push_back(makeNv(std::string_view(nv_names_).substr(at, h.name.size()), h.value));
   }
