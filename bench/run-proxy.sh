@@ -11,20 +11,25 @@
 #                                  server's chain verified against CA): the client-side sidecar
 # peerbench's certificates carry DNS SANs (no SPIFFE ids), so mtls-out verifies the chain only;
 # the mesh's own SAN check (subjectAltNames) costs one string compare per handshake.
+# PROXY_TLS_MAX=TLSv1_2 caps every TLS mode at TLS 1.2 (default: TLS 1.3, as Istio's mesh). For a
+# like-for-like row beside peerbench's nginx 1.22, whose default ssl_protocols and
+# proxy_ssl_protocols stop at TLS 1.2 (HAProxy 2.6 negotiates TLS 1.3 there).
 set -euo pipefail
 PROXY=$1 LISTEN=$2 UPSTREAM=$3 DIR=$4
 MODE=${5:-plain}
 LISTENER_TLS="" CLUSTER_TLS="" NAME=bench
+MAXV=""
+if [ -n "${PROXY_TLS_MAX:-}" ]; then MAXV=", maxVersion: $PROXY_TLS_MAX"; fi
 case "$MODE" in
   plain) ;;
   tls)
-    LISTENER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\"}"
+    LISTENER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\"$MAXV}"
     NAME=bench-tls ;;
   mtls-in)
-    LISTENER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", requireClientCertificate: true}"
+    LISTENER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", requireClientCertificate: true$MAXV}"
     NAME=bench-mtls-in ;;
   mtls-out)
-    CLUSTER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", sni: \"$9\"}"
+    CLUSTER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", sni: \"$9\"$MAXV}"
     NAME=bench-mtls-out ;;
   *) echo "run-proxy.sh: unknown mode '$MODE' (plain, tls, mtls-in, mtls-out)" >&2; exit 2 ;;
 esac
