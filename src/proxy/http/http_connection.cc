@@ -192,9 +192,7 @@ void HttpConnection::resetForStream(
   in_.reset();
   const ListenerInfo* l = worker_.snapshot().listenerBySlot(listener_slot);
   parser_.reset(l ? l->limits : http::Limits{});
-  upstream_ = nullptr;
-  stream_ = nullptr;
-  stream_principal_.clear();
+  stream_principal_.clear();  // upstream_ and stream_ are null already (finish())
   closed_ = reading_ = writing_ = in_process_ = wait_upstream_ = false;
   upstream_write_inflight_ = stop_parsing_ = peer_eof_ = close_after_ = http2_ = false;
   maybe_preface_ = true;
@@ -209,7 +207,6 @@ void HttpConnection::resetForStream(
   last_activity_ = {};
   remote_hash_ = 0;
   resetRequest();
-  rq_.active = false;
   for (std::string* str :
        {&upstream_head_, &cors_headers_, &shadow_body_, &response_head_, &replay_, &scratch_,
         &set_cookie_, &log_method_, &log_path_, &log_authority_, &log_user_agent_, &log_request_id_,
