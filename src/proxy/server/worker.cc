@@ -187,7 +187,7 @@ Worker::Worker(uint32_t index, stats::Store& store, IstioTelemetry& telemetry)
 Worker::~Worker() {
   // Connections delete themselves as their operations finish; whatever is left when the loop
   // stopped is dropped with the process. Kept routers have nothing in flight.
-  for (HttpConnection* c : spare_stream_routers_) delete c;
+  freeStreamRouters();
 }
 
 void Worker::start() {
@@ -230,6 +230,10 @@ void Worker::tick() {
       }
     }
     collectOriginalDst();
+    // Kept stream routers (each with its read buffer) are freed after a second without a new
+    // HTTP/2 stream: an idle worker holds none.
+    if (!stream_router_wanted_) freeStreamRouters();
+    stream_router_wanted_ = false;
     collectGarbage();
     if (!io_.stopped()) tick();
   });
@@ -489,10 +493,16 @@ AccessLogWriter& Worker::accessLog(const std::string& path) {
 }
 
 HttpConnection* Worker::takeStreamRouter() {
+  stream_router_wanted_ = true;
   if (spare_stream_routers_.empty()) return nullptr;
   HttpConnection* c = spare_stream_routers_.back();
   spare_stream_routers_.pop_back();
   return c;
+}
+
+void Worker::freeStreamRouters() {
+  for (HttpConnection* c : spare_stream_routers_) delete c;
+  spare_stream_routers_.clear();
 }
 
 bool Worker::keepStreamRouter(HttpConnection* c) {

@@ -121,7 +121,8 @@ class Worker {
   void removeConnection(DownstreamConnection* c);
   // Routers of finished HTTP/2 streams, kept for the next streams so that a stream allocates no
   // router, parser, buffer or timer (HttpConnection::forStream). take: null when none is kept.
-  // keep: false when enough are kept (the caller deletes it).
+  // keep: false when enough are kept (the caller deletes it). Freed by the tick after a second
+  // with no new stream.
   HttpConnection* takeStreamRouter();
   bool keepStreamRouter(HttpConnection* c);
 
@@ -146,6 +147,7 @@ class Worker {
   void collectGarbage();
   ClusterRuntime* runtimeFor(const std::shared_ptr<const ClusterInfo>& info);
   void maybeFinishDrain();
+  void freeStreamRouters();
   void collectOriginalDst();
   struct OriginalDstEntry {
     std::shared_ptr<const ClusterInfo> base;  // keeps the base's address unique while cached
@@ -172,6 +174,7 @@ class Worker {
   std::vector<DownstreamConnection*> connections_;
   static constexpr size_t kSpareStreamRouters = 32;
   std::vector<HttpConnection*> spare_stream_routers_;
+  bool stream_router_wanted_ = false;  // a stream asked for a router since the last tick
   size_t tcp_connections_ = 0;
   bool draining_ = false;
   std::function<void()> drain_done_;
