@@ -8,12 +8,14 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "core/tls/transport_socket.h"
+#include "core/turn_clock.h"
 
 namespace mesh::net {
 namespace {
@@ -88,6 +90,32 @@ TEST(IoBatcherTest, OneTurnsWritesLeaveInOneSubmissionInOrder) {
     EXPECT_EQ(written[i], payloads[i].size());
     EXPECT_EQ(readExactly(p.in[i], payloads[i].size()), payloads[i]);
   }
+}
+
+TEST(IoBatcherTest, OneFlushsCompletionsShareOneClockReading) {
+  boost::asio::io_context io;
+  if (!batching(io)) GTEST_SKIP() << "io_uring is not available here";
+  Pairs p(io, 2);
+  const std::string payload = "x";
+  std::vector<std::chrono::steady_clock::time_point> seen;
+  std::chrono::steady_clock::time_point after_flush;
+  boost::asio::post(io, [&] {
+    for (auto& out : p.out) {
+      out->asyncWrite(boost::asio::buffer(payload), [&](const boost::system::error_code&, size_t) {
+        seen.push_back(TurnClock::now());
+        if (seen.size() == 1) {
+          // The first callback outlasts a clock tick; the second still sees the same time.
+          for (int i = 0; i < 100000000 && std::chrono::steady_clock::now() <= seen[0]; ++i) {
+          }
+          boost::asio::post(io, [&] { after_flush = TurnClock::now(); });
+        }
+      });
+    }
+  });
+  io.run();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], seen[1]);
+  EXPECT_GT(after_flush, seen[0]);  // a handler outside the flush reads the clock
 }
 
 TEST(IoBatcherTest, AWriteLargerThanTheSocketBufferFinishesOnceThePeerReads) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <regex>
+#include <vector>
 
 #include "proxy/telemetry/access_log.h"
 #include "proxy/telemetry/response_flags.h"
@@ -17,6 +18,35 @@ TEST(RequestIdTest, IsAVersion4Uuid) {
   std::string a(makeRequestId(r).view()), b(makeRequestId(r).view());
   EXPECT_TRUE(std::regex_match(a, uuid)) << a;
   EXPECT_NE(a, b);
+}
+
+// Returns the values it was given, in order.
+class ScriptedRandom final : public Random {
+ public:
+  explicit ScriptedRandom(std::vector<uint64_t> v) : values_(std::move(v)) {}
+  uint64_t next() override { return values_.at(i_++); }
+
+ private:
+  std::vector<uint64_t> values_;
+  size_t i_ = 0;
+};
+
+TEST(RequestIdTest, SpellsTheRandomBitsWithVersionAndVariantSet) {
+  ScriptedRandom r({0x0123456789abcdefULL, 0xfedcba9876543210ULL});
+  EXPECT_EQ(makeRequestId(r).view(), "01234567-89ab-4def-bedc-ba9876543210");
+  ScriptedRandom ones({~0ULL, ~0ULL});
+  EXPECT_EQ(makeRequestId(ones).view(), "ffffffff-ffff-4fff-bfff-ffffffffffff");
+}
+
+TEST(TraceTest, NewIdsAreTheRandomBitsInLowerCaseHex) {
+  ScriptedRandom r({0x00000000000000ffULL, 0xa0b1c2d3e4f50617ULL, 0x0102030405060708ULL});
+  TraceHeaders t;
+  testing::ParsedRequest req(testing::get("h", "/", ""));
+  ASSERT_TRUE(req.ok());
+  continueTrace(req.head().headers, r, 0, &t);
+  EXPECT_EQ(t.traceIdView(), "00000000000000ffa0b1c2d3e4f50617");
+  EXPECT_EQ(t.spanIdView(), "0102030405060708");
+  EXPECT_EQ(t.traceparentView(), "00-00000000000000ffa0b1c2d3e4f50617-0102030405060708-00");
 }
 
 TraceHeaders trace(const std::string& headers, double sampling = 100) {

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/turn_clock.h"
 
 namespace mesh::net {
 
@@ -253,6 +254,7 @@ void IoBatcher::flush() {
       break;
     }
   }
+  TurnClock::Batch batch;  // the callbacks below share one clock reading (core/turn_clock.h)
   for (size_t i = 0; i < running_.size(); ++i) {
     Op* s = running_[i];
     if (s == nullptr) continue;  // cancelled by an earlier callback

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/log.h"
+#include "core/turn_clock.h"
 #include "proxy/http/http_connection.h"
 #include "proxy/server/worker.h"
 
@@ -181,7 +182,7 @@ Http2ServerConnection::~Http2ServerConnection() = default;
 
 void Http2ServerConnection::start() {
   Guard g(this);
-  last_activity_ = Clock::now();
+  last_activity_ = TurnClock::now();
   worker_.addConnection(this);
   std::string initial = std::move(initial_);
   if (!initial.empty()) receive(initial);
@@ -210,7 +211,7 @@ void Http2ServerConnection::onRead(const boost::system::error_code& ec, size_t n
     close();  // the client is gone (or done after our GOAWAY): every stream with it
     return;
   }
-  last_activity_ = Clock::now();
+  last_activity_ = TurnClock::now();
   if (lingering_) {
     startRead();  // after our GOAWAY: what the client still sends is dropped
     return;
@@ -227,7 +228,7 @@ void Http2ServerConnection::receive(std::string_view bytes) {
   receiving_ = false;
   if (!more) {
     read_done_ = true;
-    goaway_at_ = Clock::now();
+    goaway_at_ = TurnClock::now();
     if (session_->goawayCode() != 0) {
       if (const ListenerInfo* l = worker_.snapshot().listenerBySlot(slot_)) {
         worker_.stats().inc(l->stats.protocol_error);
@@ -308,7 +309,7 @@ void Http2ServerConnection::onWrite(const boost::system::error_code& ec) {
     close();
     return;
   }
-  last_activity_ = Clock::now();
+  last_activity_ = TurnClock::now();
   out_.clear();
   flushNow();
 }

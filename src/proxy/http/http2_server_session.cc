@@ -9,6 +9,9 @@
 #include "core/log.h"
 
 namespace mesh::proxy {
+
+using namespace std::string_view_literals;
+
 namespace {
 
 constexpr std::string_view kCrlf = "\r\n";
@@ -121,6 +124,7 @@ Http2ServerSession::Http2ServerSession(Callbacks& cb, const Http2Limits& limits)
       {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, limits_.max_concurrent_streams},
       {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, limits_.initial_stream_window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, limits_.max_header_list_bytes},
+      {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
   };
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
@@ -282,7 +286,7 @@ int Http2ServerSession::onHeader(nghttp2_session*, const nghttp2_frame* f, const
   std::string_view v = view(value, vlen);
   if (f->headers.cat != NGHTTP2_HCAT_REQUEST) {
     // Trailers (nghttp2 refuses pseudo-headers there).
-    s->trailers.append(n).append(": ").append(v).append(kCrlf);
+    s->trailers.append(n).append(": "sv).append(v).append(kCrlf);
     return 0;
   }
   if (!n.empty() && n[0] == ':') {
@@ -301,14 +305,14 @@ int Http2ServerSession::onHeader(nghttp2_session*, const nghttp2_frame* f, const
   }
   if (n == "cookie") {
     // Split cookie fields are one field again in HTTP/1.1 (RFC 9113 8.2.3).
-    if (!s->cookie.empty()) s->cookie.append("; ");
+    if (!s->cookie.empty()) s->cookie.append("; "sv);
     s->cookie.append(v);
     return 0;
   }
   // "te: trailers" is hop-by-hop; "expect" would make the router answer 100 in HTTP/1.1.
   if (n == "te" || n == "expect") return 0;
   if (n == "content-length") s->has_content_length = true;
-  s->fields.append(n).append(": ").append(v).append(kCrlf);
+  s->fields.append(n).append(": "sv).append(v).append(kCrlf);
   return 0;
 }
 
@@ -323,12 +327,12 @@ void Http2ServerSession::finishRequestHead(Stream& s, bool end_stream) {
   // :authority wins over Host (RFC 9113 8.3.1); CONNECT names the authority as its target.
   const std::string& authority = s.authority.empty() ? s.host : s.authority;
   head.append(s.method == "CONNECT" ? authority : s.path);
-  head.append(" HTTP/1.1\r\n");
-  if (!authority.empty()) head.append("host: ").append(authority).append(kCrlf);
+  head.append(" HTTP/1.1\r\n"sv);
+  if (!authority.empty()) head.append("host: "sv).append(authority).append(kCrlf);
   head.append(s.fields);
-  if (!s.cookie.empty()) head.append("cookie: ").append(s.cookie).append(kCrlf);
+  if (!s.cookie.empty()) head.append("cookie: "sv).append(s.cookie).append(kCrlf);
   s.chunked = !end_stream && !s.has_content_length;
-  if (s.chunked) head.append("transfer-encoding: chunked\r\n");
+  if (s.chunked) head.append("transfer-encoding: chunked\r\n"sv);
   head.append(kCrlf);
   s.head_done = true;
   s.parser.setRequestWasHead(s.method == "HEAD");
@@ -343,7 +347,7 @@ void Http2ServerSession::endRequestBody(Stream& s) {
   s.request_ended = true;
   if (s.discard) return;
   if (s.chunked) {
-    s.in.append("0\r\n");
+    s.in.append("0\r\n"sv);
     s.in.append(s.trailers);  // with a known length the trailers are dropped (RFC 9110 6.5.1)
     s.in.append(kCrlf);
   }

@@ -10,6 +10,7 @@
 #include "core/hash.h"
 #include "core/http/status_codes.h"
 #include "core/log.h"
+#include "core/turn_clock.h"
 #include "proxy/http/grpc.h"
 #include "proxy/http/http2_server_connection.h"
 #include "proxy/http/shadow_request.h"
@@ -20,6 +21,9 @@
 #include "proxy/telemetry/response_flags.h"
 
 namespace mesh::proxy {
+
+using namespace std::string_view_literals;
+
 namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
@@ -35,7 +39,7 @@ using Clock = std::chrono::steady_clock;
 
 void appendHeader(std::string& out, std::string_view name, std::string_view value) {
   out.append(name);
-  out.append(": ");
+  out.append(": "sv);
   out.append(value);
   out.append(kCrlf);
 }
@@ -240,7 +244,7 @@ void HttpConnection::start() {
   Guard g(this);
   if (stream_ != nullptr) {
     // An HTTP/2 stream: the connection (Http2ServerConnection) counts and idles itself.
-    last_activity_ = Clock::now();
+    last_activity_ = TurnClock::now();
     worker_.addConnection(this);
     startRead();
     return;
@@ -264,7 +268,7 @@ void HttpConnection::start() {
     worker_.stats().inc(l->stats.cx_total);
     worker_.stats().add(cx_active_, 1);
   }
-  last_activity_ = Clock::now();
+  last_activity_ = TurnClock::now();
   worker_.addConnection(this);
   if (socket_.secure()) {
     if (!socket_.handshakeDone()) {
@@ -300,7 +304,7 @@ void HttpConnection::startHandshake() {
       return;
     }
     if (ssl_handshake_.valid()) worker_.stats().inc(ssl_handshake_);
-    last_activity_ = Clock::now();
+    last_activity_ = TurnClock::now();
     onSecure();
     if (!maybe_preface_) {
       handOffToHttp2();  // ALPN chose h2
@@ -368,7 +372,7 @@ void HttpConnection::onRead(const boost::system::error_code& ec, size_t n) {
     return;
   }
   in_.commit(n);
-  last_activity_ = Clock::now();
+  last_activity_ = TurnClock::now();
   processInput();
 }
 
@@ -459,7 +463,7 @@ void HttpConnection::onDownstreamWrite(const boost::system::error_code& ec) {
     close();
     return;
   }
-  last_activity_ = Clock::now();
+  last_activity_ = TurnClock::now();
   WriteKind kind = write_kind_;
   write_kind_ = WriteKind::kNone;
   switch (kind) {
@@ -584,8 +588,8 @@ void HttpConnection::onRequestHead() {
   const http::RequestHead& req = parser_.request();
   resetRequest();
   rq_.active = true;
-  rq_.start = Clock::now();
-  rq_.start_wall = std::chrono::system_clock::now();
+  rq_.start = TurnClock::now();
+  rq_.start_wall = TurnClock::wallNow();
   rq_.holder = worker_.retainCurrent();
   rq_.listener = rq_.holder->snapshot->listenerBySlot(slot_);
   rq_.version = req.version;
@@ -789,7 +793,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     }
   }
   out.append(scratch_);
-  out.append(" HTTP/1.1\r\n");
+  out.append(" HTTP/1.1\r\n"sv);
   const std::string_view host = route.host_rewrite.empty() ? req.host : route.host_rewrite;
   appendHeader(out, "host", host);
 
@@ -816,7 +820,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     if (extra_tokens && namedInConnection(req.headers, n)) continue;
     appendHeader(out, n, h.value);
   }
-  if (rq_.chunked) out.append("transfer-encoding: chunked\r\n");
+  if (rq_.chunked) out.append("transfer-encoding: chunked\r\n"sv);
   if (!has_request_id && rq_.listener->generate_request_id) {
     RequestId id = makeRequestId(worker_.random());
     appendHeader(out, "x-request-id", id.view());
@@ -825,7 +829,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
   // As Envoy: the scheme the client used to reach this proxy, unless a previous hop said.
   if (!has_forwarded_proto) {
     const bool secure = http2_ ? stream_secure_ : socket_.secure();
-    out.append(secure ? "x-forwarded-proto: https\r\n" : "x-forwarded-proto: http\r\n");
+    out.append(secure ? "x-forwarded-proto: https\r\n"sv : "x-forwarded-proto: http\r\n"sv);
   }
   TraceHeaders trace;
   continueTrace(req.headers, worker_.random(), rq_.listener->trace_sampling, &trace);
@@ -887,7 +891,7 @@ void HttpConnection::startAttempt() {
   worker_.stats().inc(cluster.info->stats.rq_total);
   worker_.stats().inc(cluster.info->hosts[host].stats.rq_total);
   rq_.upstream_head_pending = true;
-  rq_.upstream_start = Clock::now();
+  rq_.upstream_start = TurnClock::now();
   if (rq_.retry != nullptr && rq_.retry->per_try_timeout.count() > 0) {
     uint32_t gen = rq_.generation;
     ++pending_;
@@ -1027,7 +1031,7 @@ void HttpConnection::onRequestComplete() {
     }
   } else if (rq_.forwarding && rq_.chunked && rq_.replayable) {
     // Between attempts: the end of the body goes into the replay for the next one.
-    replay_.append("0\r\n");
+    replay_.append("0\r\n"sv);
     for (const auto& t : parser_.trailers()) appendHeader(replay_, t.name, t.value);
     replay_.append(kCrlf);
   }
@@ -1071,7 +1075,7 @@ void HttpConnection::sendShadows() {
     pos = end + 2;
     if (line.empty()) break;
     if (line.starts_with("host: ")) {
-      out.append("host: ").append(shadowHost(line.substr(6))).append(kCrlf);
+      out.append("host: "sv).append(shadowHost(line.substr(6))).append(kCrlf);
       continue;
     }
     if (line.starts_with("transfer-encoding: ")) continue;
@@ -1119,8 +1123,8 @@ void HttpConnection::onParseError() {
   if (!rq_.active) {
     resetRequest();
     rq_.active = true;
-    rq_.start = Clock::now();
-    rq_.start_wall = std::chrono::system_clock::now();
+    rq_.start = TurnClock::now();
+    rq_.start_wall = TurnClock::wallNow();
     rq_.holder = worker_.retainCurrent();
     rq_.listener = l;
     rq_.keep_alive = false;
@@ -1372,7 +1376,7 @@ void HttpConnection::onUpstreamHead(const http::ResponseHead& resp) {
     return;
   }
   rq_.upstream_service_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - rq_.upstream_start)
+      std::chrono::duration_cast<std::chrono::milliseconds>(TurnClock::now() - rq_.upstream_start)
           .count();
   buildResponseHead(resp);
   rq_.response_head_pending = true;
@@ -1391,7 +1395,7 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
 
   std::string& out = response_head_;
   out.clear();
-  out.append("HTTP/1.1 ");
+  out.append("HTTP/1.1 "sv);
   out.append(std::to_string(resp.status));
   out.push_back(' ');
   out.append(resp.reason.empty() ? http::reasonPhrase(resp.status) : resp.reason);
@@ -1408,13 +1412,13 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   if (tops != nullptr) appendOps(out, *tops);
   if (!set_cookie_.empty()) appendHeader(out, "set-cookie", set_cookie_);
   out.append(cors_headers_);
-  if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n");
+  if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n"sv);
   if (rq_.tunnel) {
     upgrade::appendUpgradeFields(out, resp.headers);
   } else if (close_after_) {
-    out.append("connection: close\r\n");
+    out.append("connection: close\r\n"sv);
   } else if (rq_.version == http::Version::kHttp10) {
-    out.append("connection: keep-alive\r\n");
+    out.append("connection: keep-alive\r\n"sv);
   }
   out.append(kCrlf);
 }
@@ -1511,7 +1515,7 @@ void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint
   }
   std::string& out = response_head_;
   out.clear();
-  out.append("HTTP/1.1 ");
+  out.append("HTTP/1.1 "sv);
   out.append(std::to_string(status));
   out.push_back(' ');
   out.append(http::reasonPhrase(status));
@@ -1521,12 +1525,12 @@ void HttpConnection::sendLocalReply(uint16_t status, std::string_view body, uint
   } else {
     appendHeader(out, "content-length", std::to_string(body.size()));
   }
-  if (!body.empty()) out.append("content-type: text/plain\r\n");
+  if (!body.empty()) out.append("content-type: text/plain\r\n"sv);
   if (!location.empty()) appendHeader(out, "location", location);
   out.append(cors_headers_);  // a CORS-allowed origin sees local replies too
   if (rq_.route != nullptr) appendOps(out, rq_.route->response_ops);
-  out.append("server: istio-envoy\r\n");
-  if (close_after_) out.append("connection: close\r\n");
+  out.append("server: istio-envoy\r\n"sv);
+  if (close_after_) out.append("connection: close\r\n"sv);
   out.append(kCrlf);
   rq_.response_body_bytes = rq_.head_request ? 0 : body.size();
   scratch_.assign(rq_.head_request ? std::string_view() : body);
@@ -1553,7 +1557,7 @@ void HttpConnection::finishRequest() {
   }
   bool request_done = rq_.request_complete || !rq_.body_expected;
   rq_.active = false;
-  last_activity_ = Clock::now();
+  last_activity_ = TurnClock::now();
   if (close_after_ || worker_.draining() || !request_done) {
     close();
     return;
@@ -1588,7 +1592,7 @@ void HttpConnection::recordRequest() {
     const stats::SeriesId xx[] = {l.stats.rq_2xx, l.stats.rq_3xx, l.stats.rq_4xx, l.stats.rq_5xx};
     ts.inc(xx[code / 100 - 2]);
   }
-  auto elapsed = Clock::now() - rq_.start;
+  auto elapsed = TurnClock::now() - rq_.start;
   double ms = std::chrono::duration<double, std::milli>(elapsed).count();
   if (snap.metrics_enabled) {
     RequestKey key;

@@ -5,6 +5,7 @@
 // reads again only once what it read has been written to the other. The request is recorded in
 // telemetry once, when the tunnel ends, with status 101 and the bytes each way.
 #include "core/log.h"
+#include "core/turn_clock.h"
 #include "proxy/http/http_connection.h"
 #include "proxy/server/worker.h"
 #include "proxy/telemetry/response_flags.h"
@@ -49,7 +50,7 @@ void HttpConnection::tunnelToUpstream() {
 void HttpConnection::onTunnelUpstreamWritten() {
   in_.consume(rq_.tunnel_inflight);
   rq_.tunnel_inflight = 0;
-  last_activity_ = std::chrono::steady_clock::now();
+  last_activity_ = TurnClock::now();
   tunnelToUpstream();
 }
 

@@ -1,14 +1,28 @@
 #include "proxy/http/tracing.h"
 
+#include <array>
+#include <cstring>
+
 namespace mesh::proxy {
 namespace {
 
-constexpr char kHex[] = "0123456789abcdef";
+// "00".."ff" for each byte value: a 64-bit id is eight table reads, not sixteen shifts.
+constexpr std::array<char, 512> makeHexPairs() {
+  constexpr char kDigits[] = "0123456789abcdef";
+  std::array<char, 512> t{};
+  for (int b = 0; b < 256; ++b) {
+    t[static_cast<size_t>(2 * b)] = kDigits[b >> 4];
+    t[static_cast<size_t>(2 * b + 1)] = kDigits[b & 0xf];
+  }
+  return t;
+}
+constexpr std::array<char, 512> kHexPairs = makeHexPairs();
 
-void writeHex(uint64_t v, char* out, int digits) {
-  for (int i = digits - 1; i >= 0; --i) {
-    out[i] = kHex[v & 0xf];
-    v >>= 4;
+// The 16 lower-case hex digits of v, most significant first.
+void writeHex64(uint64_t v, char* out) {
+  for (int i = 7; i >= 0; --i) {
+    std::memcpy(out + 2 * i, &kHexPairs[(v & 0xff) * 2], 2);
+    v >>= 8;
   }
 }
 
@@ -30,14 +44,19 @@ RequestId makeRequestId(Random& random) {
   hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
   lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
   char raw[32];
-  writeHex(hi, raw, 16);
-  writeHex(lo, raw + 16, 16);
+  writeHex64(hi, raw);
+  writeHex64(lo, raw + 16);
+  // 8-4-4-4-12
   char* o = id.text.data();
-  int j = 0;
-  for (int i = 0; i < 32; ++i) {
-    if (i == 8 || i == 12 || i == 16 || i == 20) o[j++] = '-';
-    o[j++] = raw[i];
-  }
+  std::memcpy(o, raw, 8);
+  o[8] = '-';
+  std::memcpy(o + 9, raw + 8, 4);
+  o[13] = '-';
+  std::memcpy(o + 14, raw + 12, 4);
+  o[18] = '-';
+  std::memcpy(o + 19, raw + 16, 4);
+  o[23] = '-';
+  std::memcpy(o + 24, raw + 20, 12);
   return id;
 }
 
@@ -91,13 +110,13 @@ void continueTrace(const http::HeaderList& headers, Random& random, double sampl
     }
   }
   if (!continued) {
-    writeHex(random.next(), out->trace_id.data(), 16);
-    writeHex(random.next(), out->trace_id.data() + 16, 16);
+    writeHex64(random.next(), out->trace_id.data());
+    writeHex64(random.next(), out->trace_id.data() + 16);
     out->sampled = random.chance(sampling_percent);
   }
   uint64_t span = random.next();
   if (span == 0) span = 1;
-  writeHex(span, out->span_id.data(), 16);
+  writeHex64(span, out->span_id.data());
 
   // traceparent needs a 128-bit id: pad a 64-bit B3 id on the left with zeros.
   char* t = out->traceparent.data();

@@ -5,6 +5,7 @@
 
 #include "core/log.h"
 #include "core/status.h"
+#include "core/turn_clock.h"
 #include "proxy/server/worker.h"
 
 namespace mesh::proxy {
@@ -238,7 +239,7 @@ Http2Upstream::Http2Upstream(Worker& worker, HostState& host, const Host& desc,
   session_ = newHttp2ClientSession(cbs, this);
   nghttp2_session_callbacks_del(cbs);
   MESH_RELEASE_ASSERT(session_ != nullptr, "nghttp2 session: out of memory");
-  idle_since_ = std::chrono::steady_clock::now();
+  idle_since_ = TurnClock::now();
 }
 
 Http2Upstream::~Http2Upstream() {
@@ -344,7 +345,7 @@ void Http2Upstream::forget(Stream* s) {
     }
   }
   if (streams_.empty() && waiting_.empty()) {
-    idle_since_ = std::chrono::steady_clock::now();
+    idle_since_ = TurnClock::now();
     if (goaway_ || (max_requests_ > 0 && requests_ >= max_requests_)) {
       // No stream will come again: close from the loop (not inside the stream's call).
       ++pending_;

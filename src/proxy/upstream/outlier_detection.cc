@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "core/log.h"
+#include "core/turn_clock.h"
 
 namespace mesh::proxy {
 
@@ -14,8 +15,7 @@ AttemptOutcome outcomeOfStatus(uint16_t status) {
 }
 
 int64_t outlierNowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::milliseconds>(TurnClock::now().time_since_epoch())
       .count();
 }
 

@@ -4,6 +4,7 @@
 #include <boost/asio/write.hpp>
 
 #include "core/log.h"
+#include "core/turn_clock.h"
 #include "proxy/server/worker.h"
 
 namespace mesh::proxy {
@@ -240,7 +241,7 @@ void UpstreamConnection::release(bool reusable) {
     return;
   }
   state_ = State::kIdle;
-  idle_since_ = std::chrono::steady_clock::now();
+  idle_since_ = TurnClock::now();
   worker_.onConnectionIdle(this);
   startRead();
 }
