@@ -2,8 +2,10 @@
 
 #include <openssl/ssl.h>
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 
@@ -127,6 +129,66 @@ void appendOps(std::string& out, const HeaderOps& ops) {
   for (const auto& [n, v] : ops.set) appendHeader(out, n, v);
   for (const auto& [n, v] : ops.add) appendHeader(out, n, v);
 }
+
+// Writes a message head with one bounds check per piece instead of std::string's capacity
+// check and call per append (four per field): the string is opened up to its capacity (grown
+// when a piece does not fit) and cut to what was written by done(). The request and response
+// heads are built this way on every request.
+class HeadWriter {
+ public:
+  // Opens at least `expect` bytes, at most kOpen more than that of a capacity grown earlier
+  // (an earlier huge head does not make every later one clear its whole buffer).
+  HeadWriter(std::string& out, size_t expect) : out_(out) {
+    out_.clear();
+    out_.resize(std::max(expect, std::min(out_.capacity(), expect + kOpen)));
+  }
+  void put(std::string_view s) { copy(room(s.size()), s); }
+  void put(char c) { *room(1) = c; }
+  void header(std::string_view name, std::string_view value) {
+    char* p = room(name.size() + value.size() + 4);
+    p = copy(p, name);
+    *p++ = ':';
+    *p++ = ' ';
+    p = copy(p, value);
+    *p++ = '\r';
+    *p = '\n';
+  }
+  void ops(const HeaderOps& o) {
+    for (const auto& [n, v] : o.set) header(n, v);
+    for (const auto& [n, v] : o.add) header(n, v);
+  }
+  // The head as written so far; `out` is an ordinary string again.
+  std::string& done() {
+    out_.resize(len_);
+    return out_;
+  }
+
+ private:
+  static char* copy(char* p, std::string_view s) {
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    return p + s.size();
+  }
+  char* room(size_t n) {
+    if (out_.size() - len_ < n) out_.resize(std::max(out_.size() * 2, len_ + n));
+    char* p = out_.data() + len_;
+    len_ += n;
+    return p;
+  }
+  static constexpr size_t kOpen = 2048;
+  std::string& out_;
+  size_t len_ = 0;
+};
+
+// A status code's digits, without a std::string.
+struct StatusDigits {
+  explicit StatusDigits(int status) {
+    auto r = std::to_chars(buf, buf + sizeof(buf), status);
+    len = static_cast<size_t>(r.ptr - buf);
+  }
+  operator std::string_view() const { return {buf, len}; }
+  char buf[12];
+  size_t len;
+};
 
 }  // namespace
 
@@ -777,10 +839,10 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
   const Route& route = *rq_.route;
   const HeaderOps& ops = route.request_ops;
   const HeaderOps& tops = rq_.target->request_ops;
-  std::string& out = upstream_head_;
-  out.clear();
-  out.append(req.method);
-  out.push_back(' ');
+  // Room for what is added to the client's fields (ids, trace context, metadata exchange).
+  HeadWriter out(upstream_head_, 1024);
+  out.put(req.method);
+  out.put(' ');
   if (!route.rewritePath(req, &scratch_)) {
     if (req.absolute_form) {
       scratch_.assign(req.path);
@@ -792,10 +854,10 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
       scratch_.assign(req.target);
     }
   }
-  out.append(scratch_);
-  out.append(" HTTP/1.1\r\n"sv);
+  out.put(scratch_);
+  out.put(" HTTP/1.1\r\n"sv);
   const std::string_view host = route.host_rewrite.empty() ? req.host : route.host_rewrite;
-  appendHeader(out, "host", host);
+  out.header("host", host);
 
   const bool extra_tokens = hasExtraConnectionTokens(req.headers);
   bool has_request_id = false;
@@ -818,38 +880,39 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     if (!ops.empty() && ops.drops(n)) continue;
     if (!tops.empty() && tops.drops(n)) continue;
     if (extra_tokens && namedInConnection(req.headers, n)) continue;
-    appendHeader(out, n, h.value);
+    out.header(n, h.value);
   }
-  if (rq_.chunked) out.append("transfer-encoding: chunked\r\n"sv);
+  if (rq_.chunked) out.put("transfer-encoding: chunked\r\n"sv);
   if (!has_request_id && rq_.listener->generate_request_id) {
     RequestId id = makeRequestId(worker_.random());
-    appendHeader(out, "x-request-id", id.view());
+    out.header("x-request-id", id.view());
     if (rq_.listener->access_log) log_request_id_.assign(id.view());
   }
   // As Envoy: the scheme the client used to reach this proxy, unless a previous hop said.
   if (!has_forwarded_proto) {
     const bool secure = http2_ ? stream_secure_ : socket_.secure();
-    out.append(secure ? "x-forwarded-proto: https\r\n"sv : "x-forwarded-proto: http\r\n"sv);
+    out.put(secure ? "x-forwarded-proto: https\r\n"sv : "x-forwarded-proto: http\r\n"sv);
   }
   TraceHeaders trace;
   continueTrace(req.headers, worker_.random(), rq_.listener->trace_sampling, &trace);
-  appendHeader(out, "traceparent", trace.traceparentView());
-  appendHeader(out, "x-b3-traceid", trace.traceIdView());
-  appendHeader(out, "x-b3-spanid", trace.spanIdView());
-  if (trace.has_parent) appendHeader(out, "x-b3-parentspanid", trace.parentView());
-  appendHeader(out, "x-b3-sampled", trace.sampledView());
+  out.header("traceparent", trace.traceparentView());
+  out.header("x-b3-traceid", trace.traceIdView());
+  out.header("x-b3-spanid", trace.spanIdView());
+  if (trace.has_parent) out.header("x-b3-parentspanid", trace.parentView());
+  out.header("x-b3-sampled", trace.sampledView());
   if (rq_.listener->access_log) log_traceparent_.assign(trace.traceparentView());
   if (rq_.listener->direction == Direction::kOutbound) {
     const NodeInfo& node = rq_.holder->snapshot->node;
     if (!node.peer_metadata.empty()) {
-      appendHeader(out, kPeerMetadataHeader, node.peer_metadata);
-      appendHeader(out, kPeerMetadataIdHeader, node.id);
+      out.header(kPeerMetadataHeader, node.peer_metadata);
+      out.header(kPeerMetadataIdHeader, node.id);
     }
   }
-  appendOps(out, ops);
-  appendOps(out, tops);
-  if (rq_.upgrade) upgrade::appendUpgradeFields(out, req.headers);
-  out.append(kCrlf);
+  out.ops(ops);
+  out.ops(tops);
+  std::string& head = out.done();
+  if (rq_.upgrade) upgrade::appendUpgradeFields(head, req.headers);
+  head.append(kCrlf);
 }
 
 void HttpConnection::startAttempt() {
@@ -1393,34 +1456,35 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   if (has_body && !rq_.response_chunked) close_after_ = true;
   if (!rq_.keep_alive || !rq_.request_complete || worker_.draining()) close_after_ = true;
 
-  std::string& out = response_head_;
-  out.clear();
-  out.append("HTTP/1.1 "sv);
-  out.append(std::to_string(resp.status));
-  out.push_back(' ');
-  out.append(resp.reason.empty() ? http::reasonPhrase(resp.status) : resp.reason);
-  out.append(kCrlf);
+  HeadWriter out(response_head_, 512);
+  out.put("HTTP/1.1 "sv);
+  out.put(StatusDigits(resp.status));
+  out.put(' ');
+  out.put(resp.reason.empty() ? http::reasonPhrase(resp.status) : resp.reason);
+  out.put(kCrlf);
   const bool extra_tokens = hasExtraConnectionTokens(resp.headers);
   for (const auto& h : resp.headers) {
     if (isHopByHop(h.name)) continue;
     if (!ops.empty() && ops.drops(h.name)) continue;
     if (tops != nullptr && !tops->empty() && tops->drops(h.name)) continue;
     if (extra_tokens && namedInConnection(resp.headers, h.name)) continue;
-    appendHeader(out, h.name, h.value);
+    out.header(h.name, h.value);
   }
-  appendOps(out, ops);
-  if (tops != nullptr) appendOps(out, *tops);
-  if (!set_cookie_.empty()) appendHeader(out, "set-cookie", set_cookie_);
-  out.append(cors_headers_);
-  if (rq_.response_chunked) out.append("transfer-encoding: chunked\r\n"sv);
-  if (rq_.tunnel) {
-    upgrade::appendUpgradeFields(out, resp.headers);
-  } else if (close_after_) {
-    out.append("connection: close\r\n"sv);
-  } else if (rq_.version == http::Version::kHttp10) {
-    out.append("connection: keep-alive\r\n"sv);
+  out.ops(ops);
+  if (tops != nullptr) out.ops(*tops);
+  if (!set_cookie_.empty()) out.header("set-cookie", set_cookie_);
+  out.put(cors_headers_);
+  if (rq_.response_chunked) out.put("transfer-encoding: chunked\r\n"sv);
+  if (!rq_.tunnel) {
+    if (close_after_) {
+      out.put("connection: close\r\n"sv);
+    } else if (rq_.version == http::Version::kHttp10) {
+      out.put("connection: keep-alive\r\n"sv);
+    }
   }
-  out.append(kCrlf);
+  std::string& head = out.done();
+  if (rq_.tunnel) upgrade::appendUpgradeFields(head, resp.headers);
+  head.append(kCrlf);
 }
 
 bool HttpConnection::onUpstreamBody(std::string_view data) {
