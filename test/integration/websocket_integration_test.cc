@@ -29,6 +29,17 @@ class WebSocketIntegrationTest : public ::testing::Test {
           connection.find("upgrade") != std::string::npos) {
         return ScriptedBackend::websocketUpgrade(req);
       }
+      if (req.target == "/hop") {
+        // What arrived of the client's fields, and a field this hop names in Connection.
+        BackendReply r;
+        std::string body =
+            "secret=[" + req.header("x-secret") + "] other=[" + req.header("x-other") + "]\n";
+        r.bytes =
+            "HTTP/1.1 200 OK\r\nconnection: keep-alive, X-Internal\r\n"
+            "x-internal: hop\r\nx-kept: end\r\ncontent-length: " +
+            std::to_string(body.size()) + "\r\n\r\n" + body;
+        return r;
+      }
       if (req.target == "/forbidden") {
         BackendReply r;
         r.bytes = "HTTP/1.1 403 Forbidden\r\ncontent-length: 7\r\n\r\nno ws!\n";
@@ -72,6 +83,25 @@ class WebSocketIntegrationTest : public ::testing::Test {
   Proxy proxy_;
   uint16_t port_ = 0;
 };
+
+// RFC 9110 7.6.1: fields named in Connection are this hop's and are not forwarded, either way;
+// the next request on the connection, naming none, has its fields forwarded.
+TEST_F(WebSocketIntegrationTest, FieldsNamedInConnectionStopAtTheProxy) {
+  startProxy();
+  HttpClient c(port_);
+  HttpResponse r = c.roundTrip(
+      "GET /hop HTTP/1.1\r\nHost: test.local\r\nConnection: keep-alive, X-Secret\r\n"
+      "X-Secret: 1\r\nX-Other: 2\r\n\r\n",
+      milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.body, "secret=[] other=[2]\n");
+  EXPECT_EQ(r.header("x-internal"), "");
+  EXPECT_EQ(r.header("x-kept"), "end");
+  r = c.roundTrip("GET /hop HTTP/1.1\r\nHost: test.local\r\nX-Secret: 3\r\n\r\n",
+                  milliseconds(5000));
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(r.body, "secret=[3] other=[]\n");
+}
 
 TEST_F(WebSocketIntegrationTest, HandshakeFramesAndCloseThroughTheProxy) {
   startProxy();

@@ -433,6 +433,8 @@ bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHe
               conn_keep_alive_ = true;
             } else if (equalsIgnoreCase(tok, "upgrade")) {
               conn_upgrade_ = true;
+            } else {
+              head->connection_names_fields = true;
             }
           });
         }
@@ -547,6 +549,7 @@ bool Http1Parser::parseRequestHead(std::string_view head) {
   r.content_length = 0;
   r.upgrade = false;
   r.has_transfer_encoding = false;
+  r.connection_names_fields = false;
   r.expect_continue = false;
   r.absolute_form = false;
   r.has_host_header = false;
@@ -633,6 +636,7 @@ bool Http1Parser::parseResponseHead(std::string_view head) {
   r.content_length = 0;
   r.upgrade = false;
   r.has_transfer_encoding = false;
+  r.connection_names_fields = false;
 
   size_t eol = head.find("\r\n");
   std::string_view line = head.substr(0, eol);

@@ -73,6 +73,9 @@ struct MessageHead {
   bool keep_alive = true;       // the sender allows another message on this connection
   bool upgrade = false;         // "Connection: upgrade" with an Upgrade field
   bool has_transfer_encoding = false;
+  // Connection names a token other than close, keep-alive and upgrade: the fields it names
+  // are hop-by-hop for this message too (RFC 9110 7.6.1).
+  bool connection_names_fields = false;
 };
 
 struct RequestHead : MessageHead {

@@ -83,26 +83,6 @@ bool namedInConnection(const http::HeaderList& headers, std::string_view name) {
   return false;
 }
 
-bool hasExtraConnectionTokens(const http::HeaderList& headers) {
-  for (const auto& h : headers) {
-    if (h.name.size() != 10 || !http::equalsIgnoreCase(h.name, "connection")) continue;
-    std::string_view list = h.value;
-    while (!list.empty()) {
-      size_t comma = list.find(',');
-      std::string_view tok = list.substr(0, comma);
-      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-      if (!tok.empty() && !http::equalsIgnoreCase(tok, "close") &&
-          !http::equalsIgnoreCase(tok, "keep-alive") && !http::equalsIgnoreCase(tok, "upgrade")) {
-        return true;
-      }
-      if (comma == std::string_view::npos) break;
-      list.remove_prefix(comma + 1);
-    }
-  }
-  return false;
-}
-
 std::string_view cookieValue(const http::HeaderList& headers, std::string_view name) {
   for (const auto& h : headers) {
     if (!http::equalsIgnoreCase(h.name, "cookie")) continue;
@@ -859,7 +839,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
   const std::string_view host = route.host_rewrite.empty() ? req.host : route.host_rewrite;
   out.header("host", host);
 
-  const bool extra_tokens = hasExtraConnectionTokens(req.headers);
+  const bool extra_tokens = req.connection_names_fields;
   bool has_request_id = false;
   bool has_forwarded_proto = false;
   for (const auto& h : req.headers) {
@@ -1462,7 +1442,7 @@ void HttpConnection::buildResponseHead(const http::ResponseHead& resp) {
   out.put(' ');
   out.put(resp.reason.empty() ? http::reasonPhrase(resp.status) : resp.reason);
   out.put(kCrlf);
-  const bool extra_tokens = hasExtraConnectionTokens(resp.headers);
+  const bool extra_tokens = resp.connection_names_fields;
   for (const auto& h : resp.headers) {
     if (isHopByHop(h.name)) continue;
     if (!ops.empty() && ops.drops(h.name)) continue;

@@ -1152,6 +1152,25 @@ TEST(Http1RequestTest, Http11KeepAliveTokenChangesNothing) {
   EXPECT_TRUE(out.messages[0].request.keep_alive);
 }
 
+TEST(Http1RequestTest, ConnectionNamingAFieldIsMarkedPerMessage) {
+  Outcome out = parseRequests(
+      "GET /1 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Private\r\n\r\n"
+      "GET /2 HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nX-Private: 1\r\n\r\n"
+      "GET /3 HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nConnection: x-a\r\n\r\n"
+      "GET /4 HTTP/1.1\r\nHost: a\r\nConnection: close, UPGRADE, Keep-Alive\r\n\r\n");
+  ASSERT_EQ(out.messages.size(), 4u);
+  EXPECT_TRUE(out.messages[0].request.connection_names_fields);
+  EXPECT_FALSE(out.messages[1].request.connection_names_fields);
+  EXPECT_TRUE(out.messages[2].request.connection_names_fields);
+  EXPECT_FALSE(out.messages[3].request.connection_names_fields);
+  Outcome resp = parseResponses(
+      "HTTP/1.1 200 OK\r\nConnection: x-hop\r\nContent-Length: 0\r\n\r\n"
+      "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_EQ(resp.messages.size(), 2u);
+  EXPECT_TRUE(resp.messages[0].response.connection_names_fields);
+  EXPECT_FALSE(resp.messages[1].response.connection_names_fields);
+}
+
 TEST(Http1RequestTest, ExpectContinueHeadComesBeforeBody) {
   std::string wire =
       "PUT /up HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 4\r\n\r\n";
