@@ -348,7 +348,8 @@ size_t Http1Parser::scanBlock(std::string_view in, bool start_line) {
   return 0;
 }
 
-bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHead* head) {
+// Every check on every line, in the order that decides which error a malformed line gets.
+bool Http1Parser::parseFieldsChecked(std::string_view block, HeaderList& out, MessageHead* head) {
   while (!block.empty()) {
     size_t eol = block.find('\r');  // every line ends in CRLF (checked while scanning)
     std::string_view line = block.substr(0, eol);
@@ -395,107 +396,143 @@ bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHe
     }
     std::string_view value = trimOws(raw);
     out.add(name, value);
-    if (head == nullptr) continue;
+    if (head != nullptr && !noteField(name, value, head)) return false;
+  }
+  return true;
+}
 
-    // Fields that decide framing and connection handling.
-    switch (name.size()) {
-      case 4:
-        if (equalsIgnoreCase(name, "host") && type_ == Type::kRequest) {
-          if (++host_count_ > 1) {
-            fail(ParseError::kDuplicateHost);
-            return false;
-          }
-          if (!validAuthority(value, false, false)) {
-            fail(ParseError::kBadHost);
-            return false;
-          }
-          auto* req = static_cast<RequestHead*>(head);
-          req->has_host_header = true;
-          if (!host_from_target_) req->host = value;
+// Fields that decide framing and connection handling (a field of a head, not a trailer).
+bool Http1Parser::noteField(std::string_view name, std::string_view value, MessageHead* head) {
+  switch (name.size()) {
+    case 4:
+      if (equalsIgnoreCase(name, "host") && type_ == Type::kRequest) {
+        if (++host_count_ > 1) {
+          fail(ParseError::kDuplicateHost);
+          return false;
         }
-        break;
-      case 6:
-        if (type_ == Type::kRequest && equalsIgnoreCase(name, "expect") &&
-            equalsIgnoreCase(value, "100-continue")) {
-          static_cast<RequestHead*>(head)->expect_continue = true;
+        if (!validAuthority(value, false, false)) {
+          fail(ParseError::kBadHost);
+          return false;
         }
-        break;
-      case 7:
-        if (equalsIgnoreCase(name, "upgrade") && !value.empty()) upgrade_field_ = true;
-        break;
-      case 10:
-        if (equalsIgnoreCase(name, "connection")) {
-          // Decided once all fields are seen: "close" wins over "keep-alive" in any order.
-          forEachListElement(value, [&](std::string_view tok) {
-            if (equalsIgnoreCase(tok, "close")) {
-              conn_close_ = true;
-            } else if (equalsIgnoreCase(tok, "keep-alive")) {
-              conn_keep_alive_ = true;
-            } else if (equalsIgnoreCase(tok, "upgrade")) {
-              conn_upgrade_ = true;
-            } else {
-              head->connection_names_fields = true;
-            }
-          });
-        }
-        break;
-      case 14:
-        if (equalsIgnoreCase(name, "content-length")) {
-          if (++content_length_count_ > 1) {
-            fail(ParseError::kDuplicateContentLength);
-            return false;
+        auto* req = static_cast<RequestHead*>(head);
+        req->has_host_header = true;
+        if (!host_from_target_) req->host = value;
+      }
+      break;
+    case 6:
+      if (type_ == Type::kRequest && equalsIgnoreCase(name, "expect") &&
+          equalsIgnoreCase(value, "100-continue")) {
+        static_cast<RequestHead*>(head)->expect_continue = true;
+      }
+      break;
+    case 7:
+      if (equalsIgnoreCase(name, "upgrade") && !value.empty()) upgrade_field_ = true;
+      break;
+    case 10:
+      if (equalsIgnoreCase(name, "connection")) {
+        // Decided once all fields are seen: "close" wins over "keep-alive" in any order.
+        forEachListElement(value, [&](std::string_view tok) {
+          if (equalsIgnoreCase(tok, "close")) {
+            conn_close_ = true;
+          } else if (equalsIgnoreCase(tok, "keep-alive")) {
+            conn_keep_alive_ = true;
+          } else if (equalsIgnoreCase(tok, "upgrade")) {
+            conn_upgrade_ = true;
+          } else {
+            head->connection_names_fields = true;
           }
-          if (value.empty() || value.size() > 18) {
+        });
+      }
+      break;
+    case 14:
+      if (equalsIgnoreCase(name, "content-length")) {
+        if (++content_length_count_ > 1) {
+          fail(ParseError::kDuplicateContentLength);
+          return false;
+        }
+        if (value.empty() || value.size() > 18) {
+          fail(ParseError::kBadContentLength);
+          return false;
+        }
+        uint64_t v = 0;
+        for (char c : value) {
+          if (c < '0' || c > '9') {
             fail(ParseError::kBadContentLength);
             return false;
           }
-          uint64_t v = 0;
-          for (char c : value) {
-            if (c < '0' || c > '9') {
-              fail(ParseError::kBadContentLength);
-              return false;
-            }
-            v = v * 10 + static_cast<uint64_t>(c - '0');
-          }
-          head->content_length = v;
+          v = v * 10 + static_cast<uint64_t>(c - '0');
         }
-        break;
-      case 17:
-        if (equalsIgnoreCase(name, "transfer-encoding")) {
-          head->has_transfer_encoding = true;
-          bool unknown = false;
-          bool empty = true;
-          forEachListElement(value, [&](std::string_view coding) {
-            empty = false;
-            size_t semi = coding.find(';');
-            std::string_view token = trimOws(coding.substr(0, semi));
-            ++te_codings_;
-            if (equalsIgnoreCase(token, "chunked")) {
-              te_chunked_last_ = true;
-              // RFC 9112 7: chunked has no parameters; ignoring one invites disagreement.
-              if (semi != std::string_view::npos) te_chunked_params_ = true;
-              return;
-            }
-            te_chunked_last_ = false;
-            if (!(equalsIgnoreCase(token, "gzip") || equalsIgnoreCase(token, "x-gzip") ||
-                  equalsIgnoreCase(token, "deflate") || equalsIgnoreCase(token, "compress") ||
-                  equalsIgnoreCase(token, "x-compress"))) {
-              unknown = true;
-            }
-          });
-          if (unknown) {
-            fail(ParseError::kUnknownTransferEncoding);
-            return false;
+        head->content_length = v;
+      }
+      break;
+    case 17:
+      if (equalsIgnoreCase(name, "transfer-encoding")) {
+        head->has_transfer_encoding = true;
+        bool unknown = false;
+        bool empty = true;
+        forEachListElement(value, [&](std::string_view coding) {
+          empty = false;
+          size_t semi = coding.find(';');
+          std::string_view token = trimOws(coding.substr(0, semi));
+          ++te_codings_;
+          if (equalsIgnoreCase(token, "chunked")) {
+            te_chunked_last_ = true;
+            // RFC 9112 7: chunked has no parameters; ignoring one invites disagreement.
+            if (semi != std::string_view::npos) te_chunked_params_ = true;
+            return;
           }
-          if (empty) {
-            fail(ParseError::kBadTransferEncoding);
-            return false;
+          te_chunked_last_ = false;
+          if (!(equalsIgnoreCase(token, "gzip") || equalsIgnoreCase(token, "x-gzip") ||
+                equalsIgnoreCase(token, "deflate") || equalsIgnoreCase(token, "compress") ||
+                equalsIgnoreCase(token, "x-compress"))) {
+            unknown = true;
           }
+        });
+        if (unknown) {
+          fail(ParseError::kUnknownTransferEncoding);
+          return false;
         }
-        break;
-      default:
-        break;
+        if (empty) {
+          fail(ParseError::kBadTransferEncoding);
+          return false;
+        }
+      }
+      break;
+    default:
+      break;
+  }
+  return true;
+}
+
+// The common case in one pass per line: a token, ':', field-value bytes, CRLF. A line that is
+// anything else (or an empty name) goes to parseFieldsChecked() from its start, which fails on
+// it with the same error as always.
+bool Http1Parser::parseFields(std::string_view block, HeaderList& out, MessageHead* head) {
+  const char* p = block.data();
+  const char* const end = p + block.size();
+  while (p != end) {
+    const char* line = p;
+    if (*p == '\r' && p + 1 != end && p[1] == '\n') return true;  // the terminating empty line
+    while (p != end && is(*p, kTchar)) ++p;
+    if (p == line || p == end || *p != ':') {
+      return parseFieldsChecked(std::string_view(line, static_cast<size_t>(end - line)), out, head);
     }
+    const std::string_view name(line, static_cast<size_t>(p - line));
+    ++p;
+    while (p != end && (*p == ' ' || *p == '\t')) ++p;
+    const char* value_begin = p;
+    while (p != end && is(*p, kFieldValue)) ++p;
+    if (p == end || *p != '\r' || p + 1 == end || p[1] != '\n') {
+      return parseFieldsChecked(std::string_view(line, static_cast<size_t>(end - line)), out, head);
+    }
+    const char* value_end = p;
+    while (value_end != value_begin && (value_end[-1] == ' ' || value_end[-1] == '\t')) {
+      --value_end;
+    }
+    p += 2;
+    const std::string_view value(value_begin, static_cast<size_t>(value_end - value_begin));
+    out.add(name, value);
+    if (head != nullptr && !noteField(name, value, head)) return false;
   }
   return true;
 }

@@ -166,6 +166,8 @@ class Http1Parser {
   bool parseResponseHead(std::string_view head);
   // Parses "name: value" lines of [begin,end) into `out`; `head` gets framing info when non-null.
   bool parseFields(std::string_view block, HeaderList& out, MessageHead* head);
+  bool parseFieldsChecked(std::string_view block, HeaderList& out, MessageHead* head);
+  bool noteField(std::string_view name, std::string_view value, MessageHead* head);
   bool finishFraming(MessageHead& head, bool is_request);
   void applyConnectionOptions(MessageHead& head, bool is_request);
   void startBody(const MessageHead& head);
