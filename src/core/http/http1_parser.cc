@@ -274,7 +274,7 @@ Http1Parser::Result Http1Parser::fail(ParseError e) {
 // Limits are judged on the bytes seen so far, the same way whether a line arrived whole or in
 // pieces: a check on the bytes before a line's LF comes first, as a split delivery may have seen
 // exactly those, and the check on a complete block covers its final CRLF.
-bool Http1Parser::blockOverLimit(size_t end, bool start_line) {
+bool Http1Parser::blockOverLimitSlow(size_t end, bool start_line) {
   const size_t len = end - block_begin_;
   if (start_line && !first_line_seen_ && type_ == Type::kRequest) {
     // An open request line longer than the URI limit plus room for method and version: 414,

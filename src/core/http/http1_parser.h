@@ -161,7 +161,14 @@ class Http1Parser {
   // Returns 0 while incomplete (or on error, with state_ == kError).
   size_t scanBlock(std::string_view in, bool start_line);
   // Fails (and returns true) when the block's bytes up to `end` already break a size limit.
-  bool blockOverLimit(size_t end, bool start_line);
+  // Whether the head so far (up to `end`) breaks a limit; called for every line, so the common
+  // case (within both limits below) is answered here.
+  bool blockOverLimit(size_t end, bool start_line) {
+    const size_t len = end - block_begin_;
+    if (len <= limits_.max_head_bytes && len <= limits_.max_uri_bytes) return false;
+    return blockOverLimitSlow(end, start_line);
+  }
+  bool blockOverLimitSlow(size_t end, bool start_line);
   bool parseRequestHead(std::string_view head);
   bool parseResponseHead(std::string_view head);
   // Parses "name: value" lines of [begin,end) into `out`; `head` gets framing info when non-null.

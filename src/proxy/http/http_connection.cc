@@ -122,9 +122,9 @@ class HeadWriter {
     out_.clear();
     out_.resize(std::max(expect, std::min(out_.capacity(), expect + kOpen)));
   }
-  void put(std::string_view s) { copy(room(s.size()), s); }
+  [[gnu::always_inline]] void put(std::string_view s) { copy(room(s.size()), s); }
   void put(char c) { *room(1) = c; }
-  void header(std::string_view name, std::string_view value) {
+  [[gnu::always_inline]] void header(std::string_view name, std::string_view value) {
     char* p = room(name.size() + value.size() + 4);
     p = copy(p, name);
     *p++ = ':';
