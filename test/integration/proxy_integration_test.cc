@@ -148,6 +148,19 @@ clusters:
   EXPECT_THAT(r.body, HasSubstr("\"x-request-id\":"));  // generated when absent
   EXPECT_THAT(r.body, HasSubstr("\"traceparent\":"));
 
+  // A B3 context continues with this hop as the span: the old parent is replaced, the flags
+  // go on as they came.
+  r = httpGet(port_, "/v2/headers",
+              {"x-b3-traceid: 463ac35c9f6413ad48485a3953bb6124", "x-b3-spanid: a2fb4a1d1a96d312",
+               "x-b3-parentspanid: 0020000000000001", "x-b3-sampled: 1", "x-b3-flags: 1"});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_THAT(r.body, HasSubstr("\"x-b3-traceid\":\"463ac35c9f6413ad48485a3953bb6124\""));
+  EXPECT_THAT(r.body, HasSubstr("\"x-b3-parentspanid\":\"a2fb4a1d1a96d312\""));
+  EXPECT_THAT(r.body, HasSubstr("\"x-b3-flags\":\"1\""));
+  EXPECT_THAT(r.body, HasSubstr("\"traceparent\":\"00-463ac35c9f6413ad48485a3953bb6124-"));
+  EXPECT_THAT(r.body, ::testing::Not(HasSubstr("0020000000000001")));
+  EXPECT_THAT(r.body, ::testing::Not(HasSubstr("a2fb4a1d1a96d312\"}")));  // not our span id
+
   // Header match.
   r = httpGet(port_, "/", {"end-user: jason"});
   ASSERT_TRUE(r.ok) << r.error;

@@ -58,6 +58,25 @@ TraceHeaders trace(const std::string& headers, double sampling = 100) {
   return t;
 }
 
+TEST(TraceTest, ContextTakesTheFirstOfEachAndSaysWhatIsReplaced) {
+  TraceContext in;
+  EXPECT_TRUE(in.take({"TraceParent", "first"}));
+  EXPECT_TRUE(in.take({"traceparent", "second"}));
+  EXPECT_TRUE(in.take({"x-b3-traceid", ""}));  // an empty first one still counts
+  EXPECT_TRUE(in.take({"x-b3-traceid", "later"}));
+  EXPECT_TRUE(in.take({"X-B3-SpanId", "s"}));
+  EXPECT_TRUE(in.take({"x-b3-sampled", "1"}));
+  EXPECT_TRUE(in.take({"x-b3-parentspanid", "p"}));  // replaced, not read
+  EXPECT_FALSE(in.take({"x-b3-flags", "1"}));        // read, and forwarded as it came
+  EXPECT_FALSE(in.take({"x-request-id", "r"}));
+  EXPECT_FALSE(in.take({"traceparents", "x"}));
+  EXPECT_EQ(in.traceparent, "first");
+  EXPECT_EQ(in.b3_trace_id, "");
+  EXPECT_EQ(in.b3_span_id, "s");
+  EXPECT_EQ(in.b3_sampled, "1");
+  EXPECT_EQ(in.b3_flags, "1");
+}
+
 TEST(TraceTest, ContinuesW3cWithANewSpan) {
   TraceHeaders t = trace(
       "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n");

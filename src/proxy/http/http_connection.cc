@@ -840,12 +840,14 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
   out.header("host", host);
 
   const bool extra_tokens = req.connection_names_fields;
+  TraceContext trace_in;
   bool has_request_id = false;
   bool has_forwarded_proto = false;
   for (const auto& h : req.headers) {
     std::string_view n = h.name;
     if (n.size() == 4 && http::equalsIgnoreCase(n, "host")) continue;
-    if (isHopByHop(n) || isTraceHeader(n)) continue;
+    if (isHopByHop(n)) continue;
+    if (trace_in.take(h)) continue;  // replaced below
     if (n.size() == 6 && http::equalsIgnoreCase(n, "expect")) continue;
     // Metadata exchange headers are this hop's: ours go out below, a peer's stop here.
     if ((n.size() == kPeerMetadataHeader.size() &&
@@ -874,7 +876,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     out.put(secure ? "x-forwarded-proto: https\r\n"sv : "x-forwarded-proto: http\r\n"sv);
   }
   TraceHeaders trace;
-  continueTrace(req.headers, worker_.random(), rq_.listener->trace_sampling, &trace);
+  continueTrace(trace_in, worker_.random(), rq_.listener->trace_sampling, &trace);
   out.header("traceparent", trace.traceparentView());
   out.header("x-b3-traceid", trace.traceIdView());
   out.header("x-b3-spanid", trace.spanIdView());

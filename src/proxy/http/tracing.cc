@@ -60,16 +60,38 @@ RequestId makeRequestId(Random& random) {
   return id;
 }
 
-bool isTraceHeader(std::string_view name) {
-  switch (name.size()) {
+bool TraceContext::take(const http::Header& h) {
+  const std::string_view n = h.name;
+  auto note = [&](std::string_view& slot, uint8_t bit) {
+    if ((seen_ & bit) == 0) slot = h.value;
+    seen_ |= bit;
+  };
+  switch (n.size()) {
+    case 10:
+      if (http::equalsIgnoreCase(n, "x-b3-flags")) note(b3_flags, 1);
+      return false;  // forwarded as it came
     case 11:
-      return http::equalsIgnoreCase(name, "traceparent") ||
-             http::equalsIgnoreCase(name, "x-b3-spanid");
+      if (http::equalsIgnoreCase(n, "traceparent")) {
+        note(traceparent, 2);
+        return true;
+      }
+      if (http::equalsIgnoreCase(n, "x-b3-spanid")) {
+        note(b3_span_id, 4);
+        return true;
+      }
+      return false;
     case 12:
-      return http::equalsIgnoreCase(name, "x-b3-traceid") ||
-             http::equalsIgnoreCase(name, "x-b3-sampled");
-    case 18:
-      return http::equalsIgnoreCase(name, "x-b3-parentspanid");
+      if (http::equalsIgnoreCase(n, "x-b3-traceid")) {
+        note(b3_trace_id, 8);
+        return true;
+      }
+      if (http::equalsIgnoreCase(n, "x-b3-sampled")) {
+        note(b3_sampled, 16);
+        return true;
+      }
+      return false;
+    case 17:
+      return http::equalsIgnoreCase(n, "x-b3-parentspanid");
     default:
       return false;
   }
@@ -77,11 +99,18 @@ bool isTraceHeader(std::string_view name) {
 
 void continueTrace(const http::HeaderList& headers, Random& random, double sampling_percent,
                    TraceHeaders* out) {
+  TraceContext in;
+  for (const auto& h : headers) in.take(h);
+  continueTrace(in, random, sampling_percent, out);
+}
+
+void continueTrace(const TraceContext& in, Random& random, double sampling_percent,
+                   TraceHeaders* out) {
   out->has_parent = false;
   out->trace_id_len = 32;
   bool continued = false;
   // W3C: version "00", 32 hex trace id, 16 hex parent id, 2 hex flags; all-zero ids invalid.
-  std::string_view tp = headers.get("traceparent");
+  std::string_view tp = in.traceparent;
   if (tp.size() >= 55 && tp[2] == '-' && tp[35] == '-' && tp[52] == '-' &&
       isLowerHex(tp.substr(0, 2)) && tp.substr(0, 2) != "ff" && isLowerHex(tp.substr(3, 32)) &&
       !allZero(tp.substr(3, 32)) && isLowerHex(tp.substr(36, 16)) && !allZero(tp.substr(36, 16)) &&
@@ -94,18 +123,18 @@ void continueTrace(const http::HeaderList& headers, Random& random, double sampl
     continued = true;
   }
   if (!continued) {
-    std::string_view b3_trace = headers.get("x-b3-traceid");
+    std::string_view b3_trace = in.b3_trace_id;
     if ((b3_trace.size() == 32 || b3_trace.size() == 16) && isLowerHex(b3_trace) &&
         !allZero(b3_trace)) {
       b3_trace.copy(out->trace_id.data(), b3_trace.size());
       out->trace_id_len = b3_trace.size();
-      std::string_view b3_span = headers.get("x-b3-spanid");
+      std::string_view b3_span = in.b3_span_id;
       if (b3_span.size() == 16 && isLowerHex(b3_span)) {
         b3_span.copy(out->parent_span_id.data(), 16);
         out->has_parent = true;
       }
-      std::string_view s = headers.get("x-b3-sampled");
-      out->sampled = s == "1" || s == "true" || headers.get("x-b3-flags") == "1";
+      std::string_view s = in.b3_sampled;
+      out->sampled = s == "1" || s == "true" || in.b3_flags == "1";
       continued = true;
     }
   }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
 #include <string_view>
 
 #include "core/http/headers.h"
@@ -34,12 +35,28 @@ struct TraceHeaders {
   std::string_view sampledView() const { return sampled ? "1" : "0"; }
 };
 
+// The incoming trace context fields (first of each; empty when absent).
+struct TraceContext {
+  std::string_view traceparent;
+  std::string_view b3_trace_id;
+  std::string_view b3_span_id;
+  std::string_view b3_sampled;
+  std::string_view b3_flags;
+  // Notes `h` if it is one of the fields above (the first of each counts, as HeaderList::get).
+  // Returns whether it is a field continueTrace() replaces (traceparent, x-b3-traceid,
+  // x-b3-spanid, x-b3-parentspanid, x-b3-sampled), so that a caller
+  // walking the fields once both collects the context and drops what it replaces.
+  bool take(const http::Header& h);
+
+ private:
+  uint8_t seen_ = 0;
+};
+
 // Derives this hop's trace headers from the incoming request: continues a W3C or B3 trace
 // (preferring traceparent), or starts one, sampled with probability sampling_percent/100.
+void continueTrace(const TraceContext& in, Random& random, double sampling_percent,
+                   TraceHeaders* out);
 void continueTrace(const http::HeaderList& headers, Random& random, double sampling_percent,
                    TraceHeaders* out);
-
-// Whether a header is one that continueTrace() replaces.
-bool isTraceHeader(std::string_view name);
 
 }  // namespace mesh::proxy
