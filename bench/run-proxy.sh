@@ -6,7 +6,10 @@
 #   plain                          plaintext HTTP in, plaintext HTTP to the upstream (h1, h2c, fixed)
 #   tls CERT KEY                   TLS terminated on the listener, plaintext upstream (tls, tlsnew)
 #   mtls-in CERT KEY CA            mTLS listener (client certificate required, verified against CA),
-#                                  plaintext upstream: the server-side sidecar of the mesh group
+#                                  plaintext upstream: the server-side sidecar of the mesh group, an
+#                                  INBOUND listener as Istio's (it reads the client sidecar's
+#                                  x-envoy-peer-metadata and reports as the destination; it does not
+#                                  add metadata exchange headers towards its app)
 #   mtls-out CERT KEY CA SNI       plaintext listener, mTLS to the upstream (client CERT/KEY, the
 #                                  server's chain verified against CA): the client-side sidecar
 # peerbench's certificates carry DNS SANs (no SPIFFE ids), so mtls-out verifies the chain only;
@@ -17,7 +20,7 @@
 set -euo pipefail
 PROXY=$1 LISTEN=$2 UPSTREAM=$3 DIR=$4
 MODE=${5:-plain}
-LISTENER_TLS="" CLUSTER_TLS="" NAME=bench
+LISTENER_TLS="" LISTENER_DIR="" CLUSTER_TLS="" NAME=bench
 MAXV=""
 if [ -n "${PROXY_TLS_MAX:-}" ]; then MAXV=", maxVersion: $PROXY_TLS_MAX"; fi
 case "$MODE" in
@@ -27,6 +30,7 @@ case "$MODE" in
     NAME=bench-tls ;;
   mtls-in)
     LISTENER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", requireClientCertificate: true$MAXV}"
+    LISTENER_DIR="  direction: INBOUND"
     NAME=bench-mtls-in ;;
   mtls-out)
     CLUSTER_TLS="  tls: {certificateChain: \"$6\", privateKey: \"$7\", trustedCa: \"$8\", sni: \"$9\"$MAXV}"
@@ -42,6 +46,7 @@ listeners:
 - name: bench
   address: 127.0.0.1:$LISTEN
   http: {routeConfigName: bench}
+$LISTENER_DIR
 $LISTENER_TLS
 routeConfigs:
 - name: bench

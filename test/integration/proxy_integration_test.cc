@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/telemetry/peer_metadata.h"
 #include "test/integration/harness.h"
 #include "test/testing/client_hello_builder.h"
 
@@ -1145,6 +1146,47 @@ TEST_F(ProxyIntegrationTest, IstioMetricsCarryIstiosLabels) {
                     {"destination_version=\"v1\"", "response_code=\"201\""}),
             3);
   EXPECT_THAT(m, HasSubstr("# TYPE istio_requests_total counter"));
+}
+
+// An inbound listener names the source of each request by its x-envoy-peer-metadata, also when
+// requests on one connection carry different ones (the lookup is remembered per connection).
+TEST_F(ProxyIntegrationTest, InboundNamesEachRequestsSourceByItsPeerMetadata) {
+  std::string yaml = proxyPreamble() + R"(listeners:
+- name: http
+  address: 127.0.0.1:0
+  direction: INBOUND
+  http: {routeConfigName: r}
+routeConfigs:
+- name: r
+  virtualHosts:
+  - {name: all, domains: ["*"], routes: [{match: {prefix: /}, route: {cluster: v1}}]}
+clusters:
+)" + cluster("v1", {v1_.port}, "v1");
+  proxy_ = startProxy(dir_, yaml, {"http"});
+  port_ = proxy_.listeners["http"];
+  auto metadata = [](const std::string& workload) {
+    return "x-envoy-peer-metadata: " +
+           proxy::encodePeerMetadata(workload + "-pod", workload, "shop", {{"app", workload}},
+                                     "default", "Kubernetes") +
+           "\r\n";
+  };
+  HttpClient c(port_);
+  for (const char* source : {"alpha", "beta", "alpha", "alpha", "beta"}) {
+    HttpResponse r =
+        c.roundTrip("GET /status/200 HTTP/1.1\r\nHost: test.local\r\n" + metadata(source) + "\r\n",
+                    milliseconds(5000));
+    ASSERT_TRUE(r.ok) << source << ": " << r.error;
+  }
+  std::string m = metricsWhen("istio_requests_total", {"reporter=\"destination\""}, 5);
+  EXPECT_EQ(promSum(m, "istio_requests_total",
+                    {"reporter=\"destination\"", "source_workload=\"alpha\"",
+                     "source_workload_namespace=\"shop\""}),
+            3)
+      << m;
+  EXPECT_EQ(
+      promSum(m, "istio_requests_total", {"reporter=\"destination\"", "source_workload=\"beta\""}),
+      2)
+      << m;
 }
 
 // PassthroughCluster on a connection that was not captured (no original destination other

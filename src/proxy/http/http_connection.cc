@@ -259,6 +259,13 @@ void HttpConnection::resetForStream(
         &log_xff_, &log_traceparent_, &remote_address_, &local_address_}) {
     clearString(*str);
   }
+  // The peer metadata memo stays (it names its principal; streams of one peer share it)
+  // unless a large header grew it.
+  if (peer_md_value_.capacity() > kKeepCapacity) {
+    std::string().swap(peer_md_value_);
+    peer_md_principal_.clear();
+    peer_md_workload_ = 0;
+  }
   shadow_clusters_.clear();
 }
 
@@ -812,8 +819,14 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     // The source's identity, from its sidecar's metadata exchange header (if any).
     const http::Header* md = req.headers.find(kPeerMetadataHeader);
     if (md != nullptr) {
-      const std::string& principal = mutual_tls_ ? peerPrincipal() : std::string();
-      rq_.peer_workload = worker_.istio().peerFromMetadata(md->value, principal);
+      static const std::string kNone;
+      const std::string& principal = mutual_tls_ ? peerPrincipal() : kNone;
+      if (md->value != peer_md_value_ || principal != peer_md_principal_) {
+        peer_md_workload_ = worker_.istio().peerFromMetadata(md->value, principal);
+        peer_md_value_.assign(md->value);
+        peer_md_principal_.assign(principal);
+      }
+      rq_.peer_workload = peer_md_workload_;
     }
   }
   const Route& route = *rq_.route;

@@ -249,6 +249,11 @@ class HttpConnection final : public UpstreamCallbacks, public DownstreamConnecti
   uint64_t remote_hash_ = 0;
 
   Request rq_;
+  // The last x-envoy-peer-metadata looked up (inbound), with the principal it came over: a
+  // peer sends the same one on every request, and the lookup keys on ~400 bytes.
+  std::string peer_md_value_;
+  std::string peer_md_principal_;
+  uint32_t peer_md_workload_ = 0;
   std::string upstream_head_;
   // Mirrors chosen for the current request and the body kept for them.
   std::vector<uint32_t> shadow_clusters_;
