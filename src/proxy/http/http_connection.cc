@@ -148,12 +148,13 @@ class HeadWriter {
     if (!s.empty()) std::memcpy(p, s.data(), s.size());
     return p + s.size();
   }
-  char* room(size_t n) {
-    if (out_.size() - len_ < n) out_.resize(std::max(out_.size() * 2, len_ + n));
+  [[gnu::always_inline]] char* room(size_t n) {
+    if (out_.size() - len_ < n) grow(n);
     char* p = out_.data() + len_;
     len_ += n;
     return p;
   }
+  [[gnu::noinline]] void grow(size_t n) { out_.resize(std::max(out_.size() * 2, len_ + n)); }
   static constexpr size_t kOpen = 2048;
   std::string& out_;
   size_t len_ = 0;

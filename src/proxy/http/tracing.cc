@@ -26,11 +26,19 @@ void writeHex64(uint64_t v, char* out) {
   }
 }
 
+constexpr std::array<bool, 256> makeLowerHex() {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 256; ++c)
+    t[static_cast<size_t>(c)] = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+  return t;
+}
+constexpr std::array<bool, 256> kLowerHex = makeLowerHex();
+
+// Branch-free over the whole id (ids are 2 to 32 characters).
 bool isLowerHex(std::string_view s) {
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
+  bool ok = true;
+  for (char c : s) ok &= kLowerHex[static_cast<unsigned char>(c)];
+  return ok;
 }
 
 bool allZero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
