@@ -23,7 +23,7 @@ using Clock = std::chrono::steady_clock;
 // session closes the stream or the connection goes) and the router (until detach()).
 class Http2ServerConnection::Stream final : public DownstreamStream {
  public:
-  Stream(Http2ServerConnection& conn, int32_t id) : conn_(&conn), io_(conn.worker_.io()), id_(id) {}
+  Stream(Http2ServerConnection& conn, int32_t id) : conn_(&conn), worker_(conn.worker_), id_(id) {}
 
   void asyncRead(boost::asio::mutable_buffer b, IoHandler h) override {
     if (conn_ == nullptr || reset_) {
@@ -136,14 +136,14 @@ class Http2ServerConnection::Stream final : public DownstreamStream {
 
  private:
   void complete(IoHandler h, boost::system::error_code ec, size_t n) {
-    boost::asio::post(io_, [h = std::move(h), ec, n] { h(ec, n); });
+    worker_.deferCompletion(std::move(h), ec, n);  // as a post, without a handler allocation
   }
   void maybeDelete() {
     if (!attached_ && !in_session_) delete this;
   }
 
   Http2ServerConnection* conn_;
-  boost::asio::io_context& io_;
+  Worker& worker_;
   int32_t id_;
   bool attached_ = false;  // a router holds the stream
   bool in_session_ = true;

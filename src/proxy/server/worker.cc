@@ -204,6 +204,23 @@ void Worker::join() {
 
 void Worker::post(std::function<void()> fn) { boost::asio::post(io_, std::move(fn)); }
 
+void Worker::deferCompletion(IoCompletion h, const boost::system::error_code& ec, size_t n) {
+  deferred_.push_back({std::move(h), ec, n});
+  if (deferred_posted_) return;
+  deferred_posted_ = true;
+  boost::asio::post(io_, [this] { runDeferred(); });
+}
+
+void Worker::runDeferred() {
+  deferred_posted_ = false;
+  running_deferred_.swap(deferred_);  // what these completions defer goes to the next post
+  for (Deferred& d : running_deferred_) {
+    IoCompletion h = std::move(d.h);
+    h(d.ec, d.n);
+  }
+  running_deferred_.clear();
+}
+
 void Worker::tick() {
   tick_timer_.expires_after(std::chrono::seconds(1));
   tick_timer_.async_wait([this](const boost::system::error_code& ec) {

@@ -72,6 +72,11 @@ class Worker {
   void join();
   // Runs fn on the worker thread.
   void post(std::function<void()> fn);
+  // Runs h(ec, n) from this worker's loop after what runs now, as a post would; the ones
+  // deferred before that run share one post (HTTP/2 stream completions, several per request,
+  // each an allocated Asio handler otherwise). In the order deferred.
+  using IoCompletion = std::function<void(const boost::system::error_code&, size_t)>;
+  void deferCompletion(IoCompletion h, const boost::system::error_code& ec, size_t n);
 
   // --- Called on the worker thread ---
   void applySnapshot(std::shared_ptr<const Snapshot> snapshot);
@@ -178,6 +183,15 @@ class Worker {
   size_t tcp_connections_ = 0;
   bool draining_ = false;
   std::function<void()> drain_done_;
+  struct Deferred {
+    IoCompletion h;
+    boost::system::error_code ec;
+    size_t n;
+  };
+  std::vector<Deferred> deferred_;          // waiting for the posted runDeferred()
+  std::vector<Deferred> running_deferred_;  // being run (kept for its capacity)
+  bool deferred_posted_ = false;
+  void runDeferred();
 };
 
 }  // namespace mesh::proxy
