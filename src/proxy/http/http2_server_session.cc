@@ -134,8 +134,14 @@ Http2ServerSession::Http2ServerSession(Callbacks& cb, const Http2Limits& limits)
 Http2ServerSession::~Http2ServerSession() { nghttp2_session_del(session_); }
 
 Http2ServerSession::Stream* Http2ServerSession::find(int32_t id) const {
+  // A stream's calls come in runs (its router reads, writes and asks about its state in one
+  // go): the last one found is remembered (forgotten when its stream closes).
+  if (id == last_found_id_ && last_found_ != nullptr) return last_found_;
   auto it = streams_.find(id);
-  return it == streams_.end() ? nullptr : it->second.get();
+  if (it == streams_.end()) return nullptr;
+  last_found_id_ = id;
+  last_found_ = it->second.get();
+  return last_found_;
 }
 
 int Http2ServerSession::abuse(uint32_t code, const char* what) {
@@ -264,6 +270,7 @@ int Http2ServerSession::onBeginHeaders(nghttp2_session* session, const nghttp2_f
       s->reuse(f->hd.stream_id);
     }
     nghttp2_session_set_stream_user_data(session, f->hd.stream_id, s.get());
+    self->last_found_ = nullptr;
     self->streams_[f->hd.stream_id] = std::move(s);
   } else if (Stream* s = self->find(f->hd.stream_id)) {
     s->header_bytes = 0;  // trailers count on their own
@@ -440,6 +447,7 @@ int Http2ServerSession::onStreamClose(nghttp2_session*, int32_t id, uint32_t cod
   it = self->streams_.find(id);       // the callback may have changed the map
   if (it == self->streams_.end()) return 0;
   std::unique_ptr<Stream> done = std::move(it->second);
+  if (self->last_found_ == done.get()) self->last_found_ = nullptr;
   self->streams_.erase(it);
   if (self->spare_.size() < kSpareStreams) {
     done->park();

@@ -104,6 +104,8 @@ class Http2ServerSession {
   Http2Limits limits_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<int32_t, std::unique_ptr<Stream>> streams_;
+  mutable int32_t last_found_id_ = 0;  // find()'s one-entry cache
+  mutable Stream* last_found_ = nullptr;
   static constexpr size_t kSpareStreams = 16;
   std::vector<std::unique_ptr<Stream>> spare_;  // closed streams kept for reuse
   std::string nv_names_;                        // submitResponseHead's scratch
