@@ -23,22 +23,12 @@ class TurnClock {
 
   static Steady::time_point now() {
     State& s = state();
-    if (s.depth == 0) return Steady::now();
-    if (!s.steady_valid) {
-      s.steady = Steady::now();
-      s.steady_valid = true;
-    }
-    return s.steady;
+    return read<Steady>(s.depth, s.steady_valid, s.steady);
   }
   // Wall-clock time (access-log start times), cached the same way.
   static Wall::time_point wallNow() {
     State& s = state();
-    if (s.depth == 0) return Wall::now();
-    if (!s.wall_valid) {
-      s.wall = Wall::now();
-      s.wall_valid = true;
-    }
-    return s.wall;
+    return read<Wall>(s.depth, s.wall_valid, s.wall);
   }
 
   // Marks a batch of completions (nestable): the outermost one starts with no cached time.
@@ -54,6 +44,15 @@ class TurnClock {
   };
 
  private:
+  template <typename C>
+  static typename C::time_point read(unsigned depth, bool& valid, typename C::time_point& cached) {
+    if (depth == 0) return C::now();
+    if (!valid) {
+      cached = C::now();
+      valid = true;
+    }
+    return cached;
+  }
   struct State {
     unsigned depth = 0;
     bool steady_valid = false;

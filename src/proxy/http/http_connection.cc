@@ -816,20 +816,6 @@ void HttpConnection::startRoute(const http::RequestHead& req) {
 }
 
 void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
-  if (rq_.listener->direction == Direction::kInbound) {
-    // The source's identity, from its sidecar's metadata exchange header (if any).
-    const http::Header* md = req.headers.find(kPeerMetadataHeader);
-    if (md != nullptr) {
-      static const std::string kNone;
-      const std::string& principal = mutual_tls_ ? peerPrincipal() : kNone;
-      if (md->value != peer_md_value_ || principal != peer_md_principal_) {
-        peer_md_workload_ = worker_.istio().peerFromMetadata(md->value, principal);
-        peer_md_value_.assign(md->value);
-        peer_md_principal_.assign(principal);
-      }
-      rq_.peer_workload = peer_md_workload_;
-    }
-  }
   const Route& route = *rq_.route;
   const HeaderOps& ops = route.request_ops;
   const HeaderOps& tops = rq_.target->request_ops;
@@ -855,6 +841,7 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
 
   const bool extra_tokens = req.connection_names_fields;
   TraceContext trace_in;
+  const http::Header* peer_md = nullptr;  // the first x-envoy-peer-metadata
   bool has_request_id = false;
   bool has_forwarded_proto = false;
   for (const auto& h : req.headers) {
@@ -864,10 +851,12 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     if (trace_in.take(h)) continue;  // replaced below
     if (n.size() == 6 && http::equalsIgnoreCase(n, "expect")) continue;
     // Metadata exchange headers are this hop's: ours go out below, a peer's stop here.
-    if ((n.size() == kPeerMetadataHeader.size() &&
-         http::equalsIgnoreCase(n, kPeerMetadataHeader)) ||
-        (n.size() == kPeerMetadataIdHeader.size() &&
-         http::equalsIgnoreCase(n, kPeerMetadataIdHeader))) {
+    if (n.size() == kPeerMetadataHeader.size() && http::equalsIgnoreCase(n, kPeerMetadataHeader)) {
+      if (peer_md == nullptr) peer_md = &h;
+      continue;
+    }
+    if (n.size() == kPeerMetadataIdHeader.size() &&
+        http::equalsIgnoreCase(n, kPeerMetadataIdHeader)) {
       continue;
     }
     if (n.size() == 12 && http::equalsIgnoreCase(n, "x-request-id")) has_request_id = true;
@@ -877,6 +866,18 @@ void HttpConnection::buildUpstreamHead(const http::RequestHead& req) {
     if (!tops.empty() && tops.drops(n)) continue;
     if (extra_tokens && namedInConnection(req.headers, n)) continue;
     out.header(n, h.value);
+  }
+  if (peer_md != nullptr && rq_.listener->direction == Direction::kInbound) {
+    // The source's identity, from its sidecar's metadata exchange header; a connection's
+    // requests carry the same one, so the last lookup is kept (with the principal it came over).
+    static const std::string kNone;
+    const std::string& principal = mutual_tls_ ? peerPrincipal() : kNone;
+    if (peer_md->value != peer_md_value_ || principal != peer_md_principal_) {
+      peer_md_workload_ = worker_.istio().peerFromMetadata(peer_md->value, principal);
+      peer_md_value_.assign(peer_md->value);
+      peer_md_principal_.assign(principal);
+    }
+    rq_.peer_workload = peer_md_workload_;
   }
   if (rq_.chunked) out.put("transfer-encoding: chunked\r\n"sv);
   if (!has_request_id && rq_.listener->generate_request_id) {
