@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "core/log.h"
+#include "core/turn_clock.h"
 #include "proxy/http/http_connection.h"
 #include "proxy/tcp/tcp_proxy_connection.h"
 #include "proxy/upstream/http2_upstream.h"
@@ -213,6 +214,7 @@ void Worker::deferCompletion(IoCompletion h, const boost::system::error_code& ec
 
 void Worker::runDeferred() {
   deferred_posted_ = false;
+  TurnClock::Batch batch;             // the stream routers' handlers below share one clock reading
   running_deferred_.swap(deferred_);  // what these completions defer goes to the next post
   for (Deferred& d : running_deferred_) {
     IoCompletion h = std::move(d.h);
