@@ -3,7 +3,8 @@
 // A request reads the clock about ten times (activity stamps for idle timeouts, its start,
 // the upstream attempt's start, the upstream service time, its duration); on one core shared
 // with client and backend those reads were 2-3% of the proxy's CPU. Inside a batch
-// (net::IoBatcher runs every socket completion of a loop turn in one), now() returns the time
+// (net::IoBatcher runs every socket completion of a loop turn in one, the worker every HTTP/2
+// stream completion deferred to one run of them), now() returns the time
 // of its first call in that batch; outside a batch it reads the clock every time. So a stamp
 // is late or early by at most the batch's own run time (microseconds; Envoy's dispatcher
 // "approximate monotonic time" makes the same trade over a whole loop iteration), and never
