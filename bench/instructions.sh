@@ -16,31 +16,11 @@ N=${3:-20000}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BASE=${BASE_PORT:-18180}
 BACKEND=$BASE LISTEN=$((BASE + 1))
-for tool in valgrind nginx h2load openssl curl; do
-  command -v "$tool" >/dev/null || { echo "instructions.sh: $tool is missing" >&2; exit 2; }
-done
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-mkdir -p "$TMP/ngx/logs"
-BODY=$(head -c 1024 /dev/zero | tr '\0' x)
-cat >"$TMP/ngx/nginx.conf" <<NGX
-daemon off; worker_processes 1; error_log $TMP/ngx/logs/error.log; pid $TMP/ngx/nginx.pid;
-events { worker_connections 1024; }
-http { access_log off;
-  client_body_temp_path $TMP/ngx; proxy_temp_path $TMP/ngx; fastcgi_temp_path $TMP/ngx;
-  uwsgi_temp_path $TMP/ngx; scgi_temp_path $TMP/ngx;
-  server { listen 127.0.0.1:$BACKEND; keepalive_requests 100000000;
-    location / { return 200 "$BODY"; } } }
-NGX
-nginx -p "$TMP/ngx" -c "$TMP/ngx/nginx.conf" &
-PIDS+=($!)
+SCRIPT=instructions.sh
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+need_tools valgrind nginx h2load openssl curl
+start_backend "$BACKEND"
 
 SCHEME=http ARGS=()
 case "$MODE" in
@@ -64,14 +44,8 @@ count() {  # count EXTRA: COUNT = instructions after 2000 + EXTRA requests
   valgrind --tool=callgrind --callgrind-out-file="$out" "$BUILD/bin/istio-proxy" --config "$CFG" \
     --concurrency 1 --log-level warning >"$TMP/valgrind.log" 2>&1 &
   local v=$!
-  PIDS+=($v)
-  local ok=0
-  for _ in $(seq 600); do
-    if curl -sk -o /dev/null "$URL"; then ok=1; break; fi
-    kill -0 "$v" 2>/dev/null || break
-    sleep 0.1
-  done
-  [ "$ok" = 1 ] || { echo "instructions.sh: the proxy did not answer" >&2; cat "$TMP/valgrind.log" >&2; exit 1; }
+  PIDS+=("$v")
+  wait_http "$URL" "$v" "$TMP/valgrind.log"
   "${LOAD[@]}" -n 2000 "$URL" >/dev/null
   if [ "$1" -gt 0 ]; then "${LOAD[@]}" -n "$1" "$URL" | grep -q "$1 succeeded"; fi
   kill -INT "$v"

@@ -14,7 +14,7 @@ base=(g++ cmake ninja-build pkgconf ccache mold make
       prometheus  # the e2e tests start their own Prometheus server to scrape the mesh
       iptables iproute2 util-linux  # the capture test: nat rules, network namespaces, setpriv
       curl nghttp2-client)  # real HTTP/2 clients in the tests (curl --http2, h2load)
-bench=(nginx haproxy wrk nghttp2-client curl openssl iproute2 util-linux procps)
+bench=(nginx haproxy wrk nghttp2-client curl openssl iproute2 util-linux procps valgrind)
 fuzz=(clang-14 libclang-rt-14-dev)
 
 want=("${base[@]}")
